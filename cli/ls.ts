@@ -1,0 +1,57 @@
+/** `spfs ls SPEC [PATH] [--json]`: the merged listing, read from the store (no service needed). */
+import type { Config } from "../core/config.ts";
+import { SpfsError } from "../core/errors.ts";
+import { resolveSpec } from "../core/refs.ts";
+import { openRepo } from "../core/repo.ts";
+import { type Child, Vfs } from "../core/vfs.ts";
+import { printJson, table } from "./output.ts";
+
+function modeString(c: Child): string {
+  const t = c.kind === "dir" ? "d" : c.kind === "symlink" ? "l" : "-";
+  const bits = "rwxrwxrwx";
+  return t + [...bits].map((ch, i) => (c.mode & (1 << (8 - i)) ? ch : "-")).join("");
+}
+
+export function ls(cfg: Config, spec: string, path: string, o: { json?: boolean }): Promise<number> {
+  const { store, tags } = openRepo(cfg);
+  const resolved = resolveSpec(spec, store, tags);
+  const vfs = new Vfs(store, 0, 0);
+  const view = vfs.view(resolved.layers);
+  let cur = { path: "", sources: view.rootSources };
+  for (const part of path.split("/").filter((p) => p && p !== ".")) {
+    const c = vfs.children(view, cur.path, cur.sources).get(part);
+    if (!c) {
+      throw new SpfsError("PathNotFound", `${path} does not exist in ${spec}`, {
+        hint: `list the parent: spfs ls ${spec} /`,
+      });
+    }
+    if (c.kind !== "dir") {
+      throw new SpfsError("NotADirectory", `${path} is a ${c.kind} in ${spec}, not a directory`);
+    }
+    cur = { path: `${cur.path}/${part}`, sources: c.sources! };
+  }
+  const entries = [...vfs.children(view, cur.path, cur.sources)].sort((
+    [a],
+    [b],
+  ) => (a < b ? -1 : a > b ? 1 : 0));
+  if (o.json) {
+    printJson(
+      entries.map(([name, c]) => ({
+        name,
+        kind: c.kind,
+        mode: c.mode,
+        size: c.size,
+        digest: c.digest ?? c.sources?.at(-1),
+      })),
+    );
+  } else if (entries.length) {
+    console.log(
+      table(
+        entries.map((
+          [name, c],
+        ) => [modeString(c), String(c.size).padStart(10), name + (c.kind === "dir" ? "/" : "")]),
+      ),
+    );
+  }
+  return Promise.resolve(0);
+}

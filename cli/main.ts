@@ -1,0 +1,141 @@
+/**
+ * Command-line entry: parses argv with commander and dispatches to one module per subcommand,
+ * each imported lazily so `spfs run` loads only what it needs.
+ */
+import { Command, CommanderError, Option } from "commander";
+import { type ConfigFlags, loadConfig } from "../core/config.ts";
+import { ExitCode } from "../core/errors.ts";
+import { VERSION } from "../core/version.ts";
+import { reportError } from "./output.ts";
+
+/** Runs the CLI and resolves with the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  let json = false;
+  const program = new Command("spfs")
+    .description(
+      "Run commands in content-addressed environments that appear at /spfs for one process tree only.",
+    )
+    .version(VERSION, "-V, --version")
+    .option("--storage <dir>", "storage root (env SPFS_STORAGE_ROOT)")
+    .option("--runtime-dir <dir>", "runtime dir for the socket, pid file and logs (env SPFS_RUNTIME_DIR)")
+    .enablePositionalOptions()
+    .showHelpAfterError("(run `spfs --help` for usage)")
+    .exitOverride();
+
+  const cfg = (extra: ConfigFlags = {}) => {
+    const g = program.opts<{ storage?: string; runtimeDir?: string }>();
+    return loadConfig({ storage: g.storage, runtimeDir: g.runtimeDir, ...extra });
+  };
+  const act = <A extends unknown[]>(fn: (...a: A) => Promise<number | void>) => async (...a: A) => {
+    const opts = a.at(-2) as { json?: boolean } | undefined;
+    json = !!opts?.json;
+    code = (await fn(...a)) ?? 0;
+  };
+
+  program.command("commit")
+    .description("import a directory tree as a layer and print its digest")
+    .argument("<dir>", "directory to import")
+    .option("-t, --tag <name>", "tag the layer as name[/version]")
+    .option("--json", "print {digest, manifest, files, bytes} as JSON")
+    .action(
+      act(async (dir: string, o: { tag?: string; json?: boolean }) =>
+        (await import("./commit.ts")).commit(cfg(), dir, o)
+      ),
+    );
+
+  program.command("tag")
+    .description("point a tag at a REF (the previous target stays in history as NAME~1)")
+    .argument("<ref>", "tag, digest or digest prefix")
+    .argument("<name>", "tag name[/version]")
+    .option("--json", "print JSON")
+    .action(
+      act(async (ref: string, name: string, o: { json?: boolean }) =>
+        (await import("./tags.ts")).tag(cfg(), ref, name, o)
+      ),
+    );
+
+  program.command("tags")
+    .description("list tags and their targets")
+    .argument("[name]", "show the history of one tag")
+    .option("--json", "print JSON")
+    .action(
+      act(async (name: string | undefined, o: { json?: boolean }) =>
+        (await import("./tags.ts")).tags(cfg(), name, o)
+      ),
+    );
+
+  program.command("ls")
+    .description("list a directory of a layer, platform or env spec")
+    .argument("<spec>", "REF[+REF…]")
+    .argument("[path]", "directory inside the environment", "/")
+    .option("--json", "print JSON")
+    .action(
+      act(async (spec: string, path: string, o: { json?: boolean }) =>
+        (await import("./ls.ts")).ls(cfg(), spec, path, o)
+      ),
+    );
+
+  program.command("info")
+    .description("describe an object: blob, manifest, layer or platform")
+    .argument("<ref>", "tag, digest or digest prefix")
+    .option("--json", "print JSON")
+    .action(
+      act(async (ref: string, o: { json?: boolean }) => (await import("./info.ts")).info(cfg(), ref, o)),
+    );
+
+  program.command("run")
+    .description("run a command with the environment mounted at /spfs for its process tree")
+    .argument("<spec>", "REF[+REF…]")
+    .argument("<command...>", "command and arguments (put them after --)")
+    .addOption(new Option("--mountpoint <dir>", "mount point (env SPFS_MOUNTPOINT)"))
+    .passThroughOptions()
+    .action(
+      act(async (spec: string, command: string[], o: { mountpoint?: string }) =>
+        (await import("./run.ts")).run(cfg({ mountpoint: o.mountpoint }), spec, command)
+      ),
+    );
+
+  program.command("shell")
+    .description("start $SHELL with the environment mounted at /spfs")
+    .argument("<spec>", "REF[+REF…]")
+    .addOption(new Option("--mountpoint <dir>", "mount point (env SPFS_MOUNTPOINT)"))
+    .action(
+      act(async (spec: string, o: { mountpoint?: string }) =>
+        (await import("./run.ts")).run(cfg({ mountpoint: o.mountpoint }), spec, [
+          Deno.env.get("SHELL") || "/bin/sh",
+        ])
+      ),
+    );
+
+  program.command("service")
+    .description("start the background service that owns the FUSE mount (detached unless --foreground)")
+    .option("--mountpoint <dir>", "mount point (env SPFS_MOUNTPOINT, default /spfs)")
+    .option("--foreground", "serve in this process until stopped")
+    .option("--stop", "stop the running service and wait for it to exit")
+    .option("--log-file <path>", "log to this file (rotated at 10 MiB)")
+    .option("--json", "print JSON")
+    .action(
+      act(async (
+        o: { mountpoint?: string; foreground?: boolean; stop?: boolean; logFile?: string; json?: boolean },
+      ) => (await import("./service.ts")).service(cfg({ mountpoint: o.mountpoint }), o)),
+    );
+
+  program.command("status")
+    .description("show the service: version, uptime, pid, mount point and registered runtimes")
+    .option("--json", "print JSON")
+    .action(act(async (o: { json?: boolean }) => (await import("./status.ts")).status(cfg(), o)));
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (
+        e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help"
+      ) return 0;
+      return ExitCode.usage;
+    }
+    return reportError(e, json);
+  }
+}

@@ -1,0 +1,41 @@
+/** `spfs status [--json]` */
+import { checkProtocol, RpcClient } from "../core/client.ts";
+import type { Config } from "../core/config.ts";
+import type { StatusResult } from "../proto/protocol.ts";
+import { printJson, shortDigest, table } from "./output.ts";
+
+export async function status(cfg: Config, o: { json?: boolean }): Promise<number> {
+  const c = await RpcClient.connect(cfg);
+  const s = await c.call<StatusResult>("status");
+  c.close();
+  checkProtocol(s);
+  if (o.json) {
+    printJson(s);
+    return 0;
+  }
+  console.log(`spfs ${s.version} (protocol ${s.protocol})`);
+  console.log(`service pid   ${s.pid}`);
+  console.log(`uptime        ${s.uptime_s} s`);
+  console.log(`mount point   ${s.mountpoint}`);
+  console.log(`storage root  ${s.storage_root}`);
+  console.log(`libfuse       ${s.libfuse}`);
+  console.log(`requests      ${s.fuse.requests} (${s.fuse.errors} failed)`);
+  console.log(`runtimes      ${s.runtimes.length}`);
+  if (s.runtimes.length) {
+    console.log(
+      table([
+        ["ID", "ROOT PID", "ENV SPEC", "LAYERS", "STARTED"],
+        ...s.runtimes.map((
+          r,
+        ) => [
+          r.id,
+          String(r.root_pid),
+          r.env_spec,
+          r.layers.map(shortDigest).join("+"),
+          new Date(r.started_ms).toISOString(),
+        ]),
+      ]).replace(/^/gm, "  "),
+    );
+  }
+  return 0;
+}

@@ -1,0 +1,113 @@
+/**
+ * Pre-mount checks, each failing with a typed error that names the fix: the FUSE library, the FUSE
+ * device, the mount point, and stale mounts left by a killed service ("Transport endpoint is not
+ * connected").
+ */
+import { fuseSymbols } from "../ffi/fuse3.ts";
+import { mountsAt } from "../ffi/mounts.ts";
+import { platform } from "../ffi/platform.ts";
+import type { Config } from "./config.ts";
+import { SpfsError } from "./errors.ts";
+import { runner } from "./runner.ts";
+
+/** dlopen names to try for libfuse, honouring `SPFS_LIBFUSE`. */
+export function libfuseCandidates(cfg: Config): string[] {
+  return cfg.libfuse ? [cfg.libfuse] : platform.libfuseCandidates;
+}
+
+/**
+ * Loads and closes libfuse to prove it is installed; returns the name that loaded.
+ * @throws SpfsError FuseNotInstalled with the install command.
+ */
+export function checkLibfuse(cfg: Config): string {
+  const names = libfuseCandidates(cfg);
+  for (const name of names) {
+    try {
+      Deno.dlopen(name, { fuse_session_new: fuseSymbols.fuse_session_new }).close();
+      return name;
+    } catch { /* try the next */ }
+  }
+  throw new SpfsError("FuseNotInstalled", `libfuse is not installed (tried ${names.join(", ")})`, {
+    hint: `install it: ${platform.fuseInstallCommand}`,
+  });
+}
+
+/**
+ * Checks that the FUSE device exists, is a character device, and can be opened read-write.
+ * @throws SpfsError FuseNotLoaded naming the fix.
+ */
+export function checkDevice(cfg: Config): void {
+  if (platform.os !== "linux") return;
+  const dev = cfg.fuseDevice;
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.statSync(dev);
+  } catch {
+    throw new SpfsError("FuseNotLoaded", `${dev} does not exist: the fuse kernel module is not loaded`, {
+      hint: "load it with `sudo modprobe fuse`; in a container, run it with --device /dev/fuse",
+    });
+  }
+  if (!st.isCharDevice) {
+    throw new SpfsError("FuseNotLoaded", `${dev} is not a character device`, {
+      hint: "recreate it: `sudo rm -f /dev/fuse && sudo mknod -m 666 /dev/fuse c 10 229`",
+    });
+  }
+  try {
+    Deno.openSync(dev, { read: true, write: true }).close();
+  } catch (e) {
+    throw new SpfsError("FuseNotLoaded", `cannot open ${dev}: ${e instanceof Error ? e.message : e}`, {
+      hint: "allow access: `sudo chmod 666 /dev/fuse` (or add your user to the group that owns it)",
+    });
+  }
+}
+
+/**
+ * Checks the mount point exists and is a directory. A dead FUSE mount there is reported as "stale".
+ * @throws SpfsError MountPointMissing with the command that creates it.
+ */
+export function checkMountpoint(cfg: Config): "ok" | "stale" {
+  const mp = cfg.mountpoint;
+  const fix =
+    `create it: \`sudo mkdir -p ${mp} && sudo chown $(id -u):$(id -g) ${mp}\`, or set SPFS_MOUNTPOINT to a directory you own`;
+  try {
+    const st = Deno.statSync(mp);
+    if (!st.isDirectory) {
+      throw new SpfsError("MountPointMissing", `mount point ${mp} is not a directory`, { hint: fix });
+    }
+    return "ok";
+  } catch (e) {
+    if (e instanceof SpfsError) throw e;
+    if (e instanceof Deno.errors.NotFound) {
+      throw new SpfsError("MountPointMissing", `mount point ${mp} does not exist`, { hint: fix });
+    }
+    if (e instanceof Deno.errors.NotConnected || /not connected/i.test(String(e))) return "stale";
+    throw new SpfsError("MountPointMissing", `cannot use mount point ${mp}: ${e}`, { hint: fix });
+  }
+}
+
+/**
+ * Unmounts a leftover FUSE mount at the mount point. Call only while holding the service lock:
+ * then any spfs mount there belongs to a dead service. Returns true when one was removed.
+ * @throws SpfsError MountFailed when another filesystem is mounted there or unmount fails.
+ */
+export async function cleanupStaleMount(cfg: Config): Promise<boolean> {
+  const mp = cfg.mountpoint;
+  const mounted = platform.os === "linux" ? mountsAt(mp) : [];
+  const stale = checkMountpoint(cfg) === "stale";
+  if (!mounted.length && !stale) return false;
+  const foreign = mounted.filter((m) => !m.fstype.startsWith("fuse"));
+  if (foreign.length) {
+    throw new SpfsError("MountFailed", `${mp} already has a ${foreign[0].fstype} filesystem mounted`, {
+      hint: `unmount it (\`sudo umount ${mp}\`) or choose another mount point with SPFS_MOUNTPOINT`,
+    });
+  }
+  for (let i = 0; i < Math.max(1, mounted.length); i++) {
+    const r = await runner().run(platform.unmountArgv(mp));
+    if (r.code !== 0) {
+      throw new SpfsError("MountFailed", `cannot unmount stale FUSE mount at ${mp}: ${r.stderr.trim()}`, {
+        hint: `run \`${platform.unmountArgv(mp).join(" ")}\` by hand (as the user who mounted it)`,
+      });
+    }
+  }
+  return true;
+}

@@ -1,0 +1,220 @@
+/**
+ * Read-only merged views of layer stacks and the inode table they share.
+ *
+ * Inode rules (ARCHITECTURE.md "Routing and kernel caches"): a file inode is keyed by (blob digest,
+ * mode) and a symlink by its target blob, so identical immutable content may share one inode across
+ * environments (good for the page cache) while different content never does. A directory inode is
+ * keyed by (layer stack, path): its merged listing depends on both, and the kernel forbids two
+ * dentries for one directory. Numbers are never reused while the service runs.
+ */
+import { SpfsError } from "./errors.ts";
+import type { Digest, Manifest } from "./objects.ts";
+import type { ObjectStore } from "./store.ts";
+import type { Attr } from "../ffi/stat.ts";
+
+export const ROOT_INO = 1;
+const S_IFDIR = 0o040000, S_IFREG = 0o100000, S_IFLNK = 0o120000;
+const BLKSIZE = 65536;
+
+/** A merged child entry: file/symlink carry a blob digest, a dir carries its manifests bottom→top. */
+export interface Child {
+  kind: "file" | "dir" | "symlink";
+  mode: number;
+  size: number;
+  digest?: Digest;
+  sources?: Digest[];
+}
+
+/** An interned inode. `nlookup` counts kernel references (lookup replies minus forgets). */
+export interface Node extends Child {
+  ino: number;
+  key: string;
+  nlookup: number;
+  /** Dirs only: the stack and path the listing belongs to. */
+  stackKey?: string;
+  path?: string;
+}
+
+/** One environment's view: its layers and their root manifests, bottom to top. */
+export interface View {
+  stackKey: string;
+  layers: Digest[];
+  rootSources: Digest[];
+}
+
+/** Errno values used by the VFS (Linux asm-generic; the FUSE adapter maps them per platform). */
+export const E = { ENOENT: 2, EIO: 5, ENOTDIR: 20, EROFS: 30 } as const;
+
+/** The shared inode table and manifest cache of one service. */
+export class Vfs {
+  readonly nodes = new Map<number, Node>();
+  readonly #byKey = new Map<string, number>();
+  readonly #manifests = new Map<Digest, Manifest>();
+  readonly #listings = new Map<string, Map<string, Child>>();
+  readonly #store: ObjectStore;
+  readonly #uid: number;
+  readonly #gid: number;
+  #nextIno = ROOT_INO + 1;
+  /** Cache statistics (hits/misses of the manifest cache). */
+  readonly stats = { manifestHits: 0, manifestMisses: 0 };
+
+  constructor(store: ObjectStore, uid: number, gid: number) {
+    this.#store = store;
+    this.#uid = uid;
+    this.#gid = gid;
+  }
+
+  /**
+   * Builds the view of a layer stack (reads each layer object).
+   * @throws SpfsError UnknownRef/CorruptObject when a layer is missing or damaged.
+   */
+  view(layers: Digest[]): View {
+    const rootSources = layers.map((d) => {
+      const obj = this.#store.readObject(d);
+      if (obj.type !== "spfs/layer@1") throw new SpfsError("UsageError", `${d} is not a layer`);
+      return obj.manifest;
+    });
+    return { stackKey: layers.join("+"), layers, rootSources };
+  }
+
+  manifest(d: Digest): Manifest {
+    let m = this.#manifests.get(d);
+    if (m) {
+      this.stats.manifestHits++;
+      return m;
+    }
+    this.stats.manifestMisses++;
+    const obj = this.#store.readObject(d);
+    if (obj.type !== "spfs/manifest@1") throw new SpfsError("CorruptObject", `${d} is not a manifest`);
+    m = obj;
+    if (this.#manifests.size >= 50_000) this.#manifests.delete(this.#manifests.keys().next().value!);
+    this.#manifests.set(d, m);
+    return m;
+  }
+
+  /** Merged children of a directory given its manifests bottom→top. Masks delete; upper wins. */
+  merge(sources: Digest[]): Map<string, Child> {
+    const out = new Map<string, Child>();
+    for (const src of sources) {
+      for (const e of this.manifest(src).entries) {
+        if (e.kind === "mask") {
+          out.delete(e.name);
+        } else if (e.kind === "dir") {
+          const prev = out.get(e.name);
+          out.set(e.name, {
+            kind: "dir",
+            mode: e.mode,
+            size: 0,
+            sources: prev?.kind === "dir" ? [...prev.sources!, e.digest] : [e.digest],
+          });
+        } else {
+          out.set(e.name, { kind: e.kind, mode: e.mode, size: e.size, digest: e.digest });
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Children of dir `path` in `view` (cached per stack and path). */
+  children(view: View, path: string, sources: Digest[]): Map<string, Child> {
+    const key = `${view.stackKey}\0${path}`;
+    let c = this.#listings.get(key);
+    if (!c) {
+      c = this.merge(sources);
+      if (this.#listings.size >= 20_000) this.#listings.delete(this.#listings.keys().next().value!);
+      this.#listings.set(key, c);
+    }
+    return c;
+  }
+
+  /** Resolves a directory inode as seen by `view`, or an errno when it is not that view's. */
+  dirOf(view: View, ino: number): { path: string; sources: Digest[] } | number {
+    if (ino === ROOT_INO) return { path: "", sources: view.rootSources };
+    const n = this.nodes.get(ino);
+    if (!n) return E.ENOENT;
+    if (n.kind !== "dir") return E.ENOTDIR;
+    if (n.stackKey !== view.stackKey) return E.ENOENT;
+    return { path: n.path!, sources: n.sources! };
+  }
+
+  /** Interns the inode for a child of `parentPath` in `view`. */
+  intern(view: View, parentPath: string, name: string, c: Child): Node {
+    const path = `${parentPath}/${name}`;
+    const key = c.kind === "dir"
+      ? `d\0${view.stackKey}\0${path}`
+      : c.kind === "file"
+      ? `f\0${c.digest}\0${c.mode}`
+      : `l\0${c.digest}`;
+    const ino = this.#byKey.get(key);
+    if (ino !== undefined) return this.nodes.get(ino)!;
+    const node: Node = { ...c, ino: this.#nextIno++, key, nlookup: 0 };
+    if (c.kind === "dir") {
+      node.stackKey = view.stackKey;
+      node.path = path;
+    }
+    this.nodes.set(node.ino, node);
+    this.#byKey.set(key, node.ino);
+    return node;
+  }
+
+  /** lookup(parent, name) for `view`: the node (its nlookup incremented) or an errno. */
+  lookup(view: View, parent: number, name: string): Node | number {
+    const dir = this.dirOf(view, parent);
+    if (typeof dir === "number") return dir;
+    const c = this.children(view, dir.path, dir.sources).get(name);
+    if (!c) return E.ENOENT;
+    const node = this.intern(view, dir.path, name, c);
+    node.nlookup++;
+    return node;
+  }
+
+  /** The listing of a directory inode for `view` (null view: the empty root of an outsider). */
+  list(view: View | null, ino: number): [string, Node][] | number {
+    if (!view) return ino === ROOT_INO ? [] : E.ENOENT;
+    const dir = this.dirOf(view, ino);
+    if (typeof dir === "number") return dir;
+    const out: [string, Node][] = [];
+    for (const [name, c] of this.children(view, dir.path, dir.sources)) {
+      out.push([name, this.intern(view, dir.path, name, c)]);
+    }
+    return out;
+  }
+
+  /** Drops `n` kernel references; a node nobody references is forgotten (its number never reused). */
+  forget(ino: number, n: number): void {
+    const node = this.nodes.get(ino);
+    if (!node || ino === ROOT_INO) return;
+    node.nlookup -= n;
+    if (node.nlookup <= 0) {
+      this.nodes.delete(ino);
+      this.#byKey.delete(node.key);
+    }
+  }
+
+  /** Attributes of an inode, or undefined when unknown. */
+  attr(ino: number): Attr | undefined {
+    if (ino === ROOT_INO) return this.#attr(ROOT_INO, { kind: "dir", mode: 0o755, size: 0 });
+    const n = this.nodes.get(ino);
+    return n && this.#attr(ino, n);
+  }
+
+  #attr(ino: number, c: Child): Attr {
+    const type = c.kind === "dir" ? S_IFDIR : c.kind === "file" ? S_IFREG : S_IFLNK;
+    return {
+      ino,
+      mode: type | (c.mode & 0o7777),
+      nlink: 1, // 1 on dirs tells find/fts not to use the leaf-count optimisation
+      uid: this.#uid,
+      gid: this.#gid,
+      size: c.size,
+      blocks: Math.ceil(c.size / 512),
+      blksize: BLKSIZE,
+      time: 0,
+    };
+  }
+
+  /** The object path of a blob (for open/readlink). */
+  blobPath(d: Digest): string {
+    return this.#store.path(d);
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * libc symbols through Deno.dlopen, opened lazily once per thread. Linux glibc (x86_64, aarch64);
+ * the Darwin table binds libSystem. Signatures: glibc 2.36 <fcntl.h>, <unistd.h>, <sys/vfs.h>.
+ * `open` and `ioctl` are variadic in C; fixed-arity bindings are valid on Linux x86_64/aarch64
+ * only (see reference/ffi-abi.md §5), so Darwin code must not call them.
+ */
+import { platform } from "./platform.ts";
+
+const linuxSymbols = {
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  statfs: { parameters: ["buffer", "buffer"], result: "i32" },
+  ioctl: { parameters: ["i32", "u64", "i64"], result: "i32" },
+  flock: { parameters: ["i32", "i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+let lib: Deno.DynamicLibrary<typeof linuxSymbols> | undefined;
+
+/** The libc symbol table (Linux). Throws on other platforms. */
+export function libc(): Deno.DynamicLibrary<typeof linuxSymbols>["symbols"] {
+  if (!lib) {
+    if (platform.os !== "linux") throw new Error("ffi/libc.ts: Linux symbol table used on " + platform.os);
+    lib = Deno.dlopen("libc.so.6", linuxSymbols);
+  }
+  return lib.symbols;
+}
+
+/** errno of the last failed synchronous libc call on this thread. */
+export function errno(): number {
+  const p = libc().__errno_location();
+  return p ? new Deno.UnsafePointerView(p).getInt32(0) : 0;
+}
+
+/** Flags from <fcntl.h> (Linux asm-generic). */
+export const O_RDONLY = 0, O_CLOEXEC = 0o2000000, O_NOATIME = 0o1000000;
+
+const enc = new TextEncoder();
+/** NUL-terminated UTF-8 bytes for a C string argument. */
+export function cstr(s: string): Uint8Array {
+  return enc.encode(s + "\0");
+}
+
+/** Flags from <sys/file.h>. */
+export const LOCK_EX = 2, LOCK_NB = 4, O_RDWR = 2;
+
+/**
+ * Takes an exclusive, non-blocking flock(2) on `path` (created if missing). Returns the fd that
+ * holds it (keep it open for as long as the lock must hold), or null when another process has it.
+ */
+export function tryFlock(path: string): number | null {
+  Deno.writeFileSync(path, new Uint8Array(), { append: true, mode: 0o600 });
+  const S = libc();
+  const fd = S.open(cstr(path), O_RDWR | O_CLOEXEC);
+  if (fd < 0) throw new Error(`cannot open ${path}: errno ${errno()}`);
+  if (S.flock(fd, LOCK_EX | LOCK_NB) !== 0) {
+    S.close(fd);
+    return null;
+  }
+  return fd;
+}

@@ -1,0 +1,56 @@
+/**
+ * The one place that picks platform facts: chosen once, from `Deno.build.os`, at module load.
+ * Everything else asks this module instead of testing the OS itself.
+ */
+
+export type Os = "linux" | "darwin";
+
+/** Platform facts the rest of spfs needs, without any OS test of its own. */
+export interface Platform {
+  os: Os;
+  /** dlopen names tried in order for the FUSE library. */
+  libfuseCandidates: string[];
+  /** Shell command that installs FUSE here. */
+  fuseInstallCommand: string;
+  /** Default storage root (ARCHITECTURE.md "Storage"). */
+  storageRootDefault(env: Record<string, string | undefined>, home: string): string;
+  /** Default runtime dir for the socket, pidfile and logs. */
+  runtimeDirDefault(env: Record<string, string | undefined>, uid: number): string;
+  /** Command to unmount a FUSE mount point lazily, as argv. */
+  unmountArgv(mountpoint: string): string[];
+}
+
+const linux: Platform = {
+  os: "linux",
+  libfuseCandidates: [
+    "libfuse3.so.3",
+    "/usr/lib/x86_64-linux-gnu/libfuse3.so.3",
+    "/usr/lib/aarch64-linux-gnu/libfuse3.so.3",
+  ],
+  fuseInstallCommand: "sudo apt-get install -y fuse3   # Debian/Ubuntu; Fedora: sudo dnf install fuse3",
+  storageRootDefault: (env, home) => `${env.XDG_DATA_HOME || `${home}/.local/share`}/spfs`,
+  runtimeDirDefault: (env, uid) =>
+    env.XDG_RUNTIME_DIR ? `${env.XDG_RUNTIME_DIR}/spfs` : `${env.TMPDIR || "/tmp"}/spfs-${uid}`,
+  unmountArgv: (mp) => ["fusermount3", "-u", "-z", mp],
+};
+
+const darwin: Platform = {
+  os: "darwin",
+  libfuseCandidates: ["/usr/local/lib/libfuse3.4.dylib", "/usr/local/lib/libfuse.2.dylib"],
+  fuseInstallCommand: "brew install --cask macfuse   # then allow the system extension and reboot",
+  storageRootDefault: (_env, home) => `${home}/Library/Application Support/spfs`,
+  runtimeDirDefault: (env, uid) => `${(env.TMPDIR || "/tmp").replace(/\/$/, "")}/spfs-${uid}`,
+  unmountArgv: (mp) => ["umount", "-f", mp],
+};
+
+/** The platform spfs runs on. Unsupported OSes fail at startup with a clear message. */
+export const platform: Platform = (() => {
+  switch (Deno.build.os) {
+    case "linux":
+      return linux;
+    case "darwin":
+      return darwin;
+    default:
+      throw new Error(`spfs supports Linux and macOS, not ${Deno.build.os}`);
+  }
+})();

@@ -1,0 +1,66 @@
+/**
+ * Process facts for routing: parent pid, start time, thread group. Linux reads procfs (proc(5):
+ * /proc/<pid>/stat fields 4 `ppid` and 22 `starttime` in clock ticks; /proc/<tid>/status `Tgid:`)
+ * through libc so the hot path avoids Deno's file-handle machinery.
+ */
+import { cstr, libc, O_CLOEXEC, O_RDONLY } from "./libc.ts";
+
+/** ppid and start time (clock ticks since boot) of a pid or tid. */
+export interface ProcInfo {
+  ppid: number;
+  startTime: number;
+}
+
+const buf = new Uint8Array(1024);
+const dec = new TextDecoder();
+const pathCache = new Map<number, Uint8Array>();
+
+function readProc(pid: number, file: "stat" | "status"): string | null {
+  const key = file === "stat" ? pid : -pid;
+  let p = pathCache.get(key);
+  if (!p) {
+    p = cstr(`/proc/${pid}/${file}`);
+    if (pathCache.size > 4096) pathCache.clear();
+    pathCache.set(key, p);
+  }
+  const S = libc();
+  const fd = S.open(p, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return null;
+  const n = Number(S.pread(fd, buf, BigInt(buf.length), 0n));
+  S.close(fd);
+  return n > 0 ? dec.decode(buf.subarray(0, n)) : null;
+}
+
+/** Parses the text of /proc/<pid>/stat. `comm` may hold spaces and parens, so split after the last ')'. */
+export function parseProcStat(text: string): ProcInfo | null {
+  const close = text.lastIndexOf(")");
+  if (close < 0) return null;
+  const f = text.slice(close + 2).split(" ");
+  // f[0] is field 3 (state); field N is f[N - 3]
+  const ppid = Number(f[1]), startTime = Number(f[19]);
+  return Number.isFinite(ppid) && Number.isFinite(startTime) ? { ppid, startTime } : null;
+}
+
+/** ppid and start time of a live pid/tid, or null when it is gone. */
+export function procInfo(pid: number): ProcInfo | null {
+  const t = readProc(pid, "stat");
+  return t ? parseProcStat(t) : null;
+}
+
+/** Thread-group id (the process pid) of a thread id, or null when it is gone. */
+export function tgidOf(tid: number): number | null {
+  const t = readProc(tid, "status");
+  if (!t) return null;
+  const m = /\nTgid:\s+(\d+)/.exec(t);
+  return m ? Number(m[1]) : null;
+}
+
+/** True while a process with this pid exists (zombies count as existing). */
+export function processAlive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}

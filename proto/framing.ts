@@ -1,0 +1,48 @@
+/**
+ * NDJSON framing: splits a byte stream into lines of at most `maxBytes` (newline excluded).
+ * A longer line is reported once through `onOversize`, and reading stops.
+ */
+
+/** Reads frames from `reader` until EOF or an oversized frame. Returns "eof" or "oversize". */
+export async function readFrames(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  maxBytes: number,
+  onFrame: (line: string) => void | Promise<void>,
+): Promise<"eof" | "oversize"> {
+  const dec = new TextDecoder();
+  let parts: Uint8Array[] = [];
+  let pending = 0;
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) return "eof";
+    let start = 0;
+    for (let i = value.indexOf(10); i !== -1; i = value.indexOf(10, start)) {
+      const piece = value.subarray(start, i);
+      if (pending + piece.length > maxBytes) return "oversize";
+      parts.push(piece);
+      const line = parts.length === 1
+        ? dec.decode(parts[0])
+        : dec.decode(concat(parts, pending + piece.length));
+      parts = [];
+      pending = 0;
+      start = i + 1;
+      if (line.trim() !== "") await onFrame(line);
+    }
+    const rest = value.subarray(start);
+    if (pending + rest.length > maxBytes) return "oversize";
+    if (rest.length) {
+      parts.push(rest.slice());
+      pending += rest.length;
+    }
+  }
+}
+
+function concat(parts: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

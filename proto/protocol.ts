@@ -1,0 +1,86 @@
+/**
+ * The spfs service protocol: JSON-RPC 2.0, one JSON object per line (NDJSON) over a Unix socket at
+ * `<runtime dir>/service.sock`. Kept free of heavy imports: `spfs run` loads it on every start.
+ * The zod schemas for params and results live in ./schemas.ts.
+ */
+
+/** major.minor; a different major is incompatible. */
+export const PROTOCOL_VERSION = "1.0";
+/** Largest accepted frame in bytes, newline excluded. Larger frames are rejected and the connection closed. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+
+/** JSON-RPC 2.0 standard codes, and spfs application codes (-32000…-32099). */
+export const RpcCode = {
+  parseError: -32700,
+  invalidRequest: -32600,
+  methodNotFound: -32601,
+  invalidParams: -32602,
+  internalError: -32603,
+  /** An SpfsError; `data` carries {code, message, hint}. */
+  spfsError: -32000,
+  /** The frame exceeded MAX_FRAME_BYTES. */
+  frameTooLarge: -32001,
+} as const;
+
+export type MethodName = "health" | "status" | "mount" | "unmount" | "shutdown";
+
+export interface HealthResult {
+  healthy: boolean;
+  version: string;
+  protocol: string;
+  uptime_s: number;
+  pid: number;
+}
+
+export interface RuntimeInfo {
+  id: string;
+  root_pid: number;
+  env_spec: string;
+  layers: string[];
+  started_ms: number;
+}
+
+export interface StatusResult extends HealthResult {
+  mountpoint: string;
+  storage_root: string;
+  libfuse: string;
+  runtimes: RuntimeInfo[];
+  fuse: { requests: number; errors: number; opens: number; lookups: number };
+}
+
+export interface MountParams {
+  /** The root pid: this process and its descendants see the environment. */
+  pid: number;
+  spec: string;
+}
+export interface MountResult {
+  id: string;
+  layers: string[];
+}
+export interface UnmountParams {
+  pid?: number;
+  id?: string;
+}
+
+export interface RpcRequest {
+  jsonrpc: "2.0";
+  id?: number | string | null;
+  method: string;
+  params?: unknown;
+}
+export interface RpcErrorObject {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+export interface RpcResponse {
+  jsonrpc: "2.0";
+  id: number | string | null;
+  result?: unknown;
+  error?: RpcErrorObject;
+}
+
+/** Major part of a protocol version string. */
+export function protocolMajor(v: string): number {
+  return Number(v.split(".")[0]);
+}
