@@ -95,11 +95,17 @@ export async function cleanupStaleMount(cfg: Config): Promise<boolean> {
   const mounted = platform.os === "linux" ? mountsAt(mp) : [];
   const stale = checkMountpoint(cfg) === "stale";
   if (!mounted.length && !stale) return false;
-  const foreign = mounted.filter((m) => !m.fstype.startsWith("fuse"));
-  if (foreign.length) {
-    throw new SpfsError("MountFailed", `${mp} already has a ${foreign[0].fstype} filesystem mounted`, {
-      hint: `unmount it (\`sudo umount ${mp}\`) or choose another mount point with SPFS_MOUNTPOINT`,
-    });
+  if (!stale) {
+    // it answers, so it is alive: another service (other runtime dir) or another filesystem
+    const m = mounted.at(-1)!;
+    throw new SpfsError(
+      "MountFailed",
+      `${mp} already has a live ${m.fstype} filesystem mounted (${m.source})`,
+      {
+        hint:
+          `stop whatever serves it (\`spfs service --stop\` with its SPFS_RUNTIME_DIR, or \`sudo umount ${mp}\`), or use another SPFS_MOUNTPOINT`,
+      },
+    );
   }
   for (let i = 0; i < Math.max(1, mounted.length); i++) {
     const r = await runner().run(platform.unmountArgv(mp));

@@ -284,11 +284,27 @@ export async function runService(cfg: Config): Promise<number> {
     conns.add(conn);
     const enc = new TextEncoder();
     const writer = conn.writable.getWriter();
+    const reader = conn.readable.getReader();
+    const drainThenClose = async () => {
+      // closing a Unix socket with unread input resets it, and the peer would lose our reply
+      await conn.closeWrite().catch(() => {});
+      let left = 16 * MAX_FRAME_BYTES;
+      const deadline = setTimeout(() => reader.cancel().catch(() => {}), 2000);
+      try {
+        while (left > 0) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          left -= value.length;
+        }
+      } finally {
+        clearTimeout(deadline);
+      }
+    };
     const send = async (r: unknown) => {
       if (r !== undefined) await writer.write(enc.encode(JSON.stringify(r) + "\n"));
     };
     try {
-      const outcome = await readFrames(conn.readable.getReader(), MAX_FRAME_BYTES, async (line) => {
+      const outcome = await readFrames(reader, MAX_FRAME_BYTES, async (line) => {
         let raw: unknown;
         try {
           raw = JSON.parse(line);
@@ -321,6 +337,7 @@ export async function runService(cfg: Config): Promise<number> {
             message: `frame larger than ${MAX_FRAME_BYTES} bytes; closing the connection`,
           },
         });
+        await drainThenClose();
       }
     } catch {
       /* client went away mid-frame */

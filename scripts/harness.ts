@@ -1,0 +1,118 @@
+/**
+ * A throw-away spfs setup for tests, the demo and benchmarks: its own storage root, runtime dir
+ * and mount point under one temp dir, and helpers that run the real CLI as child processes.
+ */
+import { join } from "node:path";
+import { selfArgv } from "../core/client.ts";
+import { runner } from "../core/runner.ts";
+import { platform } from "../ffi/platform.ts";
+
+/** Output of one CLI run. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class Sandbox {
+  readonly root: string;
+  readonly storage: string;
+  readonly runtime: string;
+  readonly mountpoint: string;
+  readonly env: Record<string, string>;
+
+  private constructor(root: string, mountpoint?: string) {
+    this.root = root;
+    this.storage = join(root, "store");
+    this.runtime = join(root, "run");
+    this.mountpoint = mountpoint ?? join(root, "mnt");
+    this.env = {
+      SPFS_STORAGE_ROOT: this.storage,
+      SPFS_RUNTIME_DIR: this.runtime,
+      SPFS_MOUNTPOINT: this.mountpoint,
+    };
+  }
+
+  /** Creates the temp dirs (and the mount point unless one is given). */
+  static create(opts: { mountpoint?: string; prefix?: string } = {}): Sandbox {
+    const root = Deno.makeTempDirSync({ prefix: opts.prefix ?? "spfs-test-" });
+    const s = new Sandbox(root, opts.mountpoint);
+    Deno.mkdirSync(s.mountpoint, { recursive: true });
+    return s;
+  }
+
+  /** argv and env for running spfs with this sandbox's config. */
+  command(args: string[], extraEnv: Record<string, string> = {}): Deno.Command {
+    const argv = selfArgv(args);
+    return new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      env: { ...this.env, ...extraEnv },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    });
+  }
+
+  /** Runs `spfs ARGS…` to completion. */
+  async spfs(args: string[], extraEnv: Record<string, string> = {}): Promise<CliResult> {
+    const out = await this.command(args, extraEnv).output();
+    const dec = new TextDecoder();
+    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  }
+
+  /** Like spfs() but throws with the output when the exit code is not 0. */
+  async ok(args: string[], extraEnv: Record<string, string> = {}): Promise<string> {
+    const r = await this.spfs(args, extraEnv);
+    if (r.code !== 0) throw new Error(`spfs ${args.join(" ")} exited ${r.code}\n${r.stderr}${r.stdout}`);
+    return r.stdout;
+  }
+
+  /** The pid in the service pid file, if any. */
+  servicePid(): number | undefined {
+    try {
+      const n = Number(Deno.readTextFileSync(join(this.runtime, "service.pid")).trim());
+      return n > 0 ? n : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Stops the service, unmounts whatever is left, and removes the temp dir. Never throws. */
+  async dispose(): Promise<void> {
+    const pid = this.servicePid();
+    await this.spfs(["service", "--stop"]).catch(() => {});
+    if (pid) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    await runner().run(platform.unmountArgv(this.mountpoint));
+    await runner().run(["rm", "-rf", this.root]);
+  }
+}
+
+/** Why FUSE cannot be used here, or undefined when it can. */
+export function fuseUnavailableReason(): string | undefined {
+  try {
+    Deno.dlopen("libfuse3.so.3", {
+      fuse_session_new: { parameters: ["buffer", "buffer", "usize", "pointer"], result: "pointer" },
+    }).close();
+  } catch {
+    return "libfuse3.so.3 is not installed (run `deno task test`, which installs fuse3 as root)";
+  }
+  try {
+    Deno.openSync("/dev/fuse", { read: true, write: true }).close();
+  } catch (e) {
+    return `/dev/fuse cannot be opened: ${e instanceof Error ? e.message : e}`;
+  }
+  return undefined;
+}
+
+/** The directory holding npm's `bin/npm-cli.js` on this machine. */
+export async function npmPackageDir(): Promise<string> {
+  const r = await runner().run(["sh", "-c", 'readlink -f "$(command -v npm)"']);
+  const cli = r.stdout.trim();
+  const dir = join(cli, "..", "..");
+  Deno.statSync(join(dir, "bin", "npm-cli.js"));
+  return dir;
+}

@@ -1,0 +1,59 @@
+/**
+ * Installs what spfs needs on a Debian-like machine: fuse3 (libfuse3 + fusermount3), and with
+ * `--bench` also fuse-overlayfs. As root it runs apt-get; otherwise it prints the exact command
+ * and exits 1. Also pre-fetches the npm dependencies so the first run does not pay for it.
+ */
+import { runner } from "../core/runner.ts";
+
+const bench = Deno.args.includes("--bench");
+const quiet = Deno.args.includes("--quiet");
+
+function haveLib(): boolean {
+  try {
+    Deno.dlopen("libfuse3.so.3", {
+      fuse_session_new: { parameters: ["buffer", "buffer", "usize", "pointer"], result: "pointer" },
+    }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function have(cmd: string): Promise<boolean> {
+  return (await runner().run(["sh", "-c", `command -v ${cmd}`])).code === 0;
+}
+
+if (Deno.build.os !== "linux") {
+  if (!quiet) {
+    console.error("setup: nothing to install automatically on", Deno.build.os, "(see README: macFUSE)");
+  }
+  Deno.exit(0);
+}
+
+const missing: string[] = [];
+if (!haveLib() || !(await have("fusermount3"))) missing.push("fuse3");
+if (bench && !(await have("fuse-overlayfs"))) missing.push("fuse-overlayfs");
+
+if (missing.length) {
+  const cmd = `apt-get update && apt-get install -y ${missing.join(" ")}`;
+  if (Deno.uid() !== 0) {
+    console.error(`setup: missing ${missing.join(", ")}. Install with:\n  sudo sh -c '${cmd}'`);
+    Deno.exit(1);
+  }
+  console.error(`setup: installing ${missing.join(", ")} from Debian's packages…`);
+  const env = "DEBIAN_FRONTEND=noninteractive";
+  const r = await runner().run([
+    "sh",
+    "-c",
+    `${env} apt-get update -qq && ${env} apt-get install -y -qq ${missing.join(" ")}`,
+  ]);
+  if (r.code !== 0) {
+    console.error(`setup: apt-get failed (exit ${r.code}):\n${r.stderr.slice(-2000)}`);
+    Deno.exit(1);
+  }
+}
+if (!haveLib()) {
+  console.error("setup: libfuse3.so.3 still cannot be loaded after installing fuse3");
+  Deno.exit(1);
+}
+if (!quiet) console.error("setup: fuse3 present" + (bench ? ", fuse-overlayfs present" : ""));
