@@ -1,8 +1,9 @@
 /**
-import { stripVTControlCharacters } from "node:util";
  * Runs the test suite (`deno test`) and ends with the plain summary line "N passed, N failed"
  * that CI reads. Extra arguments go to `deno test` (e.g. a filter).
  */
+import { stripVTControlCharacters } from "node:util";
+
 const args = ["test", "-A", "--quiet", ...Deno.args];
 if (!Deno.args.some((a) => a.startsWith("tests") || a.endsWith(".ts"))) args.push("tests/");
 const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" }).spawn();
