@@ -18,8 +18,9 @@ export function ls(cfg: Config, spec: string, path: string, o: { json?: boolean 
   const vfs = new Vfs(store, 0, 0);
   const view = vfs.view(resolved.layers);
   let cur = { path: "", sources: view.rootSources };
+  const stack = view.stackKey;
   for (const part of path.split("/").filter((p) => p && p !== ".")) {
-    const c = vfs.children(view, cur.path, cur.sources).get(part);
+    const c = vfs.children(stack, cur.path, cur.sources).get(part);
     if (!c) {
       throw new SpfsError("PathNotFound", `${path} does not exist in ${spec}`, {
         hint: `list the parent: spfs ls ${spec} /`,
@@ -30,7 +31,7 @@ export function ls(cfg: Config, spec: string, path: string, o: { json?: boolean 
     }
     cur = { path: `${cur.path}/${part}`, sources: c.sources! };
   }
-  const entries = [...vfs.children(view, cur.path, cur.sources)].sort((
+  const entries = [...vfs.children(stack, cur.path, cur.sources)].sort((
     [a],
     [b],
   ) => (a < b ? -1 : a > b ? 1 : 0));

@@ -61,8 +61,13 @@ export type FromWorker =
 
 const ENODATA = 61, EACCES = 13;
 const O_ACCMODE = 3, O_TRUNC = 0o1000;
-/** Seconds the kernel may cache attributes: inodes here are immutable (see vfs.ts). Entries: 0. */
-const ATTR_TIMEOUT = 1.0, ENTRY_TIMEOUT = 0;
+/**
+ * Kernel cache timeouts in seconds. Root entries: 0, so every path walk asks again with the
+ * caller's pid (the dentry cache is keyed by path, not process). Entries below the root live in
+ * stack-bound directory inodes and attributes belong to content-keyed inodes (vfs.ts), so
+ * caching them cannot show one environment's data to another.
+ */
+const ATTR_TIMEOUT = 60, ROOT_ENTRY_TIMEOUT = 0, ENTRY_TIMEOUT = 60;
 
 type MountRec = View & { id: string };
 
@@ -166,12 +171,20 @@ function serve(data: FuseWorkerData): void {
     destroy: () => {},
     lookup: (req, parent, namePtr) => {
       counters[3]++;
-      const view = viewOf(req);
-      if (!view) return S.fuse_reply_err(req, E.ENOENT);
-      const name = Deno.UnsafePointerView.getCString(namePtr);
-      const n = vfs.lookup(view, Number(parent), name);
+      const atRoot = Number(parent) === ROOT_INO;
+      const n = vfs.lookup(
+        atRoot ? viewOf(req) : null,
+        Number(parent),
+        Deno.UnsafePointerView.getCString(namePtr),
+      );
       if (typeof n === "number") return S.fuse_reply_err(req, n);
-      encodeEntryParam(layout, vfs.attr(n.ino)!, ATTR_TIMEOUT, ENTRY_TIMEOUT, entryBuf);
+      encodeEntryParam(
+        layout,
+        vfs.attr(n.ino)!,
+        ATTR_TIMEOUT,
+        atRoot ? ROOT_ENTRY_TIMEOUT : ENTRY_TIMEOUT,
+        entryBuf,
+      );
       S.fuse_reply_entry(req, entryBuf);
     },
     forget: (req, ino, nlookup) => {
@@ -223,7 +236,8 @@ function serve(data: FuseWorkerData): void {
       S.fuse_reply_err(req, 0);
     },
     opendir: (req, ino, fi) => {
-      const list = vfs.list(viewOf(req), Number(ino));
+      const atRoot = Number(ino) === ROOT_INO;
+      const list = vfs.list(atRoot ? viewOf(req) : null, Number(ino));
       if (typeof list === "number") return S.fuse_reply_err(req, list);
       const DT_DIR = 0o040000, DT_REG = 0o100000, DT_LNK = 0o120000;
       const entries: [string, number, number][] = [[".", Number(ino), DT_DIR], ["..", ROOT_INO, DT_DIR]];
@@ -232,7 +246,12 @@ function serve(data: FuseWorkerData): void {
       }
       const h = nextDirHandle++;
       dirHandles.set(h, entries);
-      fiView(fi).setBigUint64(FI.fh, BigInt(h), true);
+      const v = fiView(fi);
+      v.setBigUint64(FI.fh, BigInt(h), true);
+      // a stack-bound directory never changes, so the kernel may keep its listing
+      if (!atRoot) {
+        v.setUint32(FI.bits, v.getUint32(FI.bits, true) | FI_BITS.cache_readdir | FI_BITS.keep_cache, true);
+      }
       S.fuse_reply_open(req, fi);
     },
     readdir: (req, _ino, size, off, fi) => {

@@ -6,6 +6,10 @@
  * environments (good for the page cache) while different content never does. A directory inode is
  * keyed by (layer stack, path): its merged listing depends on both, and the kernel forbids two
  * dentries for one directory. Numbers are never reused while the service runs.
+ *
+ * Only the root inode is shared by every environment, so only lookups in the root depend on the
+ * caller. Below it each directory inode belongs to one stack, and whoever holds its dentry sees
+ * that stack, as with an open file handle.
  */
 import { SpfsError } from "./errors.ts";
 import type { Digest, Manifest } from "./objects.ts";
@@ -33,6 +37,13 @@ export interface Node extends Child {
   /** Dirs only: the stack and path the listing belongs to. */
   stackKey?: string;
   path?: string;
+}
+
+/** A directory of one stack: its path and manifests bottom→top. */
+export interface DirRef {
+  stackKey: string;
+  path: string;
+  sources: Digest[];
 }
 
 /** One environment's view: its layers and their root manifests, bottom to top. */
@@ -115,9 +126,9 @@ export class Vfs {
     return out;
   }
 
-  /** Children of dir `path` in `view` (cached per stack and path). */
-  children(view: View, path: string, sources: Digest[]): Map<string, Child> {
-    const key = `${view.stackKey}\0${path}`;
+  /** Children of dir `path` of a stack (cached per stack and path). */
+  children(stackKey: string, path: string, sources: Digest[]): Map<string, Child> {
+    const key = `${stackKey}\0${path}`;
     let c = this.#listings.get(key);
     if (!c) {
       c = this.merge(sources);
@@ -127,21 +138,25 @@ export class Vfs {
     return c;
   }
 
-  /** Resolves a directory inode as seen by `view`, or an errno when it is not that view's. */
-  dirOf(view: View, ino: number): { path: string; sources: Digest[] } | number {
-    if (ino === ROOT_INO) return { path: "", sources: view.rootSources };
+  /**
+   * The directory an inode stands for. The shared root resolves through the caller's `view`
+   * (null: an outsider, who sees nothing); every other directory inode belongs to one stack.
+   */
+  dirOf(view: View | null, ino: number): DirRef | number {
+    if (ino === ROOT_INO) {
+      return view ? { stackKey: view.stackKey, path: "", sources: view.rootSources } : E.ENOENT;
+    }
     const n = this.nodes.get(ino);
     if (!n) return E.ENOENT;
     if (n.kind !== "dir") return E.ENOTDIR;
-    if (n.stackKey !== view.stackKey) return E.ENOENT;
-    return { path: n.path!, sources: n.sources! };
+    return { stackKey: n.stackKey!, path: n.path!, sources: n.sources! };
   }
 
-  /** Interns the inode for a child of `parentPath` in `view`. */
-  intern(view: View, parentPath: string, name: string, c: Child): Node {
-    const path = `${parentPath}/${name}`;
+  /** Interns the inode for a child of `dir`. */
+  intern(dir: DirRef, name: string, c: Child): Node {
+    const path = `${dir.path}/${name}`;
     const key = c.kind === "dir"
-      ? `d\0${view.stackKey}\0${path}`
+      ? `d\0${dir.stackKey}\0${path}`
       : c.kind === "file"
       ? `f\0${c.digest}\0${c.mode}`
       : `l\0${c.digest}`;
@@ -149,7 +164,7 @@ export class Vfs {
     if (ino !== undefined) return this.nodes.get(ino)!;
     const node: Node = { ...c, ino: this.#nextIno++, key, nlookup: 0 };
     if (c.kind === "dir") {
-      node.stackKey = view.stackKey;
+      node.stackKey = dir.stackKey;
       node.path = path;
     }
     this.nodes.set(node.ino, node);
@@ -157,25 +172,25 @@ export class Vfs {
     return node;
   }
 
-  /** lookup(parent, name) for `view`: the node (its nlookup incremented) or an errno. */
-  lookup(view: View, parent: number, name: string): Node | number {
+  /** lookup(parent, name): the node (its nlookup incremented) or an errno. `view` matters only at the root. */
+  lookup(view: View | null, parent: number, name: string): Node | number {
     const dir = this.dirOf(view, parent);
     if (typeof dir === "number") return dir;
-    const c = this.children(view, dir.path, dir.sources).get(name);
+    const c = this.children(dir.stackKey, dir.path, dir.sources).get(name);
     if (!c) return E.ENOENT;
-    const node = this.intern(view, dir.path, name, c);
+    const node = this.intern(dir, name, c);
     node.nlookup++;
     return node;
   }
 
-  /** The listing of a directory inode for `view` (null view: the empty root of an outsider). */
+  /** The listing of a directory inode (`view` matters only at the root; null there lists nothing). */
   list(view: View | null, ino: number): [string, Node][] | number {
-    if (!view) return ino === ROOT_INO ? [] : E.ENOENT;
+    if (!view && ino === ROOT_INO) return [];
     const dir = this.dirOf(view, ino);
     if (typeof dir === "number") return dir;
     const out: [string, Node][] = [];
-    for (const [name, c] of this.children(view, dir.path, dir.sources)) {
-      out.push([name, this.intern(view, dir.path, name, c)]);
+    for (const [name, c] of this.children(dir.stackKey, dir.path, dir.sources)) {
+      out.push([name, this.intern(dir, name, c)]);
     }
     return out;
   }
