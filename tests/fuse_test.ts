@@ -233,3 +233,19 @@ fuseTest("read-only runs: writes fail with EROFS; exit codes pass through", asyn
     await sb.dispose();
   }
 });
+
+fuseTest("spfs shell runs $SHELL inside the environment", async () => {
+  const sb = Sandbox.create();
+  try {
+    writeTree(join(sb.root, "src"), { "f": "in the env\n" });
+    await sb.ok(["commit", join(sb.root, "src"), "-t", "sh"]);
+    const shell = join(sb.root, "myshell");
+    Deno.writeTextFileSync(shell, `#!/bin/sh\ncat ${sb.mountpoint}/f\nexit 4\n`);
+    Deno.chmodSync(shell, 0o755);
+    const r = await sb.spfs(["shell", "sh"], { SHELL: shell });
+    assert.equal(r.stdout, "in the env\n");
+    assert.equal(r.code, 4);
+  } finally {
+    await sb.dispose();
+  }
+});
