@@ -4,6 +4,9 @@
  */
 import { join } from "node:path";
 import { selfArgv } from "../core/client.ts";
+import { loadConfig } from "../core/config.ts";
+import { SpfsError } from "../core/errors.ts";
+import { checkDevice, checkLibfuse } from "../core/fusecheck.ts";
 import { runner } from "../core/runner.ts";
 import { platform } from "../ffi/platform.ts";
 
@@ -91,21 +94,16 @@ export class Sandbox {
   }
 }
 
-/** Why FUSE cannot be used here, or undefined when it can. */
+/** Why FUSE cannot be used here, or undefined when it can (the service's own pre-mount checks). */
 export function fuseUnavailableReason(): string | undefined {
+  const cfg = loadConfig();
   try {
-    Deno.dlopen("libfuse3.so.3", {
-      fuse_session_new: { parameters: ["buffer", "buffer", "usize", "pointer"], result: "pointer" },
-    }).close();
-  } catch {
-    return "libfuse3.so.3 is not installed (run `deno task test`, which installs fuse3 as root)";
-  }
-  try {
-    Deno.openSync("/dev/fuse", { read: true, write: true }).close();
+    checkLibfuse(cfg);
+    checkDevice(cfg);
+    return undefined;
   } catch (e) {
-    return `/dev/fuse cannot be opened: ${e instanceof Error ? e.message : e}`;
+    return e instanceof SpfsError ? `${e.message} (${e.hint})` : String(e);
   }
-  return undefined;
 }
 
 /** The directory holding npm's `bin/npm-cli.js` on this machine. */

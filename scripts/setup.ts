@@ -3,6 +3,8 @@
  * `--bench` also fuse-overlayfs. As root it runs apt-get; otherwise it prints the exact command
  * and exits 1. Also pre-fetches the npm dependencies so the first run does not pay for it.
  */
+import { loadConfig } from "../core/config.ts";
+import { checkLibfuse } from "../core/fusecheck.ts";
 import { runner } from "../core/runner.ts";
 
 const bench = Deno.args.includes("--bench");
@@ -10,9 +12,7 @@ const quiet = Deno.args.includes("--quiet");
 
 function haveLib(): boolean {
   try {
-    Deno.dlopen("libfuse3.so.3", {
-      fuse_session_new: { parameters: ["buffer", "buffer", "usize", "pointer"], result: "pointer" },
-    }).close();
+    checkLibfuse(loadConfig());
     return true;
   } catch {
     return false;
