@@ -4,7 +4,8 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { type ConfigFlags, loadConfig } from "../core/config.ts";
-import { ExitCode } from "../core/errors.ts";
+import { ExitCode, SpfsError } from "../core/errors.ts";
+import type { ServiceOpts } from "./service.ts";
 import { VERSION } from "../core/version.ts";
 import { reportError } from "./output.ts";
 
@@ -114,11 +115,29 @@ export async function main(argv: string[]): Promise<number> {
     .option("--foreground", "serve in this process until stopped")
     .option("--stop", "stop the running service and wait for it to exit")
     .option("--log-file <path>", "log to this file (rotated at 10 MiB)")
+    .option(
+      "--idle-timeout <seconds>",
+      "exit after this long with no runtimes; 0 = never (env SPFS_SERVICE_IDLE_TIMEOUT, default 1800)",
+    )
+    .option("--if-not-running", "exit 0 instead of 1 when a service is already running")
     .option("--json", "print JSON")
     .action(
-      act(async (
-        o: { mountpoint?: string; foreground?: boolean; stop?: boolean; logFile?: string; json?: boolean },
-      ) => (await import("./service.ts")).service(cfg({ mountpoint: o.mountpoint }), o)),
+      act(async (o: ServiceOpts & { mountpoint?: string; idleTimeout?: string }) => {
+        const idle = o.idleTimeout === undefined ? undefined : Number(o.idleTimeout);
+        if (idle !== undefined && !(idle >= 0)) {
+          throw new SpfsError(
+            "UsageError",
+            `--idle-timeout must be a number of seconds >= 0, not "${o.idleTimeout}"`,
+            {
+              hint: "use 0 to never idle-exit",
+            },
+          );
+        }
+        return (await import("./service.ts")).service(
+          cfg({ mountpoint: o.mountpoint, idleTimeoutS: idle }),
+          o,
+        );
+      }),
     );
 
   program.command("status")

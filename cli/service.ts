@@ -8,11 +8,30 @@ import { printJson } from "./output.ts";
 
 const STOP_TIMEOUT_MS = 15_000;
 
-export async function service(
-  cfg: Config,
-  o: { foreground?: boolean; stop?: boolean; logFile?: string; json?: boolean },
-): Promise<number> {
+/** Options of `spfs service`. */
+export interface ServiceOpts {
+  foreground?: boolean;
+  stop?: boolean;
+  logFile?: string;
+  json?: boolean;
+  ifNotRunning?: boolean;
+}
+
+export async function service(cfg: Config, o: ServiceOpts): Promise<number> {
   if (o.stop) return await stop(cfg, o.json);
+  try {
+    return await start(cfg, o);
+  } catch (e) {
+    if (o.ifNotRunning && e instanceof SpfsError && e.code === "ServiceAlreadyRunning") {
+      if (o.json) printJson({ running: true, pid: e.details?.pid ?? null });
+      else console.error(`spfs: ${e.message}`);
+      return 0;
+    }
+    throw e;
+  }
+}
+
+async function start(cfg: Config, o: ServiceOpts): Promise<number> {
   if (o.foreground) {
     const { setupLogging } = await import("../core/log.ts");
     await setupLogging({ file: o.logFile, console: !o.logFile, format: o.logFile ? "json" : "text" });

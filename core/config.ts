@@ -3,6 +3,7 @@
  */
 import { join } from "node:path";
 import { platform } from "../ffi/platform.ts";
+import { SpfsError } from "./errors.ts";
 
 /** Resolved settings and the paths derived from them (all absolute). */
 export interface Config {
@@ -13,17 +14,38 @@ export interface Config {
   libfuse?: string;
   /** FUSE device checked before mounting (`SPFS_FUSE_DEVICE`, default /dev/fuse). */
   fuseDevice: string;
+  /** Seconds the service stays up with no runtimes (`SPFS_SERVICE_IDLE_TIMEOUT`); 0 = forever. */
+  idleTimeoutS: number;
 }
+
+/** Default idle timeout: 30 minutes. */
+export const DEFAULT_IDLE_TIMEOUT_S = 30 * 60;
 
 /** Flags that override the environment. */
 export interface ConfigFlags {
   storage?: string;
   mountpoint?: string;
   runtimeDir?: string;
+  idleTimeoutS?: number;
 }
 
 function home(): string {
   return Deno.env.get("HOME") ?? "/";
+}
+
+function seconds(v: string | undefined): number | undefined {
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) {
+    throw new SpfsError(
+      "UsageError",
+      `SPFS_SERVICE_IDLE_TIMEOUT must be a number of seconds >= 0, not "${v}"`,
+      {
+        hint: "use 0 to never idle-exit, e.g. SPFS_SERVICE_IDLE_TIMEOUT=1800",
+      },
+    );
+  }
+  return n;
 }
 
 /** Reads the config from flags and the environment. Never touches the disk. */
@@ -38,6 +60,7 @@ export function loadConfig(flags: ConfigFlags = {}): Config {
     mountpoint: abs(flags.mountpoint ?? env.SPFS_MOUNTPOINT ?? "/spfs"),
     libfuse: env.SPFS_LIBFUSE,
     fuseDevice: env.SPFS_FUSE_DEVICE ?? "/dev/fuse",
+    idleTimeoutS: flags.idleTimeoutS ?? seconds(env.SPFS_SERVICE_IDLE_TIMEOUT) ?? DEFAULT_IDLE_TIMEOUT_S,
   };
 }
 
@@ -68,6 +91,7 @@ export function configEnv(cfg: Config): Record<string, string> {
     SPFS_RUNTIME_DIR: cfg.runtimeDir,
     SPFS_MOUNTPOINT: cfg.mountpoint,
     SPFS_FUSE_DEVICE: cfg.fuseDevice,
+    SPFS_SERVICE_IDLE_TIMEOUT: String(cfg.idleTimeoutS),
   };
   if (cfg.libfuse) out.SPFS_LIBFUSE = cfg.libfuse;
   return out;

@@ -222,11 +222,16 @@ export async function runService(cfg: Config): Promise<number> {
     },
   };
 
-  // root-process exit watch
+  // root-process exit watch, and the idle timeout (counted from the last runtime's end)
+  let idleSince = performance.now();
   const watch = setInterval(() => {
     for (const rt of [...runtimes.values()]) {
       const info = procInfo(rt.root_pid);
       if (!info || info.startTime !== rt.startTime) unregister(rt, "root process exited");
+    }
+    if (runtimes.size > 0) idleSince = performance.now();
+    else if (cfg.idleTimeoutS > 0 && performance.now() - idleSince > cfg.idleTimeoutS * 1000) {
+      void stop(`idle for ${cfg.idleTimeoutS} s with no runtimes`);
     }
   }, ROOT_WATCH_MS);
 

@@ -1,0 +1,69 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { mountsAt } from "../ffi/mounts.ts";
+import { procInfo } from "../ffi/proc.ts";
+import { Sandbox } from "../scripts/harness.ts";
+import { fuseTest, writeTree } from "./fuse_helpers.ts";
+
+async function waitGone(pid: number, ms: number): Promise<number> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    const text = (() => {
+      try {
+        return Deno.readTextFileSync(`/proc/${pid}/stat`);
+      } catch {
+        return "";
+      }
+    })();
+    if (!text || / Z /.test(text.split(")")[1] ?? "")) return performance.now() - t0;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return -1;
+}
+
+fuseTest(
+  "idle timeout: the service exits after the last runtime ends, and the next run starts it again",
+  async () => {
+    const sb = Sandbox.create();
+    const idle = { SPFS_SERVICE_IDLE_TIMEOUT: "2" };
+    try {
+      writeTree(join(sb.root, "src"), { "f": "x\n" });
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "idle"]);
+      assert.equal(await sb.ok(["run", "idle", "--", "cat", `${sb.mountpoint}/f`], idle), "x\n");
+      const pid = sb.servicePid()!;
+      assert.ok(procInfo(pid), "the service is up after the run");
+      const after = await waitGone(pid, 20_000);
+      assert.ok(after >= 0, "the idle service exited");
+      console.log(`  idle service exited ${(after / 1000).toFixed(1)} s after the run ended (timeout 2 s)`);
+      assert.deepEqual(mountsAt(sb.mountpoint), [], "it unmounted on the way out");
+      assert.equal(await sb.ok(["run", "idle", "--", "cat", `${sb.mountpoint}/f`], idle), "x\n");
+      assert.notEqual(sb.servicePid(), pid);
+    } finally {
+      await sb.dispose();
+    }
+  },
+);
+
+fuseTest(
+  "spfs service --if-not-running exits 0 and names the running pid; bad idle timeouts are usage errors",
+  async () => {
+    const sb = Sandbox.create();
+    try {
+      await sb.ok(["service", "--idle-timeout", "0"]);
+      const pid = sb.servicePid()!;
+      const r = await sb.spfs(["service", "--if-not-running"]);
+      assert.equal(r.code, 0);
+      assert.match(r.stderr, new RegExp(`already running \\(pid ${pid}\\)`));
+      const j = await sb.spfs(["service", "--if-not-running", "--json"]);
+      assert.equal(JSON.parse(j.stdout).pid, pid);
+      const bad = await sb.spfs(["service", "--idle-timeout", "soon"]);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--idle-timeout must be a number of seconds/);
+      const badEnv = await sb.spfs(["status"], { SPFS_SERVICE_IDLE_TIMEOUT: "-1" });
+      assert.equal(badEnv.code, 2);
+      assert.match(badEnv.stderr, /SPFS_SERVICE_IDLE_TIMEOUT must be a number of seconds/);
+    } finally {
+      await sb.dispose();
+    }
+  },
+);
