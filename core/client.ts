@@ -14,6 +14,7 @@ import {
   type RpcResponse,
 } from "../proto/protocol.ts";
 import { readFrames } from "../proto/framing.ts";
+import { processExited, procInfo } from "../ffi/proc.ts";
 
 /** How long a client waits for a freshly started service to answer `health` (ms). */
 const START_TIMEOUT_MS = 20_000;
@@ -132,23 +133,38 @@ async function readStartupError(cfg: Config): Promise<SpfsError | undefined> {
   }
 }
 
+/**
+ * A client of a healthy service plus its health, or undefined when none answers.
+ * @throws SpfsError ProtocolMismatch when one answers with another protocol major.
+ */
+export async function connectHealthy(
+  cfg: Config,
+): Promise<{ client: RpcClient; health: HealthResult } | undefined> {
+  let client: RpcClient | undefined;
+  try {
+    client = await RpcClient.connect(cfg);
+    const health = await client.call<HealthResult>("health");
+    checkProtocol(health);
+    return { client, health };
+  } catch (e) {
+    client?.close();
+    if (e instanceof SpfsError && e.code === "ProtocolMismatch") throw e;
+    return undefined;
+  }
+}
+
 /** Polls `health` until it answers, the child exits, or the timeout passes. */
 export async function waitForService(
   cfg: Config,
   child?: Deno.ChildProcess,
   timeoutMs = START_TIMEOUT_MS,
-): Promise<RpcClient> {
+): Promise<{ client: RpcClient; health: HealthResult }> {
   let exited: Deno.CommandStatus | undefined;
   void child?.status.then((s) => exited = s);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    try {
-      const c = await RpcClient.connect(cfg);
-      checkProtocol(await c.call<HealthResult>("health"));
-      return c;
-    } catch (e) {
-      if (e instanceof SpfsError && e.code === "ProtocolMismatch") throw e;
-    }
+    const up = await connectHealthy(cfg);
+    if (up) return up;
     if (exited) {
       throw (await readStartupError(cfg)) ??
         new SpfsError("ServiceNotRunning", `the spfs service exited during start-up (code ${exited.code})`, {
@@ -163,37 +179,58 @@ export async function waitForService(
 }
 
 /**
+ * Starts the service detached and waits for it. The FUSE checks run here first, so a problem the
+ * user can fix is reported by this process, not lost in the service log.
+ * @throws SpfsError from the checks, or from the service's start-up.
+ */
+export async function startService(cfg: Config): Promise<{ client: RpcClient; health: HealthResult }> {
+  const { ensureRuntimeDir } = await import("./service.ts");
+  const { preflight } = await import("./fusecheck.ts");
+  ensureRuntimeDir(cfg);
+  preflight(cfg);
+  return await waitForService(cfg, spawnService(cfg));
+}
+
+/**
  * Returns a client of a healthy service, starting one when none answers. Concurrent callers
  * serialise on `<runtime dir>/start.lock`, so exactly one service starts.
  */
 export async function ensureService(cfg: Config): Promise<RpcClient> {
-  try {
-    const c = await RpcClient.connect(cfg);
-    checkProtocol(await c.call<HealthResult>("health"));
-    return c;
-  } catch (e) {
-    if (e instanceof SpfsError && e.code === "ProtocolMismatch") throw e;
-  }
+  const up = await connectHealthy(cfg);
+  if (up) return up.client;
   const { ensureRuntimeDir } = await import("./service.ts");
-  const { checkDevice, checkLibfuse, checkMountpoint } = await import("./fusecheck.ts");
   ensureRuntimeDir(cfg);
-  // fail fast, in this process, on the problems a user can fix
-  checkLibfuse(cfg);
-  checkDevice(cfg);
-  checkMountpoint(cfg);
   const lock = await Deno.open(runtimePaths(cfg).startLock, { create: true, write: true });
   await lock.lock(true);
   try {
-    try {
-      const c = await RpcClient.connect(cfg);
-      checkProtocol(await c.call<HealthResult>("health"));
-      return c;
-    } catch (e) {
-      if (e instanceof SpfsError && e.code === "ProtocolMismatch") throw e;
-    }
-    return await waitForService(cfg, spawnService(cfg));
+    return ((await connectHealthy(cfg)) ?? (await startService(cfg))).client;
   } finally {
     await lock.unlock();
     lock.close();
   }
+}
+
+/** How long `stopService` waits for the service process to exit (ms). */
+const STOP_TIMEOUT_MS = 15_000;
+
+/**
+ * Asks the service to shut down and waits until its process has exited. Returns its pid.
+ * @throws SpfsError ServiceNotRunning when none answers, ServiceConnectionFailed on timeout.
+ */
+export async function stopService(cfg: Config): Promise<number> {
+  const c = await RpcClient.connect(cfg);
+  const h = await c.call<HealthResult>("health");
+  const startTime = procInfo(h.pid)?.startTime;
+  await c.call("shutdown");
+  c.close();
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (processExited(h.pid, startTime)) return h.pid;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new SpfsError(
+    "ServiceConnectionFailed",
+    `the spfs service (pid ${h.pid}) did not exit within ${STOP_TIMEOUT_MS / 1000} s`,
+    { hint: `kill it: kill -9 ${h.pid} (the next start cleans up its mount)` },
+  );
 }

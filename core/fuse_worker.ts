@@ -24,7 +24,7 @@ import {
 } from "../ffi/fuse3.ts";
 import { cstr, errno, libc, O_CLOEXEC, O_RDONLY } from "../ffi/libc.ts";
 import { procInfo, tgidOf } from "../ffi/proc.ts";
-import { encodeStat, hostStatLayout, STAT_SIZE } from "../ffi/stat.ts";
+import { type Attr, encodeStat, hostStatLayout, STAT_SIZE } from "../ffi/stat.ts";
 import type { Digest } from "./objects.ts";
 import { Router } from "./router.ts";
 import { ObjectStore } from "./store.ts";
@@ -136,8 +136,7 @@ function serve(data: FuseWorkerData): void {
     const tid = new Deno.UnsafePointerView(S.fuse_req_ctx(req)!).getInt32(CTX.pid);
     return router.resolve(tid)?.mount ?? null;
   };
-  const replyAttrOf = (req: Deno.PointerValue, node: { ino: number }) => {
-    const a = vfs.attr(node.ino)!;
+  const replyAttr = (req: Deno.PointerValue, a: Attr) => {
     statBuf.fill(0);
     encodeStat(layout, a, statView);
     S.fuse_reply_attr(req, statBuf, ATTR_TIMEOUT);
@@ -201,7 +200,7 @@ function serve(data: FuseWorkerData): void {
     getattr: (req, ino) => {
       const a = vfs.attr(Number(ino));
       if (!a) return S.fuse_reply_err(req, E.ENOENT);
-      replyAttrOf(req, a);
+      replyAttr(req, a);
     },
     readlink: (req, ino) => {
       const n = vfs.nodes.get(Number(ino));

@@ -117,3 +117,10 @@ export async function cleanupStaleMount(cfg: Config): Promise<boolean> {
   }
   return true;
 }
+
+/** All pre-mount checks in order: library, device, mount point (a stale mount passes). */
+export function preflight(cfg: Config): void {
+  checkLibfuse(cfg);
+  checkDevice(cfg);
+  checkMountpoint(cfg);
+}

@@ -1,7 +1,8 @@
 /**
  * Imports a directory tree into the store as nested manifests (one per directory) and returns the
  * root manifest digest. Regular files become blobs, symlink targets become blobs, modes keep their
- * permission bits (& 0o7777). Sockets, FIFOs and devices are skipped and counted.
+ * permission bits (& 0o7777). Sockets, FIFOs and devices are skipped and counted. The caller
+ * makes the renames durable with `store.syncDirs()` once it has written everything it needs.
  */
 import { join } from "node:path";
 import { SpfsError } from "./errors.ts";
@@ -133,6 +134,5 @@ export async function importDir(
     return store.putBytes(encodeManifest(entries));
   };
   result.manifest = build(root);
-  store.syncDirs();
   return result;
 }

@@ -164,6 +164,7 @@ export async function runService(cfg: Config): Promise<number> {
     pid: Deno.pid,
   });
   let stopping: Promise<void> | undefined;
+  const stopped = Promise.withResolvers<void>();
   const methods: Record<string, (p: any) => unknown> = {
     health,
     status: (): StatusResult => ({
@@ -381,7 +382,7 @@ export async function runService(cfg: Config): Promise<number> {
         Deno.removeSync(paths.socket);
       } catch { /* gone */ }
       libc().close(lockFd);
-    })();
+    })().finally(stopped.resolve);
     return stopping;
   };
   for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, () => void stop(sig));
@@ -389,14 +390,7 @@ export async function runService(cfg: Config): Promise<number> {
   log.info("serving on {socket} (pid {pid})", { socket: paths.socket, pid: Deno.pid });
   const code = await Promise.race([
     workerExited.then((c) => ({ crashed: c })),
-    new Promise<{ stopped: true }>((res) => {
-      const t = setInterval(() => {
-        if (stopping) {
-          clearInterval(t);
-          stopping.then(() => res({ stopped: true }));
-        }
-      }, 50);
-    }),
+    stopped.promise.then(() => ({ stopped: true })),
   ]);
   if ("crashed" in code && !stopping) {
     log.error("FUSE loop ended unexpectedly (code {code}); shutting down", { code: code.crashed });

@@ -66,8 +66,6 @@ export class Vfs {
   readonly #uid: number;
   readonly #gid: number;
   #nextIno = ROOT_INO + 1;
-  /** Cache statistics (hits/misses of the manifest cache). */
-  readonly stats = { manifestHits: 0, manifestMisses: 0 };
 
   constructor(store: ObjectStore, uid: number, gid: number) {
     this.#store = store;
@@ -90,11 +88,7 @@ export class Vfs {
 
   manifest(d: Digest): Manifest {
     let m = this.#manifests.get(d);
-    if (m) {
-      this.stats.manifestHits++;
-      return m;
-    }
-    this.stats.manifestMisses++;
+    if (m) return m;
     const obj = this.#store.readObject(d);
     if (obj.type !== "spfs/manifest@1") throw new SpfsError("CorruptObject", `${d} is not a manifest`);
     m = obj;

@@ -64,3 +64,15 @@ export function processAlive(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * True once `pid` has exited: gone, a zombie (state Z), or reused (its start time no longer
+ * matches `startTime`, when given).
+ */
+export function processExited(pid: number, startTime?: number): boolean {
+  const t = readProc(pid, "stat");
+  const info = t ? parseProcStat(t) : null;
+  if (!t || !info) return true;
+  if (startTime !== undefined && info.startTime !== startTime) return true;
+  return t.slice(t.lastIndexOf(")") + 2, t.lastIndexOf(")") + 3) === "Z";
+}

@@ -4,7 +4,7 @@
  * outside the run sees an empty mount point. Uses /spfs when it can (root), else a temp dir.
  */
 import { runner } from "../core/runner.ts";
-import { npmPackageDir, Sandbox } from "./harness.ts";
+import { npmPackageDir, Sandbox, TREE_LISTING } from "./harness.ts";
 
 const say = (s: string) => console.log(`\n\x1b[1m==> ${s}\x1b[0m`);
 function fail(msg: string): never {
@@ -40,10 +40,8 @@ try {
   const d = await sb.spfs(["run", "npm/demo", "--", "diff", "-r", "--no-dereference", src, mp]);
   if (d.code !== 0) fail(`diff found differences:\n${d.stdout.slice(0, 2000)}`);
   console.log("no differences (contents and symlink targets)");
-  // dir sizes are filesystem-specific, so only files and symlinks carry a size
-  const listing = "find . \\( -type d -printf '%y %m - %P\\n' \\) -o -printf '%y %m %s %l %P\\n' | sort";
-  const a = await runner().run(["sh", "-c", `cd ${src} && ${listing}`]);
-  const b = await sb.ok(["run", "npm/demo", "--", "sh", "-c", `cd ${mp} && ${listing}`]);
+  const a = await runner().run(["sh", "-c", `cd ${src} && ${TREE_LISTING}`]);
+  const b = await sb.ok(["run", "npm/demo", "--", "sh", "-c", `cd ${mp} && ${TREE_LISTING}`]);
   if (a.stdout !== b) fail("types, modes or sizes differ");
   console.log(`types, modes, sizes and link targets of ${a.stdout.split("\n").length - 1} paths match`);
 

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { selfArgv } from "../core/client.ts";
 import { loadConfig } from "../core/config.ts";
 import { SpfsError } from "../core/errors.ts";
+import { readPidFile } from "../core/service.ts";
 import { checkDevice, checkLibfuse } from "../core/fusecheck.ts";
 import { runner } from "../core/runner.ts";
 import { platform } from "../ffi/platform.ts";
@@ -72,12 +73,7 @@ export class Sandbox {
 
   /** The pid in the service pid file, if any. */
   servicePid(): number | undefined {
-    try {
-      const n = Number(Deno.readTextFileSync(join(this.runtime, "service.pid")).trim());
-      return n > 0 ? n : undefined;
-    } catch {
-      return undefined;
-    }
+    return readPidFile(loadConfig({ runtimeDir: this.runtime }));
   }
 
   /** Stops the service, unmounts whatever is left, and removes the temp dir. Never throws. */
@@ -93,6 +89,13 @@ export class Sandbox {
     await runner().run(["rm", "-rf", this.root]);
   }
 }
+
+/**
+ * Shell pipeline (run inside a tree) listing each path's type, mode, size and symlink target.
+ * Directory sizes are filesystem-specific, so directories print "-" for theirs.
+ */
+export const TREE_LISTING =
+  "find . \\( -type d -printf '%y %m - %P\\n' \\) -o -printf '%y %m %s %l %P\\n' | sort";
 
 /** Why FUSE cannot be used here, or undefined when it can (the service's own pre-mount checks). */
 export function fuseUnavailableReason(): string | undefined {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runner } from "../core/runner.ts";
-import { npmPackageDir, Sandbox } from "../scripts/harness.ts";
+import { npmPackageDir, Sandbox, TREE_LISTING } from "../scripts/harness.ts";
 import { fuseTest, writeTree } from "./fuse_helpers.ts";
 
 fuseTest(
@@ -25,9 +25,8 @@ fuseTest(
       assert.equal(inside.trim(), host);
       const diff = await sb.spfs(["run", "npm", "--", "diff", "-r", "--no-dereference", src, sb.mountpoint]);
       assert.equal(diff.code, 0, `diff reported differences:\n${diff.stdout.slice(0, 3000)}${diff.stderr}`);
-      const listing = "find . \\( -type d -printf '%y %m - %P\\n' \\) -o -printf '%y %m %s %l %P\\n' | sort";
-      const want = (await runner().run(["sh", "-c", `cd ${src} && ${listing}`])).stdout;
-      const got = await sb.ok(["run", "npm", "--", "sh", "-c", `cd ${sb.mountpoint} && ${listing}`]);
+      const want = (await runner().run(["sh", "-c", `cd ${src} && ${TREE_LISTING}`])).stdout;
+      const got = await sb.ok(["run", "npm", "--", "sh", "-c", `cd ${sb.mountpoint} && ${TREE_LISTING}`]);
       assert.equal(got, want, "types, modes, sizes and symlink targets must match");
       // a process outside the run sees nothing while the run is alive
       const holder = sb.command([

@@ -1,21 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { mountsAt } from "../ffi/mounts.ts";
-import { procInfo } from "../ffi/proc.ts";
+import { processExited, procInfo } from "../ffi/proc.ts";
 import { Sandbox } from "../scripts/harness.ts";
 import { fuseTest, writeTree } from "./fuse_helpers.ts";
 
 async function waitGone(pid: number, ms: number): Promise<number> {
   const t0 = performance.now();
   while (performance.now() - t0 < ms) {
-    const text = (() => {
-      try {
-        return Deno.readTextFileSync(`/proc/${pid}/stat`);
-      } catch {
-        return "";
-      }
-    })();
-    if (!text || / Z /.test(text.split(")")[1] ?? "")) return performance.now() - t0;
+    if (processExited(pid)) return performance.now() - t0;
     await new Promise((r) => setTimeout(r, 50));
   }
   return -1;
