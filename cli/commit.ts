@@ -1,12 +1,67 @@
-/** `spfs commit DIR [-t NAME] [--json]` */
+/** `spfs commit DIR [-t NAME] [--json]`, and `spfs commit [--runtime ID|NAME] -t NAME` for a runtime. */
+import { ensureService } from "../core/client.ts";
 import type { Config } from "../core/config.ts";
+import { SpfsError } from "../core/errors.ts";
+import type { CommitResult } from "../proto/protocol.ts";
 import { importDir } from "../core/importer.ts";
 import { encodeLayer } from "../core/objects.ts";
 import { openRepo } from "../core/repo.ts";
 import { validateTagName } from "../core/tags.ts";
 import { formatBytes, printJson } from "./output.ts";
 
-export async function commit(cfg: Config, dir: string, o: { tag?: string; json?: boolean }): Promise<number> {
+/** The runtime a command refers to: `--runtime`, else the one this process runs in ($SPFS_RUNTIME). */
+export function currentRuntime(flag: string | undefined, what: string): string {
+  const ref = flag ?? Deno.env.get("SPFS_RUNTIME");
+  if (!ref) {
+    throw new SpfsError("UsageError", `${what}: not inside a runtime and no --runtime given`, {
+      hint: "run it inside `spfs run --edit …`, or pass --runtime ID|NAME (see `spfs runtime list`)",
+    });
+  }
+  return ref;
+}
+
+async function commitRuntime(
+  cfg: Config,
+  o: { tag?: string; runtime?: string; json?: boolean },
+): Promise<number> {
+  const runtime = currentRuntime(o.runtime, "spfs commit");
+  if (o.tag) validateTagName(o.tag);
+  const client = await ensureService(cfg);
+  const r = await client.call<CommitResult>("commit", { runtime, ...(o.tag ? { tag: o.tag } : {}) });
+  client.close();
+  if (o.json) {
+    printJson({ digest: r.layer, ...r });
+    return 0;
+  }
+  if (r.skipped.length) {
+    console.error(
+      `spfs: warning: skipped ${r.skipped.length} special file(s) (sockets, FIFOs), e.g. ${r.skipped[0]}`,
+    );
+  }
+  console.error(
+    `committed ${r.files} files, ${r.symlinks} symlinks, ${r.dirs} dirs (${
+      formatBytes(r.bytes)
+    }) from runtime ${runtime}${r.tag ? ` as ${r.tag}` : ""}; the runtime now has ${r.layers.length} layers`,
+  );
+  console.log(r.layer);
+  return 0;
+}
+
+/**
+ * Commits a directory (`dir`) or a runtime's scratch (no `dir`). Prints the layer digest.
+ * @throws SpfsError for a bad dir, tag or runtime, or when there is nothing to commit.
+ */
+export async function commit(
+  cfg: Config,
+  dir: string | undefined,
+  o: { tag?: string; runtime?: string; json?: boolean },
+): Promise<number> {
+  if (dir === undefined) return commitRuntime(cfg, o);
+  if (o.runtime) {
+    throw new SpfsError("UsageError", "give either DIR or --runtime, not both", {
+      hint: "spfs commit DIR -t NAME, or spfs commit --runtime ID -t NAME",
+    });
+  }
   if (o.tag) validateTagName(o.tag);
   const { store, tags } = openRepo(cfg);
   const { default: $ } = await import("dax");

@@ -35,12 +35,15 @@ export async function main(argv: string[]): Promise<number> {
   };
 
   program.command("commit")
-    .description("import a directory tree as a layer and print its digest")
-    .argument("<dir>", "directory to import")
+    .description(
+      "import a directory tree as a layer, or (no DIR) commit a runtime's changes as a new layer on its stack",
+    )
+    .argument("[dir]", "directory to import; omit inside a runtime or with --runtime")
     .option("-t, --tag <name>", "tag the layer as name[/version]")
+    .option("--runtime <runtime>", "commit this runtime (id or name) instead of the one this shell runs in")
     .option("--json", "print {digest, manifest, files, bytes} as JSON")
     .action(
-      act(async (dir: string, o: { tag?: string; json?: boolean }) =>
+      act(async (dir: string | undefined, o: { tag?: string; runtime?: string; json?: boolean }) =>
         (await import("./commit.ts")).commit(cfg(), dir, o)
       ),
     );
@@ -85,27 +88,94 @@ export async function main(argv: string[]): Promise<number> {
       act(async (ref: string, o: { json?: boolean }) => (await import("./info.ts")).info(cfg(), ref, o)),
     );
 
-  program.command("run")
-    .description("run a command with the environment mounted at /spfs for its process tree")
-    .argument("<spec>", "REF[+REF…]")
-    .argument("<command...>", "command and arguments (put them after --)")
-    .addOption(new Option("--mountpoint <dir>", "mount point (env SPFS_MOUNTPOINT)"))
+  const runtimeOptions = (c: Command) =>
+    c.option("--edit", "give the runtime a writable scratch dir (changes can be committed)")
+      .option("--keep-runtime", "keep the runtime after the command exits (durable; implies --edit)")
+      .option("--name <name>", "name the runtime")
+      .option("--rerun <runtime>", "re-enter a durable runtime by id or name (no SPEC)")
+      .addOption(new Option("--mountpoint <dir>", "mount point (env SPFS_MOUNTPOINT)"));
+  type RunFlags = import("./run.ts").RunOpts & { mountpoint?: string };
+
+  runtimeOptions(
+    program.command("run")
+      .description("run a command with the environment mounted at /spfs for its process tree")
+      .usage("[options] SPEC -- CMD [ARGS…]  |  --rerun RUNTIME -- CMD [ARGS…]")
+      .argument("[spec]", "REF[+REF…]")
+      .argument("[command...]", "command and arguments (put them after --)"),
+  )
     .passThroughOptions()
     .action(
-      act(async (spec: string, command: string[], o: { mountpoint?: string }) =>
-        (await import("./run.ts")).run(cfg({ mountpoint: o.mountpoint }), spec, command)
+      act(async (spec: string | undefined, command: string[], o: RunFlags) => {
+        // with --rerun there is no SPEC: every operand belongs to the command
+        if (o.rerun && spec !== undefined) command = [spec, ...command];
+        if (!o.rerun && spec === undefined) {
+          throw new SpfsError("UsageError", "missing SPEC", { hint: "spfs run SPEC -- CMD [ARGS…]" });
+        }
+        return (await import("./run.ts")).run(
+          cfg({ mountpoint: o.mountpoint }),
+          o.rerun ? undefined : spec,
+          command,
+          o,
+        );
+      }),
+    );
+
+  runtimeOptions(
+    program.command("shell")
+      .description("start $SHELL with the environment mounted at /spfs")
+      .argument("[spec]", "REF[+REF…] (omit with --rerun)"),
+  )
+    .action(
+      act(async (spec: string | undefined, o: RunFlags) => {
+        if (!o.rerun && spec === undefined) {
+          throw new SpfsError("UsageError", "missing SPEC", { hint: "spfs shell SPEC" });
+        }
+        return (await import("./run.ts")).run(cfg({ mountpoint: o.mountpoint }), spec, [
+          Deno.env.get("SHELL") || "/bin/sh",
+        ], o);
+      }),
+    );
+
+  program.command("diff")
+    .description("list added, changed and removed paths: a runtime's changes, or between two refs")
+    .argument("[refs...]", "none: the runtime's uncommitted changes; REF: the runtime vs REF; A B: A vs B")
+    .option("--runtime <runtime>", "runtime id or name (default: the runtime this shell runs in)")
+    .option("--json", "print [{op, path, kind}] as JSON")
+    .action(
+      act(async (refs: string[], o: { runtime?: string; json?: boolean }) =>
+        (await import("./diff.ts")).diff(cfg(), refs, o)
       ),
     );
 
-  program.command("shell")
-    .description("start $SHELL with the environment mounted at /spfs")
-    .argument("<spec>", "REF[+REF…]")
-    .addOption(new Option("--mountpoint <dir>", "mount point (env SPFS_MOUNTPOINT)"))
+  const runtime = program.command("runtime").description("list, inspect and remove runtimes");
+  runtime.command("list")
+    .description("list running and durable runtimes")
+    .option("--json", "print JSON")
+    .action(act(async (o: { json?: boolean }) => (await import("./runtime.ts")).list(cfg(), o)));
+  runtime.command("info")
+    .description("show one runtime")
+    .argument("<runtime>", "id or name")
+    .option("--json", "print JSON")
     .action(
-      act(async (spec: string, o: { mountpoint?: string }) =>
-        (await import("./run.ts")).run(cfg({ mountpoint: o.mountpoint }), spec, [
-          Deno.env.get("SHELL") || "/bin/sh",
-        ])
+      act(async (ref: string, o: { json?: boolean }) => (await import("./runtime.ts")).info(cfg(), ref, o)),
+    );
+  runtime.command("remove")
+    .description("delete a durable runtime that is not running, with its scratch dir")
+    .argument("<runtime...>", "ids or names")
+    .option("--json", "print JSON")
+    .action(
+      act(async (refs: string[], o: { json?: boolean }) =>
+        (await import("./runtime.ts")).remove(cfg(), refs, o)
+      ),
+    );
+  runtime.command("prune")
+    .description("delete every runtime whose root process is gone (durable ones included)")
+    .option("--dry-run", "only list what would be removed")
+    .option("-y, --yes", "do not ask for confirmation")
+    .option("--json", "print JSON")
+    .action(
+      act(async (o: { dryRun?: boolean; yes?: boolean; json?: boolean }) =>
+        (await import("./runtime.ts")).prune(cfg(), o)
       ),
     );
 

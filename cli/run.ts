@@ -18,13 +18,46 @@ const SIGNALS: Record<string, number> = {
   SIGTERM: 15,
 };
 
-export async function run(cfg: Config, spec: string, command: string[]): Promise<number> {
+/** Options of `spfs run` / `spfs shell` that shape the runtime. */
+export interface RunOpts {
+  edit?: boolean;
+  keepRuntime?: boolean;
+  name?: string;
+  rerun?: string;
+}
+
+/**
+ * Runs `command` as the root of a runtime of `spec` (or of the durable runtime `o.rerun`).
+ * Resolves with the command's exit code.
+ * @throws SpfsError for a bad spec, an unknown runtime, or an unreachable service.
+ */
+export async function run(
+  cfg: Config,
+  spec: string | undefined,
+  command: string[],
+  o: RunOpts = {},
+): Promise<number> {
   if (command[0] === "--") command = command.slice(1);
   if (command.length === 0) {
     throw new SpfsError("UsageError", "no command given", { hint: "spfs run SPEC -- CMD [ARGS…]" });
   }
+  if (o.rerun && (o.edit || o.keepRuntime || o.name)) {
+    throw new SpfsError(
+      "UsageError",
+      "--rerun re-enters an existing runtime; it takes no --edit, --keep-runtime or --name",
+      {
+        hint: `spfs run --rerun ${o.rerun} -- CMD`,
+      },
+    );
+  }
   const client = await ensureService(cfg);
-  await client.call<MountResult>("mount", { pid: Deno.pid, spec });
+  const rt = await client.call<MountResult>("mount", {
+    pid: Deno.pid,
+    ...(o.rerun ? { rerun: o.rerun } : { spec }),
+    ...(o.edit ? { edit: true } : {}),
+    ...(o.keepRuntime ? { keep: true } : {}),
+    ...(o.name ? { name: o.name } : {}),
+  });
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(command[0], {
@@ -32,7 +65,7 @@ export async function run(cfg: Config, spec: string, command: string[]): Promise
       stdin: "inherit",
       stdout: "inherit",
       stderr: "inherit",
-      env: { SPFS_RUNTIME_SPEC: spec },
+      env: { SPFS_RUNTIME: rt.id, SPFS_RUNTIME_SPEC: spec ?? o.rerun! },
     }).spawn();
   } catch (e) {
     await client.call("unmount", { pid: Deno.pid }).catch(() => {});

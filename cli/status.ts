@@ -2,7 +2,7 @@
 import { checkProtocol, RpcClient } from "../core/client.ts";
 import type { Config } from "../core/config.ts";
 import type { StatusResult } from "../proto/protocol.ts";
-import { printJson, shortDigest, table } from "./output.ts";
+import { formatBytes, printJson, shortDigest, table } from "./output.ts";
 
 export async function status(cfg: Config, o: { json?: boolean }): Promise<number> {
   const c = await RpcClient.connect(cfg);
@@ -20,16 +20,24 @@ export async function status(cfg: Config, o: { json?: boolean }): Promise<number
   console.log(`storage root  ${s.storage_root}`);
   console.log(`libfuse       ${s.libfuse}`);
   console.log(`requests      ${s.fuse.requests} (${s.fuse.errors} failed)`);
+  const b = s.backstore;
+  console.log(
+    `backstore     ${b.path} (${b.fs_type}, ${formatBytes(b.free_bytes)} free; copy-up by ${b.copy_up}${
+      b.reflink ? "" : `, no reflink: ${b.reflink_error}`
+    })`,
+  );
   console.log(`runtimes      ${s.runtimes.length}`);
   if (s.runtimes.length) {
     console.log(
       table([
-        ["ID", "ROOT PID", "ENV SPEC", "LAYERS", "STARTED"],
+        ["ID", "NAME", "ROOT PID", "FLAGS", "ENV SPEC", "LAYERS", "STARTED"],
         ...s.runtimes.map((
           r,
         ) => [
           r.id,
+          r.name ?? "-",
           String(r.root_pid),
+          [r.editable ? "edit" : "ro", r.durable ? "durable" : ""].filter(Boolean).join(","),
           r.env_spec,
           r.layers.map(shortDigest).join("+"),
           new Date(r.started_ms).toISOString(),

@@ -35,7 +35,13 @@ export type ErrorCode =
   | "RpcError"
   | "CorruptObject"
   | "StorageError"
-  | "CommandNotFound";
+  | "CommandNotFound"
+  | "RuntimeNotFound"
+  | "RuntimeInUse"
+  | "RuntimeBusy"
+  | "NothingToCommit"
+  | "NotEditable"
+  | "StorageFull";
 
 const exitFor: Record<ErrorCode, number> = {
   UsageError: ExitCode.usage,
@@ -56,6 +62,12 @@ const exitFor: Record<ErrorCode, number> = {
   CorruptObject: ExitCode.storage,
   StorageError: ExitCode.storage,
   CommandNotFound: ExitCode.commandNotFound,
+  RuntimeNotFound: ExitCode.notFound,
+  RuntimeInUse: ExitCode.failure,
+  RuntimeBusy: ExitCode.failure,
+  NothingToCommit: ExitCode.failure,
+  NotEditable: ExitCode.usage,
+  StorageFull: ExitCode.storage,
 };
 
 /** An error a user can act on: what happened (`message`), how to fix it (`hint`). */

@@ -21,14 +21,17 @@ import {
   openFuse,
   OPS,
   OPS_SLOTS,
+  SETATTR,
 } from "../ffi/fuse3.ts";
 import { cstr, errno, libc, O_CLOEXEC, O_RDONLY } from "../ffi/libc.ts";
+import { check, statfs } from "../ffi/fsops.ts";
 import { procInfo, tgidOf } from "../ffi/proc.ts";
-import { type Attr, encodeStat, hostStatLayout, STAT_SIZE } from "../ffi/stat.ts";
+import { type Attr, decodeStat, encodeStat, hostStatLayout, STAT_SIZE } from "../ffi/stat.ts";
 import type { Digest } from "./objects.ts";
+import { type Caller, type ONode, Overlay } from "./overlay.ts";
 import { Router } from "./router.ts";
 import { ObjectStore } from "./store.ts";
-import { E, type Node, ROOT_INO, Vfs, type View } from "./vfs.ts";
+import { E, ROOT_INO, Vfs, type View } from "./vfs.ts";
 
 /** Data the main thread passes when it starts the worker. */
 export interface FuseWorkerData {
@@ -44,8 +47,25 @@ export interface FuseWorkerData {
 
 /** Messages main → worker. */
 export type ToWorker =
-  | { type: "register"; id: string; pid: number; startTime: number; layers: Digest[] }
-  | { type: "unregister"; pid: number };
+  | {
+    type: "register";
+    id: string;
+    pid: number;
+    startTime: number;
+    layers: Digest[];
+    /** Editable runtimes: where scratch lives and whether copy-up may reflink. */
+    edit?: { scratch: string; work: string; reflink: boolean };
+  }
+  | { type: "unregister"; pid: number }
+  /** Commit support: read the change counter, then swap scratch for a new top layer. */
+  | { type: "commit-check"; reqId: number; id: string }
+  | { type: "rebase"; reqId: number; id: string; layers: Digest[]; gen: number; trash: string };
+
+/** Answers to requests that carry a `reqId`. */
+export type WorkerReply =
+  | { gen: number; writers: number; copyUps: number; reflinks: number }
+  | { ok: true }
+  | { ok: false; reason: string };
 
 /** Messages worker → main. */
 export type FromWorker =
@@ -57,9 +77,11 @@ export type FromWorker =
     message: string;
     fields?: Record<string, unknown>;
   }
-  | { type: "exited"; code: number };
+  | { type: "exited"; code: number }
+  | { type: "reply"; reqId: number; result: WorkerReply };
 
 const ENODATA = 61, EACCES = 13;
+const EBADF = 9;
 const O_ACCMODE = 3, O_TRUNC = 0o1000;
 /**
  * Kernel cache timeouts in seconds. Root entries: 0, so every path walk asks again with the
@@ -68,8 +90,13 @@ const O_ACCMODE = 3, O_TRUNC = 0o1000;
  * caching them cannot show one environment's data to another.
  */
 const ATTR_TIMEOUT = 60, ROOT_ENTRY_TIMEOUT = 0, ENTRY_TIMEOUT = 60;
+/**
+ * Editable inodes belong to one runtime and change only through this mount, so the kernel may keep
+ * their entries; attributes are kept briefly because scratch times and sizes move.
+ */
+const EDIT_ATTR_TIMEOUT = 1;
 
-type MountRec = View & { id: string };
+type MountRec = View & { id: string; overlay?: Overlay };
 
 function post(m: FromWorker): void {
   parentPort!.postMessage(m);
@@ -96,15 +123,65 @@ function serve(data: FuseWorkerData): void {
     fields?: Record<string, unknown>,
   ) => post({ type: "log", level, message, fields });
 
+  const overlays = new Map<string, Overlay>();
+  const reply = (reqId: number, result: WorkerReply) => post({ type: "reply", reqId, result });
   const apply = (m: ToWorker) => {
-    if (m.type === "register") {
-      try {
-        router.register(m.pid, m.startTime, { ...vfs.view(m.layers), id: m.id });
-      } catch (e) {
-        log("error", `registration of ${m.pid} failed: ${e}`, { root_pid: m.pid, runtime: m.id });
+    switch (m.type) {
+      case "register":
+        try {
+          const view = vfs.view(m.layers);
+          let overlay: Overlay | undefined;
+          if (m.edit) {
+            overlay = new Overlay({
+              id: m.id,
+              ...m.edit,
+              vfs,
+              layers: m.layers,
+              rootSources: view.rootSources,
+            });
+            overlays.set(m.id, overlay);
+          }
+          router.register(m.pid, m.startTime, { ...view, id: m.id, overlay });
+        } catch (e) {
+          log("error", `registration of ${m.pid} failed: ${e}`, { root_pid: m.pid, runtime: m.id });
+        }
+        break;
+      case "unregister": {
+        const r = router.unregister(m.pid);
+        if (r?.mount.overlay) {
+          r.mount.overlay.dispose();
+          overlays.delete(r.mount.id);
+        }
+        break;
       }
-    } else {
-      router.unregister(m.pid);
+      case "commit-check": {
+        const ov = overlays.get(m.id);
+        if (!ov) return reply(m.reqId, { ok: false, reason: "the runtime is not active" });
+        return reply(m.reqId, {
+          gen: ov.gen,
+          writers: ov.writers,
+          copyUps: ov.stats.copyUps,
+          reflinks: ov.stats.reflinks,
+        });
+      }
+      case "rebase": {
+        const ov = overlays.get(m.id);
+        if (!ov) return reply(m.reqId, { ok: false, reason: "the runtime is not active" });
+        if (ov.gen !== m.gen) return reply(m.reqId, { ok: false, reason: "changed" });
+        if (ov.writers > 0) return reply(m.reqId, { ok: false, reason: `writers:${ov.writers}` });
+        try {
+          const view = vfs.view(m.layers);
+          Deno.renameSync(ov.scratch, m.trash);
+          Deno.mkdirSync(ov.scratch, { mode: 0o755 });
+          Deno.chmodSync(ov.scratch, 0o755);
+          ov.rebase(m.layers, view.rootSources);
+          for (const r of router.roots()) if (r.mount.overlay === ov) Object.assign(r.mount, view);
+          reply(m.reqId, { ok: true });
+        } catch (e) {
+          reply(m.reqId, { ok: false, reason: String(e) });
+        }
+        break;
+      }
     }
   };
   const drain = () => {
@@ -136,46 +213,85 @@ function serve(data: FuseWorkerData): void {
     const tid = new Deno.UnsafePointerView(S.fuse_req_ctx(req)!).getInt32(CTX.pid);
     return router.resolve(tid)?.mount ?? null;
   };
-  const replyAttr = (req: Deno.PointerValue, a: Attr) => {
+  const callerOf = (req: Deno.PointerValue): Caller => {
+    const v = new Deno.UnsafePointerView(S.fuse_req_ctx(req)!);
+    return { uid: v.getUint32(CTX.uid), gid: v.getUint32(CTX.gid) };
+  };
+  /** The editable runtime an inode belongs to: the root through the caller, others by owner. */
+  const overlayOf = (req: Deno.PointerValue, ino: number): Overlay | undefined =>
+    ino === ROOT_INO ? viewOf(req)?.overlay : vfs.owners.get(ino) as Overlay | undefined;
+  const owner = vfs.owner;
+  /** Open file handles of editable runtimes, by fd. */
+  const handles = new Map<number, { ov: Overlay; node: ONode; write: boolean }>();
+  const editEntry = (req: Deno.PointerValue, ov: Overlay, n: ONode | number, parent: number) => {
+    if (typeof n === "number") return S.fuse_reply_err(req, n);
+    const a = ov.attr(n, owner);
+    if (typeof a === "number") return S.fuse_reply_err(req, a);
+    encodeEntryParam(
+      layout,
+      a,
+      EDIT_ATTR_TIMEOUT,
+      parent === ROOT_INO ? ROOT_ENTRY_TIMEOUT : ENTRY_TIMEOUT,
+      entryBuf,
+    );
+    S.fuse_reply_entry(req, entryBuf);
+  };
+  const blobOpen = (d: Digest): number => {
+    if (!verify(d)) return -E.EIO;
+    const fd = C.open(cstr(vfs.blobPath(d)), O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? -(errno() || E.EIO) : fd;
+  };
+  const name = (p: Deno.PointerValue) => Deno.UnsafePointerView.getCString(p!);
+  const replyAttrT = (req: Deno.PointerValue, a: Attr, timeout: number) => {
     statBuf.fill(0);
     encodeStat(layout, a, statView);
-    S.fuse_reply_attr(req, statBuf, ATTR_TIMEOUT);
+    S.fuse_reply_attr(req, statBuf, timeout);
   };
+  const replyAttr = (req: Deno.PointerValue, a: Attr) => replyAttrT(req, a, ATTR_TIMEOUT);
   const fiView = (fi: Deno.PointerValue) => new DataView(Deno.UnsafePointerView.getArrayBuffer(fi!, FI.size));
 
   /** Hashes a blob once per service lifetime; a blob that fails is never served (EIO). */
-  const verify = (n: Node): boolean => {
-    if (verified.has(n.digest!)) return true;
+  const verify = (digest: Digest): boolean => {
+    if (verified.has(digest)) return true;
     const h = createHash("sha256");
-    const f = Deno.openSync(vfs.blobPath(n.digest!), { read: true });
+    const f = Deno.openSync(vfs.blobPath(digest), { read: true });
     try {
       const chunk = new Uint8Array(1 << 20);
       for (let r = f.readSync(chunk); r !== null; r = f.readSync(chunk)) h.update(chunk.subarray(0, r));
     } finally {
       f.close();
     }
-    if (`sha256:${h.digest("hex")}` !== n.digest) {
-      log("error", `blob ${n.digest} does not match its digest; refusing to serve it`, {
+    if (`sha256:${h.digest("hex")}` !== digest) {
+      log("error", `blob ${digest} does not match its digest; refusing to serve it`, {
         op: "open",
         errno: E.EIO,
       });
       return false;
     }
-    verified.add(n.digest!);
+    verified.add(digest);
     return true;
   };
+
+  const DT: Record<string, number> = { dir: 0o040000, file: 0o100000, symlink: 0o120000 };
+  const replyBytes = (req: Deno.PointerValue, size: number, r: Uint8Array | number) => {
+    if (typeof r === "number") return S.fuse_reply_err(req, r);
+    if (size === 0) return S.fuse_reply_xattr(req, BigInt(r.length));
+    if (r.length > size) return S.fuse_reply_err(req, 34 /* ERANGE */);
+    S.fuse_reply_buf(req, r, BigInt(r.length));
+  };
+  const fdOf = (fi: Deno.PointerValue) => Number(fiView(fi).getBigUint64(FI.fh, true));
 
   const handlers: Partial<Record<keyof typeof OP_SIGNATURES, (...a: any[]) => void>> = {
     init: () => {},
     destroy: () => {},
     lookup: (req, parent, namePtr) => {
       counters[3]++;
-      const atRoot = Number(parent) === ROOT_INO;
-      const n = vfs.lookup(
-        atRoot ? viewOf(req) : null,
-        Number(parent),
-        Deno.UnsafePointerView.getCString(namePtr),
-      );
+      const p = Number(parent);
+      const atRoot = p === ROOT_INO;
+      const view = atRoot ? viewOf(req) : null;
+      const ov = atRoot ? view?.overlay : vfs.owners.get(p) as Overlay | undefined;
+      if (ov) return editEntry(req, ov, ov.lookup(p, name(namePtr)), p);
+      const n = vfs.lookup(view, p, name(namePtr));
       if (typeof n === "number") return S.fuse_reply_err(req, n);
       encodeEntryParam(
         layout,
@@ -187,68 +303,192 @@ function serve(data: FuseWorkerData): void {
       S.fuse_reply_entry(req, entryBuf);
     },
     forget: (req, ino, nlookup) => {
-      vfs.forget(Number(ino), Number(nlookup));
+      const ov = vfs.owners.get(Number(ino)) as Overlay | undefined;
+      if (ov) ov.forget(Number(ino), Number(nlookup));
+      else vfs.forget(Number(ino), Number(nlookup));
       S.fuse_reply_none(req);
     },
     forget_multi: (req, count, ptr) => {
       const v = new DataView(Deno.UnsafePointerView.getArrayBuffer(ptr, Number(count) * 16));
       for (let i = 0; i < Number(count); i++) {
-        vfs.forget(Number(v.getBigUint64(i * 16, true)), Number(v.getBigUint64(i * 16 + 8, true)));
+        const ino = Number(v.getBigUint64(i * 16, true)), n = Number(v.getBigUint64(i * 16 + 8, true));
+        const ov = vfs.owners.get(ino) as Overlay | undefined;
+        if (ov) ov.forget(ino, n);
+        else vfs.forget(ino, n);
       }
       S.fuse_reply_none(req);
     },
-    getattr: (req, ino) => {
-      const a = vfs.attr(Number(ino));
+    getattr: (req, inoB, fi) => {
+      const ino = Number(inoB);
+      const ov = ino === ROOT_INO ? undefined : vfs.owners.get(ino) as Overlay | undefined;
+      if (ov) {
+        if (fi) {
+          // an open handle: its fd is the truth (the file may be unlinked)
+          statBuf.fill(0);
+          if (handles.has(fdOf(fi)) && C.fstat(fdOf(fi), statBuf) === 0) {
+            return replyAttrT(req, { ...decodeStat(layout, statView), ino }, EDIT_ATTR_TIMEOUT);
+          }
+        }
+        const n = ov.node(ino);
+        if (!n) return S.fuse_reply_err(req, E.ENOENT);
+        if (n.detached && n.openFds > 0) {
+          // unlinked but open: an open fd still has live attributes
+          for (const [fd, h] of handles) {
+            statBuf.fill(0);
+            if (h.node === n && C.fstat(fd, statBuf) === 0) {
+              return replyAttrT(req, { ...decodeStat(layout, statView), ino }, EDIT_ATTR_TIMEOUT);
+            }
+          }
+        }
+        const a = ov.attr(n, owner);
+        if (typeof a === "number") return S.fuse_reply_err(req, a);
+        return replyAttrT(req, a, EDIT_ATTR_TIMEOUT);
+      }
+      const a = vfs.attr(ino);
       if (!a) return S.fuse_reply_err(req, E.ENOENT);
       replyAttr(req, a);
     },
-    readlink: (req, ino) => {
-      const n = vfs.nodes.get(Number(ino));
-      if (!n || n.kind !== "symlink") return S.fuse_reply_err(req, E.ENOENT);
-      const target = Deno.readFileSync(vfs.blobPath(n.digest!));
+    setattr: (req, inoB, attrPtr, toSet, fi) => {
+      const ino = Number(inoB);
+      const ov = overlayOf(req, ino);
+      if (!ov || ino === ROOT_INO) return S.fuse_reply_err(req, ov ? E.EPERM : E.EROFS);
+      const n = ov.node(ino);
+      if (!n) return S.fuse_reply_err(req, E.ENOENT);
+      const a = decodeStat(
+        layout,
+        new DataView(Deno.UnsafePointerView.getArrayBuffer(attrPtr, STAT_SIZE[layout])),
+      );
+      const t = Number(toSet);
+      const set: Parameters<Overlay["setattr"]>[1] = {};
+      if (t & SETATTR.MODE) set.mode = a.mode;
+      if (t & SETATTR.UID) set.uid = a.uid;
+      if (t & SETATTR.GID) set.gid = a.gid;
+      if (t & SETATTR.SIZE) set.size = a.size;
+      if (t & SETATTR.ATIME) set.atime = t & SETATTR.ATIME_NOW ? "now" : a.atimeNs;
+      if (t & SETATTR.MTIME) set.mtime = t & SETATTR.MTIME_NOW ? "now" : a.mtimeNs;
+      const r = ov.setattr(n, set, fi ? fdOf(fi) : undefined, owner);
+      if (typeof r === "number") return S.fuse_reply_err(req, r);
+      replyAttrT(req, r, EDIT_ATTR_TIMEOUT);
+    },
+    readlink: (req, inoB) => {
+      const ino = Number(inoB);
+      const ov = vfs.owners.get(ino) as Overlay | undefined;
+      let target: Uint8Array | number;
+      if (ov) target = ov.readlink(ov.node(ino)!);
+      else {
+        const n = vfs.nodes.get(ino);
+        if (!n || n.kind !== "symlink") return S.fuse_reply_err(req, E.ENOENT);
+        target = Deno.readFileSync(vfs.blobPath(n.digest!));
+      }
+      if (typeof target === "number") return S.fuse_reply_err(req, target);
       const z = new Uint8Array(target.length + 1);
       z.set(target);
       S.fuse_reply_readlink(req, z);
     },
-    open: (req, ino, fi) => {
+    open: (req, inoB, fi) => {
       counters[2]++;
-      const n = vfs.nodes.get(Number(ino));
-      if (!n) return S.fuse_reply_err(req, E.ENOENT);
-      if (n.kind !== "file") return S.fuse_reply_err(req, EACCES);
+      const ino = Number(inoB);
       const v = fiView(fi);
       const flags = v.getInt32(FI.flags, true);
+      const ov = vfs.owners.get(ino) as Overlay | undefined;
+      if (ov) {
+        const n = ov.node(ino)!;
+        const r = ov.open(n, flags, blobOpen);
+        if (typeof r === "number") return S.fuse_reply_err(req, r);
+        handles.set(r.fd, { ov, node: n, write: r.write });
+        v.setBigUint64(FI.fh, BigInt(r.fd), true);
+        return S.fuse_reply_open(req, fi);
+      }
+      const n = vfs.nodes.get(ino);
+      if (!n) return S.fuse_reply_err(req, E.ENOENT);
+      if (n.kind !== "file") return S.fuse_reply_err(req, EACCES);
       if ((flags & O_ACCMODE) !== 0 || (flags & O_TRUNC)) return S.fuse_reply_err(req, E.EROFS);
-      if (!verify(n)) return S.fuse_reply_err(req, E.EIO);
-      const fd = C.open(cstr(vfs.blobPath(n.digest!)), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) return S.fuse_reply_err(req, errno() || E.EIO);
+      const fd = blobOpen(n.digest!);
+      if (fd < 0) return S.fuse_reply_err(req, -fd);
       v.setBigUint64(FI.fh, BigInt(fd), true);
       v.setUint32(FI.bits, v.getUint32(FI.bits, true) | FI_BITS.keep_cache, true);
       S.fuse_reply_open(req, fi);
     },
+    create: (req, parent, namePtr, mode, fi) => {
+      const ov = overlayOf(req, Number(parent));
+      if (!ov) return S.fuse_reply_err(req, E.EROFS);
+      const v = fiView(fi);
+      const r = ov.create(
+        Number(parent),
+        name(namePtr),
+        Number(mode),
+        v.getInt32(FI.flags, true),
+        callerOf(req),
+      );
+      if (typeof r === "number") return S.fuse_reply_err(req, r);
+      const a = ov.attr(r.node, owner);
+      if (typeof a === "number") return S.fuse_reply_err(req, a);
+      handles.set(r.fd, { ov, node: r.node, write: (v.getInt32(FI.flags, true) & O_ACCMODE) !== 0 });
+      v.setBigUint64(FI.fh, BigInt(r.fd), true);
+      encodeEntryParam(
+        layout,
+        a,
+        EDIT_ATTR_TIMEOUT,
+        Number(parent) === ROOT_INO ? ROOT_ENTRY_TIMEOUT : ENTRY_TIMEOUT,
+        entryBuf,
+      );
+      S.fuse_reply_create(req, entryBuf, fi);
+    },
     read: (req, _ino, size, off, fi) => {
-      const fd = Number(fiView(fi).getBigUint64(FI.fh, true));
-      encodeFdBufvec(bufvecView, fd, Number(size), Number(off));
+      encodeFdBufvec(bufvecView, fdOf(fi), Number(size), Number(off));
       S.fuse_reply_data(req, bufvec, 0);
     },
+    write: (req, _ino, buf, size, off, fi) => {
+      const h = handles.get(fdOf(fi));
+      if (!h) return S.fuse_reply_err(req, EBADF);
+      const n = Number(C.pwrite(fdOf(fi), buf, size, off));
+      if (n < 0) return S.fuse_reply_err(req, errno());
+      h.ov.gen++;
+      S.fuse_reply_write(req, BigInt(n));
+    },
+    flush: (req) => S.fuse_reply_err(req, 0),
+    fsync: (req, _ino, datasync, fi) => {
+      const fd = fdOf(fi);
+      S.fuse_reply_err(req, check(datasync ? C.fdatasync(fd) : C.fsync(fd)));
+    },
     release: (req, _ino, fi) => {
-      C.close(Number(fiView(fi).getBigUint64(FI.fh, true)));
+      const fd = fdOf(fi);
+      const h = handles.get(fd);
+      if (h) {
+        handles.delete(fd);
+        h.ov.released(h.node, h.write);
+      }
+      C.close(fd);
       S.fuse_reply_err(req, 0);
     },
-    opendir: (req, ino, fi) => {
-      const atRoot = Number(ino) === ROOT_INO;
-      const list = vfs.list(atRoot ? viewOf(req) : null, Number(ino));
-      if (typeof list === "number") return S.fuse_reply_err(req, list);
-      const DT_DIR = 0o040000, DT_REG = 0o100000, DT_LNK = 0o120000;
-      const entries: [string, number, number][] = [[".", Number(ino), DT_DIR], ["..", ROOT_INO, DT_DIR]];
-      for (const [name, n] of list) {
-        entries.push([name, n.ino, n.kind === "dir" ? DT_DIR : n.kind === "file" ? DT_REG : DT_LNK]);
+    opendir: (req, inoB, fi) => {
+      const ino = Number(inoB);
+      const atRoot = ino === ROOT_INO;
+      const view = atRoot ? viewOf(req) : null;
+      const ov = atRoot ? view?.overlay : vfs.owners.get(ino) as Overlay | undefined;
+      const entries: [string, number, number][] = [[".", ino, DT.dir], ["..", ROOT_INO, DT.dir]];
+      if (ov) {
+        const list = ov.list(ino);
+        if (typeof list === "number") return S.fuse_reply_err(req, list);
+        for (const [nm, n] of list) {
+          let type = DT[n.kind];
+          if (type === undefined) {
+            const a = ov.attr(n, owner);
+            type = typeof a === "number" ? 0 : a.mode & 0o170000;
+          }
+          entries.push([nm, n.ino, type]);
+        }
+      } else {
+        const list = vfs.list(view, ino);
+        if (typeof list === "number") return S.fuse_reply_err(req, list);
+        for (const [nm, n] of list) entries.push([nm, n.ino, DT[n.kind]]);
       }
       const h = nextDirHandle++;
       dirHandles.set(h, entries);
       const v = fiView(fi);
       v.setBigUint64(FI.fh, BigInt(h), true);
-      // a stack-bound directory never changes, so the kernel may keep its listing
-      if (!atRoot) {
+      // a stack-bound read-only directory never changes, so the kernel may keep its listing
+      if (!atRoot && !ov) {
         v.setUint32(FI.bits, v.getUint32(FI.bits, true) | FI_BITS.cache_readdir | FI_BITS.keep_cache, true);
       }
       S.fuse_reply_open(req, fi);
@@ -260,7 +500,7 @@ function serve(data: FuseWorkerData): void {
       if (dirBuf.length < max) dirBuf = new Uint8Array(max);
       let pos = 0;
       for (let i = Number(off); i < entries.length; i++) {
-        const [name, ino, type] = entries[i];
+        const [nm, ino, type] = entries[i];
         statBuf.fill(0);
         encodeStat(layout, {
           ino,
@@ -275,7 +515,7 @@ function serve(data: FuseWorkerData): void {
         }, statView);
         const rest = dirBuf.subarray(pos, max);
         const n = Number(
-          S.fuse_add_direntry(req, rest, BigInt(rest.length), cstr(name), statBuf, BigInt(i + 1)),
+          S.fuse_add_direntry(req, rest, BigInt(rest.length), cstr(nm), statBuf, BigInt(i + 1)),
         );
         if (n > rest.length) break;
         pos += n;
@@ -286,28 +526,85 @@ function serve(data: FuseWorkerData): void {
       dirHandles.delete(Number(fiView(fi).getBigUint64(FI.fh, true)));
       S.fuse_reply_err(req, 0);
     },
-    statfs: (req) => S.fuse_reply_statfs(req, statvfs),
-    access: (req, _ino, mask) => S.fuse_reply_err(req, mask & 2 ? E.EROFS : 0),
-    getxattr: (req) => S.fuse_reply_err(req, ENODATA),
-    listxattr: (req, _ino, size) =>
-      Number(size) === 0 ? S.fuse_reply_xattr(req, 0n) : S.fuse_reply_buf(req, null as any, 0n),
+    statfs: (req, ino) => {
+      const ov = overlayOf(req, Number(ino));
+      if (!ov) return S.fuse_reply_statfs(req, statvfs);
+      const st = statfs(ov.scratch);
+      if (typeof st === "number") return S.fuse_reply_err(req, st);
+      S.fuse_reply_statfs(req, encodeStatvfs({ ...st, namemax: st.namelen, readonly: false }));
+    },
+    access: (req, ino, mask) => {
+      if (overlayOf(req, Number(ino))) return S.fuse_reply_err(req, 0);
+      S.fuse_reply_err(req, mask & 2 ? E.EROFS : 0);
+    },
+    getxattr: (req, ino, namePtr, size) => {
+      const ov = vfs.owners.get(Number(ino)) as Overlay | undefined;
+      if (!ov) return S.fuse_reply_err(req, ENODATA);
+      replyBytes(req, Number(size), ov.getxattr(ov.node(Number(ino))!, name(namePtr), Number(size)));
+    },
+    listxattr: (req, ino, size) => {
+      const ov = vfs.owners.get(Number(ino)) as Overlay | undefined;
+      replyBytes(
+        req,
+        Number(size),
+        ov ? ov.listxattr(ov.node(Number(ino))!, Number(size)) : new Uint8Array(0),
+      );
+    },
+    setxattr: (req, ino, namePtr, value, size, flags) => {
+      const ov = vfs.owners.get(Number(ino)) as Overlay | undefined;
+      if (!ov) return S.fuse_reply_err(req, Number(ino) === ROOT_INO ? E.ENOTSUP : E.EROFS);
+      S.fuse_reply_err(req, ov.setxattr(ov.node(Number(ino))!, name(namePtr), value, Number(size), flags));
+    },
+    removexattr: (req, ino, namePtr) => {
+      const ov = vfs.owners.get(Number(ino)) as Overlay | undefined;
+      if (!ov) return S.fuse_reply_err(req, Number(ino) === ROOT_INO ? ENODATA : E.EROFS);
+      S.fuse_reply_err(req, ov.removexattr(ov.node(Number(ino))!, name(namePtr)));
+    },
+    mknod: (req, parent, namePtr, mode, rdev) => {
+      const ov = overlayOf(req, Number(parent));
+      if (!ov) return S.fuse_reply_err(req, E.EROFS);
+      editEntry(
+        req,
+        ov,
+        ov.mknod(Number(parent), name(namePtr), mode, BigInt(rdev), callerOf(req)),
+        Number(parent),
+      );
+    },
+    mkdir: (req, parent, namePtr, mode) => {
+      const ov = overlayOf(req, Number(parent));
+      if (!ov) return S.fuse_reply_err(req, E.EROFS);
+      editEntry(req, ov, ov.mkdir(Number(parent), name(namePtr), mode, callerOf(req)), Number(parent));
+    },
+    symlink: (req, linkPtr, parent, namePtr) => {
+      const ov = overlayOf(req, Number(parent));
+      if (!ov) return S.fuse_reply_err(req, E.EROFS);
+      const target = new TextEncoder().encode(name(linkPtr));
+      editEntry(req, ov, ov.symlink(Number(parent), name(namePtr), target, callerOf(req)), Number(parent));
+    },
+    link: (req, ino, parent, namePtr) => {
+      const ov = overlayOf(req, Number(parent));
+      if (!ov || vfs.owners.get(Number(ino)) !== ov) return S.fuse_reply_err(req, ov ? E.EXDEV : E.EROFS);
+      editEntry(req, ov, ov.link(Number(ino), Number(parent), name(namePtr)), Number(parent));
+    },
+    unlink: (req, parent, namePtr) => {
+      const ov = overlayOf(req, Number(parent));
+      S.fuse_reply_err(req, ov ? ov.unlink(Number(parent), name(namePtr)) : E.EROFS);
+    },
+    rmdir: (req, parent, namePtr) => {
+      const ov = overlayOf(req, Number(parent));
+      S.fuse_reply_err(req, ov ? ov.rmdir(Number(parent), name(namePtr)) : E.EROFS);
+    },
+    rename: (req, parent, namePtr, newparent, newnamePtr, flags) => {
+      const ov = overlayOf(req, Number(parent));
+      if (!ov) return S.fuse_reply_err(req, E.EROFS);
+      if (overlayOf(req, Number(newparent)) !== ov) return S.fuse_reply_err(req, E.EXDEV);
+      S.fuse_reply_err(
+        req,
+        ov.rename(Number(parent), name(namePtr), Number(newparent), name(newnamePtr), flags),
+      );
+    },
+    fallocate: (req, ino) => S.fuse_reply_err(req, vfs.owners.has(Number(ino)) ? E.ENOTSUP : E.EROFS),
   };
-  const readOnly = [
-    "setattr",
-    "mknod",
-    "mkdir",
-    "unlink",
-    "rmdir",
-    "symlink",
-    "rename",
-    "link",
-    "write",
-    "create",
-    "setxattr",
-    "removexattr",
-    "fallocate",
-  ] as const;
-  for (const op of readOnly) handlers[op] = (req) => S.fuse_reply_err(req, E.EROFS);
 
   const callbacks: Deno.UnsafeCallback<any>[] = [];
   const ops = new BigUint64Array(OPS_SLOTS);

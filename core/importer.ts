@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { SpfsError } from "./errors.ts";
 import { type Digest, encodeManifest, type Entry } from "./objects.ts";
 import type { ObjectStore } from "./store.ts";
+import { type MetaOverride, parseScratchName } from "./scratch.ts";
 
 /** Totals of an import. `bytes` counts regular-file bytes. */
 export interface ImportResult {
@@ -28,11 +29,14 @@ export interface ImportProgress {
 interface ScanDir {
   path: string;
   mode: number;
+  opaque?: boolean;
   children: ScanNode[];
 }
 type ScanNode =
   | { kind: "file"; name: string; path: string; mode: number; size: number; digest?: Digest }
   | { kind: "symlink"; name: string; target: string }
+  | { kind: "mask"; name: string }
+  | { kind: "meta"; name: string; meta: MetaOverride }
   | ({ kind: "dir"; name: string } & ScanDir);
 
 const enc = new TextEncoder();
@@ -46,6 +50,7 @@ export async function importDir(
   dir: string,
   store: ObjectStore,
   progress: ImportProgress = {},
+  opts: { scratch?: boolean } = {},
 ): Promise<ImportResult> {
   let st: Deno.FileInfo;
   try {
@@ -68,6 +73,22 @@ export async function importDir(
     result.dirs++;
     for (const e of Deno.readDirSync(path)) {
       const p = join(path, e.name);
+      if (opts.scratch) {
+        // a runtime's scratch dir: whiteout names become masks, opaque flags and metadata changes
+        const sn = parseScratchName(e.name);
+        if (sn.kind === "opaque") {
+          node.opaque = true;
+          continue;
+        }
+        if (sn.kind === "mask") {
+          node.children.push({ kind: "mask", name: sn.name });
+          continue;
+        }
+        if (sn.kind === "meta") {
+          node.children.push({ kind: "meta", name: sn.name, meta: JSON.parse(Deno.readTextFileSync(p)) });
+          continue;
+        }
+      }
       if (e.name.includes("\uFFFD")) {
         throw new SpfsError("UsageError", `cannot commit ${p}: the name is not valid UTF-8`, {
           hint: "rename it",
@@ -128,7 +149,11 @@ export async function importDir(
           };
         }
         case "dir":
-          return { name: c.name, kind: "dir", mode: c.mode, size: 0, digest: build(c) };
+          return { name: c.name, kind: "dir", mode: c.mode, size: 0, digest: build(c), opaque: c.opaque };
+        case "mask":
+          return { name: c.name, kind: "mask", mode: 0, size: 0, digest: "" };
+        case "meta":
+          return { name: c.name, kind: "file", mode: c.meta.mode, size: c.meta.size, digest: c.meta.digest };
       }
     });
     return store.putBytes(encodeManifest(entries));

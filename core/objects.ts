@@ -23,6 +23,8 @@ export interface Entry {
   mode: number;
   size: number;
   digest: Digest | "";
+  /** Dirs only: hides every lower entry below this name (a dir deleted and re-created). */
+  opaque?: boolean;
 }
 
 export interface Manifest {
@@ -63,7 +65,9 @@ export function encodeManifest(entries: Entry[]): Uint8Array {
   const parts = sorted.map((e) =>
     `{"name":${
       JSON.stringify(e.name)
-    },"kind":"${e.kind}","mode":${e.mode},"size":${e.size},"digest":"${e.digest}"}`
+    },"kind":"${e.kind}","mode":${e.mode},"size":${e.size},"digest":"${e.digest}"${
+      e.opaque ? ',"opaque":true' : ""
+    }}`
   );
   return enc.encode(`{"type":"spfs/manifest@1","entries":[${parts.join(",")}]}`);
 }

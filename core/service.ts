@@ -3,7 +3,7 @@
  * JSON-RPC server on the Unix socket, the runtime table, and the root-process exit watch.
  */
 import { MessageChannel, Worker } from "node:worker_threads";
-import { type Config, runtimePaths } from "./config.ts";
+import { type Config, runtimePaths, storagePaths } from "./config.ts";
 import { SpfsError } from "./errors.ts";
 import {
   checkDevice,
@@ -12,7 +12,12 @@ import {
   cleanupStaleMount,
   libfuseCandidates,
 } from "./fusecheck.ts";
-import type { FromWorker, FuseWorkerData, ToWorker } from "./fuse_worker.ts";
+import type { FromWorker, FuseWorkerData, ToWorker, WorkerReply } from "./fuse_worker.ts";
+import { importDir } from "./importer.ts";
+import { encodeLayer } from "./objects.ts";
+import { newRuntimeId, type RuntimeDb, validateRuntimeName } from "./runtimes.ts";
+import { validateTagName } from "./tags.ts";
+import { fsTypeName, probeReflink, statfs } from "../ffi/fsops.ts";
 import { logger } from "./log.ts";
 import { resolveSpec } from "./refs.ts";
 import { ObjectStore } from "./store.ts";
@@ -23,7 +28,10 @@ import { libc, tryFlock } from "../ffi/libc.ts";
 import { platform } from "../ffi/platform.ts";
 import { runner } from "./runner.ts";
 import {
+  type BackstoreInfo,
+  type CommitResult,
   MAX_FRAME_BYTES,
+  type MountResult,
   PROTOCOL_VERSION,
   RpcCode,
   type RpcResponse,
@@ -38,6 +46,35 @@ const ROOT_WATCH_MS = 250;
 
 interface Runtime extends RuntimeInfo {
   startTime: number;
+  created_ms: number;
+}
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM",
+  18: "EXDEV",
+  22: "EINVAL",
+  25: "ENOTTY",
+  95: "EOPNOTSUPP",
+};
+
+/**
+ * Probes the backstore once: the filesystem type of `<storage>/runtimes` (statfs f_type) and
+ * whether FICLONE works from the object store into it (copy-up then reflinks).
+ */
+export function probeBackstore(storageRoot: string): BackstoreInfo {
+  const sp = storagePaths(storageRoot);
+  Deno.mkdirSync(sp.runtimes, { recursive: true });
+  Deno.mkdirSync(sp.tmp, { recursive: true });
+  const st = statfs(sp.runtimes);
+  const r = probeReflink(sp.tmp, sp.runtimes);
+  return {
+    path: sp.runtimes,
+    fs_type: typeof st === "number" ? "unknown" : fsTypeName(st.type),
+    reflink: r === true,
+    reflink_error: r === true ? undefined : (ERRNO_NAMES[r] ?? `errno ${r}`),
+    copy_up: r === true ? "reflink" : "copy_file_range",
+    free_bytes: typeof st === "number" ? 0 : st.bavail * st.bsize,
+  };
 }
 
 /** Where a failed start leaves its typed error for the client that launched it. */
@@ -94,6 +131,16 @@ export async function runService(cfg: Config): Promise<number> {
 
   const store = ObjectStore.open(cfg.storageRoot);
   const tags = new TagDb(cfg.storageRoot);
+  const { RuntimeDb } = await import("./runtimes.ts");
+  const rdb: RuntimeDb = new RuntimeDb(cfg.storageRoot);
+  const backstore = probeBackstore(cfg.storageRoot);
+  log.info("backstore {path}: {fs_type}, copy-up by {copy_up}", { ...backstore });
+  // a non-durable runtime never outlives its service: remove what a crash left behind
+  const durableIds = new Set(rdb.all().map((r) => r.id));
+  for (const id of rdb.dirIds()) {
+    if (durableIds.has(id)) rdb.sweepWork(id);
+    else void rdb.removeDirs(id).catch((e) => log.warn("cannot remove {id}: {e}", { id, e: String(e) }));
+  }
   const started = performance.now();
   const runtimes = new Map<string, Runtime>();
   const counters = new SharedArrayBuffer(16);
@@ -115,6 +162,16 @@ export async function runService(cfg: Config): Promise<number> {
     transferList: [channel.port2 as any],
   });
   const toWorker = (m: ToWorker) => channel.port1.postMessage(m);
+  // The worker reads its port only inside FUSE callbacks; a root lookup (never cached) wakes it.
+  const kick = () => Deno.lstat(`${cfg.mountpoint}/.spfs-wake`).catch(() => {});
+  let nextReq = 1;
+  const pending = new Map<number, (r: WorkerReply) => void>();
+  const ask = <R extends WorkerReply>(m: ToWorker & { reqId: number }): Promise<R> => {
+    const p = new Promise<R>((res) => pending.set(m.reqId, res as (r: WorkerReply) => void));
+    toWorker(m);
+    void kick();
+    return p;
+  };
   let libfuseName = "";
   let workerExit: (code: number) => void;
   const workerExited = new Promise<number>((r) => workerExit = r);
@@ -138,6 +195,10 @@ export async function runService(cfg: Config): Promise<number> {
         case "exited":
           workerExit(m.code);
           break;
+        case "reply":
+          pending.get(m.reqId)?.(m.result);
+          pending.delete(m.reqId);
+          break;
       }
     });
     worker.on("error", (e: unknown) => {
@@ -154,8 +215,31 @@ export async function runService(cfg: Config): Promise<number> {
   const unregister = (rt: Runtime, why: string) => {
     runtimes.delete(rt.id);
     toWorker({ type: "unregister", pid: rt.root_pid });
+    void kick();
     log.info("unregistered runtime {runtime} ({why})", { runtime: rt.id, root_pid: rt.root_pid, why });
+    if (rt.editable && !rt.durable) {
+      void rdb.removeDirs(rt.id).catch((e) =>
+        log.error("cannot remove scratch of {runtime}: {error}", { runtime: rt.id, error: String(e) })
+      );
+    }
   };
+  const info = ({ startTime: _, ...r }: Runtime): RuntimeInfo => r;
+  const findRuntime = (ref: string) => {
+    for (const rt of runtimes.values()) if (rt.id === ref || rt.name === ref) return rt;
+    return undefined;
+  };
+  const notFound = (ref: string) =>
+    new SpfsError("RuntimeNotFound", `no runtime with id or name "${ref}"`, {
+      hint: "list them with `spfs runtime list`",
+    });
+  const inactive = (): RuntimeInfo[] =>
+    rdb.all().filter((r) => !runtimes.has(r.id)).map((r) => ({
+      ...r,
+      root_pid: 0,
+      started_ms: 0,
+      scratch: r.editable ? rdb.dirs(r.id).scratch : undefined,
+      active: false,
+    }));
   const health = () => ({
     healthy: true,
     version: VERSION,
@@ -163,6 +247,85 @@ export async function runService(cfg: Config): Promise<number> {
     uptime_s: Math.round((performance.now() - started) / 100) / 10,
     pid: Deno.pid,
   });
+  const freeBytes = () => {
+    const st = statfs(backstore.path);
+    return typeof st === "number" ? 0 : st.bavail * st.bsize;
+  };
+  /**
+   * Turns a runtime's scratch into a new top layer: import scratch while the runtime keeps running,
+   * then have the worker swap it out, but only if nothing changed meanwhile (else retry).
+   */
+  const commit = async (p: { runtime: string; tag?: string }): Promise<CommitResult> => {
+    if (p.tag) validateTagName(p.tag);
+    const rt = findRuntime(p.runtime);
+    if (!rt) {
+      if (rdb.find(p.runtime)) {
+        throw new SpfsError("RuntimeNotFound", `runtime ${p.runtime} is not running`, {
+          hint: `re-enter it with \`spfs run --rerun ${p.runtime} -- spfs commit -t NAME\``,
+        });
+      }
+      throw notFound(p.runtime);
+    }
+    if (!rt.editable) {
+      throw new SpfsError("NotEditable", `runtime ${rt.id} is read-only; there is nothing to commit`, {
+        hint: "start runs with --edit to change and commit them",
+      });
+    }
+    const d = rdb.dirs(rt.id);
+    for (let attempt = 1;; attempt++) {
+      const c = await ask<Extract<WorkerReply, { gen: number }>>({
+        type: "commit-check",
+        reqId: nextReq++,
+        id: rt.id,
+      });
+      if ("ok" in c) throw new SpfsError("RuntimeNotFound", `runtime ${rt.id} is gone`);
+      if (c.writers > 0) {
+        throw new SpfsError("RuntimeBusy", `${c.writers} file(s) are open for writing in runtime ${rt.id}`, {
+          hint: "close them (or stop the programs writing) and commit again",
+        });
+      }
+      if ([...Deno.readDirSync(d.scratch)].length === 0) {
+        throw new SpfsError("NothingToCommit", `runtime ${rt.id} has no changes to commit`, {
+          hint: "see changes with `spfs diff`",
+        });
+      }
+      const result = await importDir(d.scratch, store, {}, { scratch: true });
+      const layer = store.putBytes(encodeLayer(result.manifest, { "spfs.runtime": rt.id }));
+      store.syncDirs();
+      const layers = [...rt.layers, layer];
+      const trash = `${d.root}/trash-${Date.now()}`;
+      const r = await ask<WorkerReply>({
+        type: "rebase",
+        reqId: nextReq++,
+        id: rt.id,
+        layers,
+        gen: c.gen,
+        trash,
+      });
+      if ("ok" in r && !r.ok) {
+        if (r.reason === "changed" && attempt < 3) continue;
+        throw new SpfsError("RuntimeBusy", `runtime ${rt.id} kept changing during the commit (${r.reason})`, {
+          hint: "stop the programs writing to /spfs and commit again",
+        });
+      }
+      rt.layers = layers;
+      if (rt.durable) rdb.put(rt);
+      if (p.tag) tags.set(p.tag, layer);
+      void Deno.remove(trash, { recursive: true }).catch(() => {});
+      log.info("committed runtime {runtime} as {layer}", { runtime: rt.id, layer, tag: p.tag });
+      return {
+        layer,
+        manifest: result.manifest,
+        layers,
+        files: result.files,
+        dirs: result.dirs,
+        symlinks: result.symlinks,
+        bytes: result.bytes,
+        tag: p.tag ?? null,
+        skipped: result.skipped,
+      };
+    }
+  };
   let stopping: Promise<void> | undefined;
   const stopped = Promise.withResolvers<void>();
   const methods: Record<string, (p: any) => unknown> = {
@@ -172,7 +335,8 @@ export async function runService(cfg: Config): Promise<number> {
       mountpoint: cfg.mountpoint,
       storage_root: cfg.storageRoot,
       libfuse: libfuseName,
-      runtimes: [...runtimes.values()].map(({ startTime: _, ...r }) => r),
+      runtimes: [...runtimes.values()].map(info),
+      backstore: { ...backstore, free_bytes: freeBytes() },
       fuse: {
         requests: Atomics.load(counterView, 0),
         errors: Atomics.load(counterView, 1),
@@ -180,32 +344,129 @@ export async function runService(cfg: Config): Promise<number> {
         lookups: Atomics.load(counterView, 3),
       },
     }),
-    mount: (p: { pid: number; spec: string }) => {
-      const info = procInfo(p.pid);
-      if (!info) {
+    mount: (
+      p: { pid: number; spec?: string; edit?: boolean; keep?: boolean; name?: string; rerun?: string },
+    ) => {
+      const proc = procInfo(p.pid);
+      if (!proc) {
         throw new SpfsError("UsageError", `process ${p.pid} does not exist`, {
           hint: "register a running process",
         });
       }
-      const resolved = resolveSpec(p.spec, store, tags);
       for (const rt of runtimes.values()) if (rt.root_pid === p.pid) unregister(rt, "re-registered");
-      const id = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
-      const rt: Runtime = {
-        id,
-        root_pid: p.pid,
-        env_spec: p.spec,
-        layers: resolved.layers,
-        started_ms: Date.now(),
-        startTime: info.startTime,
-      };
-      runtimes.set(id, rt);
-      toWorker({ type: "register", id, pid: p.pid, startTime: info.startTime, layers: resolved.layers });
-      log.info("registered runtime {runtime} for {root_pid}: {env_spec}", {
-        runtime: id,
-        root_pid: p.pid,
-        env_spec: p.spec,
+      let rt: Runtime;
+      if (p.rerun) {
+        const rec = rdb.find(p.rerun);
+        if (!rec) {
+          const live = findRuntime(p.rerun);
+          if (live) {
+            throw new SpfsError(
+              "RuntimeInUse",
+              `runtime ${p.rerun} is not durable and is in use by pid ${live.root_pid}`,
+              {
+                hint: "start it with --keep-runtime to re-enter it later",
+              },
+            );
+          }
+          throw notFound(p.rerun);
+        }
+        const live = runtimes.get(rec.id);
+        if (live) {
+          throw new SpfsError(
+            "RuntimeInUse",
+            `runtime ${p.rerun} is already running (root pid ${live.root_pid})`,
+            {
+              hint:
+                "one process tree at a time; wait for it to exit, or use `spfs run --edit` for another runtime",
+            },
+          );
+        }
+        rdb.sweepWork(rec.id);
+        rt = { ...rec, root_pid: p.pid, started_ms: Date.now(), startTime: proc.startTime, active: true };
+      } else {
+        const resolved = resolveSpec(p.spec!, store, tags);
+        const editable = !!(p.edit || p.keep);
+        if (p.name) {
+          validateRuntimeName(p.name);
+          if (rdb.find(p.name) || findRuntime(p.name)) {
+            throw new SpfsError("RuntimeInUse", `a runtime named ${p.name} already exists`, {
+              hint:
+                `re-enter it with \`spfs run --rerun ${p.name} -- CMD\`, or remove it with \`spfs runtime remove ${p.name}\``,
+            });
+          }
+        }
+        const id = newRuntimeId();
+        rt = {
+          id,
+          name: p.name ?? null,
+          root_pid: p.pid,
+          env_spec: p.spec!,
+          layers: resolved.layers,
+          started_ms: Date.now(),
+          created_ms: Date.now(),
+          startTime: proc.startTime,
+          editable,
+          durable: !!p.keep,
+          active: true,
+        };
+        if (editable) rdb.createDirs(id);
+        if (rt.durable) rdb.put(rt);
+      }
+      if (rt.editable) rt.scratch = rdb.dirs(rt.id).scratch;
+      runtimes.set(rt.id, rt);
+      const d = rdb.dirs(rt.id);
+      toWorker({
+        type: "register",
+        id: rt.id,
+        pid: p.pid,
+        startTime: proc.startTime,
+        layers: rt.layers,
+        edit: rt.editable ? { scratch: d.scratch, work: d.work, reflink: backstore.reflink } : undefined,
       });
-      return { id, layers: resolved.layers };
+      log.info("registered runtime {runtime} for {root_pid}: {env_spec}", {
+        runtime: rt.id,
+        root_pid: p.pid,
+        env_spec: rt.env_spec,
+        editable: rt.editable,
+        durable: rt.durable,
+      });
+      const r: MountResult = {
+        id: rt.id,
+        name: rt.name,
+        layers: rt.layers,
+        editable: rt.editable,
+        durable: rt.durable,
+      };
+      return r;
+    },
+    commit: (p: { runtime: string; tag?: string }) => commit(p),
+    runtimes: () => ({ runtimes: [...[...runtimes.values()].map(info), ...inactive()] }),
+    runtime_remove: async (p: { runtime: string; force?: boolean }) => {
+      const live = findRuntime(p.runtime);
+      if (live) {
+        throw new SpfsError("RuntimeInUse", `runtime ${p.runtime} is running (root pid ${live.root_pid})`, {
+          hint: `let it exit first (kill ${live.root_pid}), then remove it`,
+        });
+      }
+      const rec = rdb.find(p.runtime);
+      if (!rec) throw notFound(p.runtime);
+      rdb.delete(rec.id);
+      await rdb.removeDirs(rec.id);
+      log.info("removed runtime {runtime}", { runtime: rec.id });
+      return { removed: [rec.id] };
+    },
+    runtime_prune: async (p?: { dry_run?: boolean }) => {
+      const gone = inactive();
+      const known = new Set([...runtimes.keys(), ...rdb.all().map((r) => r.id)]);
+      const stray = rdb.dirIds().filter((id) => !known.has(id));
+      if (!p?.dry_run) {
+        for (const r of gone) {
+          rdb.delete(r.id);
+          await rdb.removeDirs(r.id);
+        }
+        for (const id of stray) await rdb.removeDirs(id);
+      }
+      return { removed: [...gone.map((r) => r.id), ...stray], dry_run: !!p?.dry_run };
     },
     unmount: (p: { pid?: number; id?: string }) => {
       let removed = 0;

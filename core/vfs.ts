@@ -54,11 +54,28 @@ export interface View {
 }
 
 /** Errno values used by the VFS (Linux asm-generic; the FUSE adapter maps them per platform). */
-export const E = { ENOENT: 2, EIO: 5, ENOTDIR: 20, EROFS: 30 } as const;
+export const E = {
+  EPERM: 1,
+  ENOENT: 2,
+  EIO: 5,
+  EACCES: 13,
+  EBUSY: 16,
+  EEXIST: 17,
+  EXDEV: 18,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  EROFS: 30,
+  ENOTEMPTY: 39,
+  ENODATA: 61,
+  ENOTSUP: 95,
+} as const;
 
 /** The shared inode table and manifest cache of one service. */
 export class Vfs {
   readonly nodes = new Map<number, Node>();
+  /** Inodes that belong to an editable runtime, mapped to its overlay. */
+  readonly owners = new Map<number, unknown>();
   readonly #byKey = new Map<string, number>();
   readonly #manifests = new Map<Digest, Manifest>();
   readonly #listings = new Map<string, Map<string, Child>>();
@@ -110,7 +127,7 @@ export class Vfs {
             kind: "dir",
             mode: e.mode,
             size: 0,
-            sources: prev?.kind === "dir" ? [...prev.sources!, e.digest] : [e.digest],
+            sources: prev?.kind === "dir" && !e.opaque ? [...prev.sources!, e.digest] : [e.digest],
           });
         } else {
           out.set(e.name, { kind: e.kind, mode: e.mode, size: e.size, digest: e.digest });
@@ -130,6 +147,21 @@ export class Vfs {
       this.#listings.set(key, c);
     }
     return c;
+  }
+
+  /** Merged children of a directory given only its manifests (cached by those manifests). */
+  childrenOf(sources: Digest[]): Map<string, Child> {
+    return this.children("*", sources.join(","), sources);
+  }
+
+  /** A fresh inode number (never reused while the service runs). */
+  allocIno(): number {
+    return this.#nextIno++;
+  }
+
+  /** The uid and gid lower entries are served with. */
+  get owner(): { uid: number; gid: number } {
+    return { uid: this.#uid, gid: this.#gid };
   }
 
   /**

@@ -24,6 +24,8 @@ export const fuseSymbols = {
   fuse_reply_data: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
   fuse_reply_statfs: { parameters: ["pointer", "buffer"], result: "i32" },
   fuse_reply_xattr: { parameters: ["pointer", "usize"], result: "i32" },
+  fuse_reply_write: { parameters: ["pointer", "usize"], result: "i32" },
+  fuse_reply_create: { parameters: ["pointer", "buffer", "pointer"], result: "i32" },
   fuse_add_direntry: {
     parameters: ["pointer", "buffer", "usize", "buffer", "buffer", "i64"],
     result: "usize",
@@ -134,6 +136,19 @@ export const CONN_CAPABLE = 20, CONN_WANT = 24;
 /** `fuse_file_info` (3.14 layout, prefix of 3.17's): flags@0, bit word@4, fh@16. */
 export const FI = { flags: 0, bits: 4, fh: 16, size: 40 } as const;
 export const FI_BITS = { direct_io: 0x2, keep_cache: 0x4, nonseekable: 0x10, cache_readdir: 0x40 } as const;
+
+/** `to_set` bits of the setattr op (fuse_lowlevel.h FUSE_SET_ATTR_*). */
+export const SETATTR = {
+  MODE: 1 << 0,
+  UID: 1 << 1,
+  GID: 1 << 2,
+  SIZE: 1 << 3,
+  ATIME: 1 << 4,
+  MTIME: 1 << 5,
+  ATIME_NOW: 1 << 7,
+  MTIME_NOW: 1 << 8,
+  CTIME: 1 << 10,
+} as const;
 
 /** `fuse_ctx`: uid@0 gid@4 pid@8 (a thread id on Linux) umask@12. */
 export const CTX = { uid: 0, gid: 4, pid: 8, umask: 12 } as const;

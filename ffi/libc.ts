@@ -15,6 +15,34 @@ const linuxSymbols = {
   ioctl: { parameters: ["i32", "u64", "i64"], result: "i32" },
   flock: { parameters: ["i32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
+  // editable runtimes (glibc 2.36 <fcntl.h> <unistd.h> <stdio.h> <sys/stat.h> <sys/xattr.h>)
+  open3: { name: "open", parameters: ["buffer", "i32", "u32"], result: "i32" },
+  pwrite: { parameters: ["i32", "pointer", "usize", "i64"], result: "isize" },
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  truncate: { parameters: ["buffer", "i64"], result: "i32" },
+  fsync: { parameters: ["i32"], result: "i32" },
+  fdatasync: { parameters: ["i32"], result: "i32" },
+  mkdir: { parameters: ["buffer", "u32"], result: "i32" },
+  rmdir: { parameters: ["buffer"], result: "i32" },
+  unlink: { parameters: ["buffer"], result: "i32" },
+  renameat2: { parameters: ["i32", "buffer", "i32", "buffer", "u32"], result: "i32" },
+  symlink: { parameters: ["buffer", "buffer"], result: "i32" },
+  link: { parameters: ["buffer", "buffer"], result: "i32" },
+  mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
+  chmod: { parameters: ["buffer", "u32"], result: "i32" },
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
+  utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  lstat: { parameters: ["buffer", "buffer"], result: "i32" },
+  lsetxattr: { parameters: ["buffer", "buffer", "pointer", "usize", "i32"], result: "i32" },
+  lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
+  llistxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  lremovexattr: { parameters: ["buffer", "buffer"], result: "i32" },
+  copy_file_range: {
+    parameters: ["i32", "pointer", "i32", "pointer", "usize", "u32"],
+    result: "isize",
+  },
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
 } as const;
 
 let lib: Deno.DynamicLibrary<typeof linuxSymbols> | undefined;
@@ -35,7 +63,11 @@ export function errno(): number {
 }
 
 /** Flags from <fcntl.h> (Linux asm-generic). */
-export const O_RDONLY = 0, O_CLOEXEC = 0o2000000, O_NOATIME = 0o1000000;
+export const O_RDONLY = 0, O_WRONLY = 1, O_CLOEXEC = 0o2000000, O_NOATIME = 0o1000000;
+export const O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000, O_APPEND = 0o2000, O_NOFOLLOW = 0o400000;
+/** <linux/fs.h>: FICLONE = _IOW(0x94, 9, int); renameat2 flags; AT_FDCWD, AT_SYMLINK_NOFOLLOW. */
+export const FICLONE = 0x40049409, RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2;
+export const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100;
 
 const enc = new TextEncoder();
 /** NUL-terminated UTF-8 bytes for a C string argument. */

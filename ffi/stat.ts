@@ -1,6 +1,6 @@
 /**
  * `struct stat` codecs. Offsets: reference/ffi-abi.md §4 (glibc, Debian bookworm headers; Darwin
- * xnu-11417 `__DARWIN_STRUCT_STAT64`). Times are whole seconds.
+ * xnu-11417 `__DARWIN_STRUCT_STAT64`). Times are `struct timespec` {tv_sec i64, tv_nsec i64}.
  */
 
 /** Attributes spfs serves for an inode. `mode` includes the S_IFMT type bits. Sizes in bytes. */
@@ -14,8 +14,25 @@ export interface Attr {
   /** 512-byte blocks. */
   blocks: number;
   blksize: number;
-  /** atime = mtime = ctime, seconds since the epoch. */
+  /** atime = mtime = ctime, seconds since the epoch (used when the *Ns fields are absent). */
   time: number;
+  /** Exact times, ns since the epoch (editable runtimes serve real scratch times). */
+  atimeNs?: bigint;
+  mtimeNs?: bigint;
+  ctimeNs?: bigint;
+}
+
+const NS = 1_000_000_000n;
+function putTime(v: DataView, off: number, secs: number, ns: bigint | undefined): void {
+  if (ns === undefined) {
+    v.setBigInt64(off, BigInt(secs), true);
+    return;
+  }
+  v.setBigInt64(off, ns / NS, true);
+  v.setBigInt64(off + 8, ns % NS, true);
+}
+function getTime(v: DataView, off: number): bigint {
+  return v.getBigInt64(off, true) * NS + v.getBigInt64(off + 8, true);
 }
 
 export type StatLayout = "linux-x86_64" | "linux-aarch64" | "darwin";
@@ -41,7 +58,9 @@ export function encodeStat(layout: StatLayout, a: Attr, v: DataView, o = 0): voi
       u64(48, a.size);
       u64(56, a.blksize);
       u64(64, a.blocks);
-      for (const t of [72, 88, 104]) u64(t, a.time);
+      putTime(v, o + 72, a.time, a.atimeNs);
+      putTime(v, o + 88, a.time, a.mtimeNs);
+      putTime(v, o + 104, a.time, a.ctimeNs);
       return;
     case "linux-aarch64":
       u64(8, a.ino);
@@ -52,7 +71,9 @@ export function encodeStat(layout: StatLayout, a: Attr, v: DataView, o = 0): voi
       u64(48, a.size);
       v.setInt32(o + 56, a.blksize, le);
       u64(64, a.blocks);
-      for (const t of [72, 88, 104]) u64(t, a.time);
+      putTime(v, o + 72, a.time, a.atimeNs);
+      putTime(v, o + 88, a.time, a.mtimeNs);
+      putTime(v, o + 104, a.time, a.ctimeNs);
       return;
     case "darwin":
       v.setUint16(o + 4, a.mode, le);
@@ -60,7 +81,10 @@ export function encodeStat(layout: StatLayout, a: Attr, v: DataView, o = 0): voi
       u64(8, a.ino);
       v.setUint32(o + 16, a.uid, le);
       v.setUint32(o + 20, a.gid, le);
-      for (const t of [32, 48, 64, 80]) u64(t, a.time);
+      putTime(v, o + 32, a.time, a.atimeNs);
+      putTime(v, o + 48, a.time, a.mtimeNs);
+      putTime(v, o + 64, a.time, a.ctimeNs);
+      putTime(v, o + 80, a.time, a.ctimeNs);
       u64(96, a.size);
       u64(104, a.blocks);
       v.setInt32(o + 112, a.blksize, le);
@@ -84,6 +108,9 @@ export function decodeStat(layout: StatLayout, v: DataView, o = 0): Attr {
         blksize: u64(56),
         blocks: u64(64),
         time: u64(88),
+        atimeNs: getTime(v, o + 72),
+        mtimeNs: getTime(v, o + 88),
+        ctimeNs: getTime(v, o + 104),
       };
     case "linux-aarch64":
       return {
@@ -96,6 +123,9 @@ export function decodeStat(layout: StatLayout, v: DataView, o = 0): Attr {
         blksize: v.getInt32(o + 56, le),
         blocks: u64(64),
         time: u64(88),
+        atimeNs: getTime(v, o + 72),
+        mtimeNs: getTime(v, o + 88),
+        ctimeNs: getTime(v, o + 104),
       };
     case "darwin":
       return {
@@ -105,6 +135,9 @@ export function decodeStat(layout: StatLayout, v: DataView, o = 0): Attr {
         uid: v.getUint32(o + 16, le),
         gid: v.getUint32(o + 20, le),
         time: u64(48),
+        atimeNs: getTime(v, o + 32),
+        mtimeNs: getTime(v, o + 48),
+        ctimeNs: getTime(v, o + 64),
         size: u64(96),
         blocks: u64(104),
         blksize: v.getInt32(o + 112, le),

@@ -22,7 +22,16 @@ export const RpcCode = {
   frameTooLarge: -32001,
 } as const;
 
-export type MethodName = "health" | "status" | "mount" | "unmount" | "shutdown";
+export type MethodName =
+  | "health"
+  | "status"
+  | "mount"
+  | "unmount"
+  | "shutdown"
+  | "commit"
+  | "runtimes"
+  | "runtime_remove"
+  | "runtime_prune";
 
 export interface HealthResult {
   healthy: boolean;
@@ -34,10 +43,46 @@ export interface HealthResult {
 
 export interface RuntimeInfo {
   id: string;
+  name: string | null;
+  /** 0 when the runtime is durable and not running. */
   root_pid: number;
   env_spec: string;
   layers: string[];
   started_ms: number;
+  editable: boolean;
+  durable: boolean;
+  /** Editable runtimes: the scratch (upper) dir. */
+  scratch?: string;
+  active: boolean;
+}
+
+/** Where scratch lives and what copy-up can do there. */
+export interface BackstoreInfo {
+  path: string;
+  fs_type: string;
+  /** FICLONE works between the object store and scratch. */
+  reflink: boolean;
+  /** Why reflink is unavailable (errno name), when it is. */
+  reflink_error?: string;
+  copy_up: "reflink" | "copy_file_range";
+  free_bytes: number;
+}
+
+export interface CommitParams {
+  /** Runtime id or name. */
+  runtime: string;
+  tag?: string;
+}
+export interface CommitResult {
+  layer: string;
+  manifest: string;
+  layers: string[];
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+  tag: string | null;
+  skipped: string[];
 }
 
 export interface StatusResult extends HealthResult {
@@ -45,17 +90,29 @@ export interface StatusResult extends HealthResult {
   storage_root: string;
   libfuse: string;
   runtimes: RuntimeInfo[];
+  backstore: BackstoreInfo;
   fuse: { requests: number; errors: number; opens: number; lookups: number };
 }
 
 export interface MountParams {
   /** The root pid: this process and its descendants see the environment. */
   pid: number;
-  spec: string;
+  /** Env spec; omitted with `rerun`. */
+  spec?: string;
+  /** Give the runtime a writable scratch dir. */
+  edit?: boolean;
+  /** Keep the runtime (scratch and record) after its root exits; implies `edit`. */
+  keep?: boolean;
+  name?: string;
+  /** Re-enter the durable runtime with this id or name. */
+  rerun?: string;
 }
 export interface MountResult {
   id: string;
+  name: string | null;
   layers: string[];
+  editable: boolean;
+  durable: boolean;
 }
 export interface UnmountParams {
   pid?: number;

@@ -14,6 +14,23 @@ const attr: Attr = {
   blksize: 65536,
   time: 1700000000,
 };
+const ns = 1700000000_000000000n;
+/** What decodeStat gives back for `attr`: the exact times too. */
+const decoded = { ...attr, atimeNs: ns, mtimeNs: ns, ctimeNs: ns };
+
+Deno.test("struct stat: timespec nanoseconds at tv_nsec (x86_64 mtime @88/@96, darwin @48/@56)", () => {
+  const t = { ...attr, atimeNs: 1n * 10n ** 18n + 1n, mtimeNs: 2n * 10n ** 18n + 2n, ctimeNs: 3n * 10n ** 18n + 3n };
+  const b = new Uint8Array(STAT_SIZE["linux-x86_64"]), v = new DataView(b.buffer);
+  encodeStat("linux-x86_64", t, v);
+  assert.equal(v.getBigInt64(88, true), 2000000000n);
+  assert.equal(v.getBigInt64(96, true), 2n);
+  assert.equal(decodeStat("linux-x86_64", v).ctimeNs, t.ctimeNs);
+  const d = new Uint8Array(STAT_SIZE.darwin), dv = new DataView(d.buffer);
+  encodeStat("darwin", t, dv);
+  assert.equal(dv.getBigInt64(48, true), 2000000000n);
+  assert.equal(dv.getBigInt64(56, true), 2n);
+  assert.equal(decodeStat("darwin", dv).atimeNs, t.atimeNs);
+});
 
 Deno.test("struct stat (glibc x86_64): fields at the header offsets", () => {
   const b = new Uint8Array(STAT_SIZE["linux-x86_64"]), v = new DataView(b.buffer);
@@ -27,7 +44,7 @@ Deno.test("struct stat (glibc x86_64): fields at the header offsets", () => {
   assert.equal(v.getBigInt64(56, true), 65536n); // st_blksize (i64)
   assert.equal(v.getBigInt64(64, true), 241127n);
   assert.equal(v.getBigInt64(88, true), 1700000000n); // st_mtim.tv_sec
-  assert.deepEqual(decodeStat("linux-x86_64", v), attr);
+  assert.deepEqual(decodeStat("linux-x86_64", v), decoded);
 });
 
 Deno.test("struct stat (glibc aarch64): mode@16, nlink@20 (u32), blksize@56 (i32)", () => {
@@ -37,7 +54,7 @@ Deno.test("struct stat (glibc aarch64): mode@16, nlink@20 (u32), blksize@56 (i32
   assert.equal(v.getUint32(20, true), 1);
   assert.equal(v.getInt32(56, true), 65536);
   assert.equal(v.getBigInt64(48, true), 123456789n);
-  assert.deepEqual(decodeStat("linux-aarch64", v), attr);
+  assert.deepEqual(decodeStat("linux-aarch64", v), decoded);
 });
 
 Deno.test("fuse_entry_param: 176 bytes on x86_64 (timeouts @160/@168), 160 on aarch64", () => {

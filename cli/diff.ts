@@ -1,0 +1,49 @@
+/** `spfs diff [REF [REF]] [--runtime ID|NAME] [--json]` */
+import { ensureService } from "../core/client.ts";
+import type { Config } from "../core/config.ts";
+import { applyScratch, diffTrees, flattenStack } from "../core/diff.ts";
+import { SpfsError } from "../core/errors.ts";
+import { resolveSpec } from "../core/refs.ts";
+import { openRepo } from "../core/repo.ts";
+import type { RuntimeInfo } from "../proto/protocol.ts";
+import { currentRuntime } from "./commit.ts";
+import { printJson } from "./output.ts";
+
+const MARK = { added: "A", changed: "M", removed: "D" } as const;
+
+/**
+ * Prints changes: a runtime's uncommitted changes (no refs), the runtime's current state against
+ * REF (one ref), or REF B against REF A (two refs). Exit 0 either way; `--json` for scripts.
+ */
+export async function diff(
+  cfg: Config,
+  refs: string[],
+  o: { runtime?: string; json?: boolean },
+): Promise<number> {
+  if (refs.length > 2) {
+    throw new SpfsError("UsageError", "give at most two refs", { hint: "spfs diff [A [B]]" });
+  }
+  const { store, tags } = openRepo(cfg);
+  const flat = (spec: string) => flattenStack(store, resolveSpec(spec, store, tags).layers);
+  let changes;
+  if (refs.length === 2) changes = diffTrees(flat(refs[0]), flat(refs[1]));
+  else {
+    const ref = currentRuntime(o.runtime, "spfs diff");
+    const c = await ensureService(cfg);
+    const all = (await c.call<{ runtimes: RuntimeInfo[] }>("runtimes")).runtimes;
+    c.close();
+    const rt = all.find((r) => r.id === ref || r.name === ref);
+    if (!rt) {
+      throw new SpfsError("RuntimeNotFound", `no runtime with id or name "${ref}"`, {
+        hint: "list them with `spfs runtime list`",
+      });
+    }
+    const base = refs.length === 1 ? flat(refs[0]) : flattenStack(store, rt.layers);
+    const current = flattenStack(store, rt.layers);
+    if (rt.scratch) applyScratch(current, rt.scratch);
+    changes = diffTrees(base, current);
+  }
+  if (o.json) printJson(changes);
+  else for (const ch of changes) console.log(`${MARK[ch.op]} ${ch.path}${ch.kind === "dir" ? "/" : ""}`);
+  return 0;
+}
