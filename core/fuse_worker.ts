@@ -41,7 +41,7 @@ export interface FuseWorkerData {
   uid: number;
   gid: number;
   port: MessagePort;
-  /** Int32 counters shared with the main thread: [requests, errors, opens, lookups]. */
+  /** Int32 counters shared with the main thread: [requests, errors, opens, lookups, copy-ups, reflinks]. */
   counters: SharedArrayBuffer;
 }
 
@@ -138,6 +138,10 @@ function serve(data: FuseWorkerData): void {
               vfs,
               layers: m.layers,
               rootSources: view.rootSources,
+              onCopyUp: (how) => {
+                counters[4]++;
+                if (how === "reflink") counters[5]++;
+              },
             });
             overlays.set(m.id, overlay);
           }

@@ -96,6 +96,7 @@ export class Overlay {
   readonly #reflink: boolean;
   readonly #isRoot = Deno.uid() === 0;
   #tmpSeq = 0;
+  readonly #onCopyUp?: (how: "reflink" | "copy_file_range" | "copy") => void;
 
   constructor(
     o: {
@@ -106,6 +107,8 @@ export class Overlay {
       layers: Digest[];
       rootSources: Digest[];
       reflink: boolean;
+      /** Called after each file copy-up with the method used. */
+      onCopyUp?: (how: "reflink" | "copy_file_range" | "copy") => void;
     },
   ) {
     this.id = o.id;
@@ -113,6 +116,7 @@ export class Overlay {
     this.work = o.work;
     this.#vfs = o.vfs;
     this.#reflink = o.reflink;
+    this.#onCopyUp = o.onCopyUp;
     this.layers = o.layers;
     this.root = {
       ino: ROOT_INO,
@@ -356,6 +360,7 @@ export class Overlay {
       this.stats.copyUps++;
       if (how === "reflink") this.stats.reflinks++;
       else this.stats.bytesCopied += c.size;
+      this.#onCopyUp?.(how);
       const m = n.meta;
       check(libc().chmod(cstr(tmp), (m?.mode ?? c.mode) & 0o7777));
       if (m?.uid !== undefined || m?.gid !== undefined) {

@@ -143,7 +143,7 @@ export async function runService(cfg: Config): Promise<number> {
   }
   const started = performance.now();
   const runtimes = new Map<string, Runtime>();
-  const counters = new SharedArrayBuffer(16);
+  const counters = new SharedArrayBuffer(4 * 8);
   const counterView = new Int32Array(counters);
 
   // FUSE worker
@@ -342,6 +342,8 @@ export async function runService(cfg: Config): Promise<number> {
         errors: Atomics.load(counterView, 1),
         opens: Atomics.load(counterView, 2),
         lookups: Atomics.load(counterView, 3),
+        copy_ups: Atomics.load(counterView, 4),
+        reflink_copy_ups: Atomics.load(counterView, 5),
       },
     }),
     mount: (

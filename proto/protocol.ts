@@ -91,7 +91,15 @@ export interface StatusResult extends HealthResult {
   libfuse: string;
   runtimes: RuntimeInfo[];
   backstore: BackstoreInfo;
-  fuse: { requests: number; errors: number; opens: number; lookups: number };
+  fuse: {
+    requests: number;
+    errors: number;
+    opens: number;
+    lookups: number;
+    /** Files copied into scratch, and how many of those were reflinks. */
+    copy_ups: number;
+    reflink_copy_ups: number;
+  };
 }
 
 export interface MountParams {

@@ -38,8 +38,8 @@ export class Sandbox {
   }
 
   /** Creates the temp dirs (and the mount point unless one is given). */
-  static create(opts: { mountpoint?: string; prefix?: string } = {}): Sandbox {
-    const root = Deno.makeTempDirSync({ prefix: opts.prefix ?? "spfs-test-" });
+  static create(opts: { mountpoint?: string; prefix?: string; parent?: string } = {}): Sandbox {
+    const root = Deno.makeTempDirSync({ prefix: opts.prefix ?? "spfs-test-", dir: opts.parent });
     const s = new Sandbox(root, opts.mountpoint);
     Deno.mkdirSync(s.mountpoint, { recursive: true });
     return s;

@@ -1,6 +1,7 @@
 /**
- * Installs what spfs needs on a Debian-like machine: fuse3 (libfuse3 + fusermount3), and with
- * `--bench` also fuse-overlayfs. As root it runs apt-get; otherwise it prints the exact command
+ * Installs what spfs needs on a Debian-like machine: fuse3 (libfuse3 + fusermount3); with
+ * `--bench` also fuse-overlayfs; with `--test` the tools the real workloads use (git, python3
+ * with venv, xfsprogs for the reflink test on an XFS image). As root it runs apt-get; otherwise it prints the exact command
  * and exits 1. Also pre-fetches the npm dependencies so the first run does not pay for it.
  */
 import { loadConfig } from "../core/config.ts";
@@ -8,6 +9,7 @@ import { checkLibfuse } from "../core/fusecheck.ts";
 import { runner } from "../core/runner.ts";
 
 const bench = Deno.args.includes("--bench");
+const test = Deno.args.includes("--test");
 const quiet = Deno.args.includes("--quiet");
 
 function haveLib(): boolean {
@@ -33,6 +35,13 @@ if (Deno.build.os !== "linux") {
 const missing: string[] = [];
 if (!haveLib() || !(await have("fusermount3"))) missing.push("fuse3");
 if (bench && !(await have("fuse-overlayfs"))) missing.push("fuse-overlayfs");
+if (test || bench) {
+  if (!(await have("git"))) missing.push("git");
+  if ((await runner().run(["sh", "-c", "python3 -c 'import venv, ensurepip'"])).code !== 0) {
+    missing.push("python3", "python3-venv");
+  }
+  if (!(await have("mkfs.xfs"))) missing.push("xfsprogs");
+}
 
 if (missing.length) {
   const cmd = `apt-get update && apt-get install -y ${missing.join(" ")}`;

@@ -19,7 +19,12 @@ const ns = 1700000000_000000000n;
 const decoded = { ...attr, atimeNs: ns, mtimeNs: ns, ctimeNs: ns };
 
 Deno.test("struct stat: timespec nanoseconds at tv_nsec (x86_64 mtime @88/@96, darwin @48/@56)", () => {
-  const t = { ...attr, atimeNs: 1n * 10n ** 18n + 1n, mtimeNs: 2n * 10n ** 18n + 2n, ctimeNs: 3n * 10n ** 18n + 3n };
+  const t = {
+    ...attr,
+    atimeNs: 1n * 10n ** 18n + 1n,
+    mtimeNs: 2n * 10n ** 18n + 2n,
+    ctimeNs: 3n * 10n ** 18n + 3n,
+  };
   const b = new Uint8Array(STAT_SIZE["linux-x86_64"]), v = new DataView(b.buffer);
   encodeStat("linux-x86_64", t, v);
   assert.equal(v.getBigInt64(88, true), 2000000000n);
