@@ -20,13 +20,26 @@ export async function main(argv: string[]): Promise<number> {
     .version(VERSION, "-V, --version")
     .option("--storage <dir>", "storage root (env SPFS_STORAGE_ROOT)")
     .option("--runtime-dir <dir>", "runtime dir for the socket, pid file and logs (env SPFS_RUNTIME_DIR)")
+    .option(
+      "-v, --verbose",
+      "debug logging (env SPFS_LOG=debug|info|warning|error)",
+      (_v, n: number) => n + 1,
+      0,
+    )
+    .option("--log-format <format>", "console log format: text or json (env SPFS_LOG_FORMAT)")
     .enablePositionalOptions()
     .showHelpAfterError("(run `spfs --help` for usage)")
     .exitOverride();
 
   const cfg = (extra: ConfigFlags = {}) => {
-    const g = program.opts<{ storage?: string; runtimeDir?: string }>();
-    return loadConfig({ storage: g.storage, runtimeDir: g.runtimeDir, ...extra });
+    const g = program.opts<{ storage?: string; runtimeDir?: string; verbose?: number; logFormat?: string }>();
+    return loadConfig({
+      storage: g.storage,
+      runtimeDir: g.runtimeDir,
+      verbose: g.verbose,
+      logFormat: g.logFormat,
+      ...extra,
+    });
   };
   const act = <A extends unknown[]>(fn: (...a: A) => Promise<number | void>) => async (...a: A) => {
     const opts = a.at(-2) as { json?: boolean } | undefined;
@@ -87,6 +100,11 @@ export async function main(argv: string[]): Promise<number> {
     .action(
       act(async (ref: string, o: { json?: boolean }) => (await import("./info.ts")).info(cfg(), ref, o)),
     );
+
+  program.command("check")
+    .description("verify every object against its digest and every reference; exit 6 if damaged")
+    .option("--json", "print {ok, objects, bytes, corrupt, missing} as JSON")
+    .action(act(async (o: { json?: boolean }) => (await import("./check.ts")).check(cfg(), o)));
 
   const runtimeOptions = (c: Command) =>
     c.option("--edit", "give the runtime a writable scratch dir (changes can be committed)")
@@ -190,9 +208,13 @@ export async function main(argv: string[]): Promise<number> {
       "exit after this long with no runtimes; 0 = never (env SPFS_SERVICE_IDLE_TIMEOUT, default 1800)",
     )
     .option("--if-not-running", "exit 0 instead of 1 when a service is already running")
+    .option(
+      "--metrics-listen <host:port>",
+      "serve Prometheus /metrics on a loopback address (env SPFS_METRICS_LISTEN)",
+    )
     .option("--json", "print JSON")
     .action(
-      act(async (o: ServiceOpts & { mountpoint?: string; idleTimeout?: string }) => {
+      act(async (o: ServiceOpts & { mountpoint?: string; idleTimeout?: string; metricsListen?: string }) => {
         const idle = o.idleTimeout === undefined ? undefined : Number(o.idleTimeout);
         if (idle !== undefined && !(idle >= 0)) {
           throw new SpfsError(
@@ -204,7 +226,7 @@ export async function main(argv: string[]): Promise<number> {
           );
         }
         return (await import("./service.ts")).service(
-          cfg({ mountpoint: o.mountpoint, idleTimeoutS: idle }),
+          cfg({ mountpoint: o.mountpoint, idleTimeoutS: idle, metricsListen: o.metricsListen }),
           o,
         );
       }),
@@ -213,7 +235,12 @@ export async function main(argv: string[]): Promise<number> {
   program.command("status")
     .description("show the service: version, uptime, pid, mount point and registered runtimes")
     .option("--json", "print JSON")
-    .action(act(async (o: { json?: boolean }) => (await import("./status.ts")).status(cfg(), o)));
+    .option("--prometheus", "print metrics in the Prometheus text format")
+    .action(
+      act(async (o: { json?: boolean; prometheus?: boolean }) =>
+        (await import("./status.ts")).status(cfg(), o)
+      ),
+    );
 
   try {
     await program.parseAsync(argv, { from: "user" });

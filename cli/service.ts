@@ -30,7 +30,12 @@ export async function service(cfg: Config, o: ServiceOpts): Promise<number> {
 async function start(cfg: Config, o: ServiceOpts): Promise<number> {
   if (o.foreground) {
     const { setupLogging } = await import("../core/log.ts");
-    await setupLogging({ file: o.logFile, console: !o.logFile, format: o.logFile ? "json" : "text" });
+    await setupLogging({
+      file: o.logFile,
+      console: !o.logFile,
+      format: o.logFile ? "json" : cfg.logFormat,
+      level: cfg.logLevel,
+    });
     const { runService, startupErrorPath } = await import("../core/service.ts");
     try {
       return await runService(cfg);

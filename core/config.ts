@@ -16,6 +16,22 @@ export interface Config {
   fuseDevice: string;
   /** Seconds the service stays up with no runtimes (`SPFS_SERVICE_IDLE_TIMEOUT`); 0 = forever. */
   idleTimeoutS: number;
+  /** Lowest log level (`-v` / `SPFS_LOG`). */
+  logLevel: "debug" | "info" | "warning" | "error";
+  /** Console log format (`--log-format` / `SPFS_LOG_FORMAT`); the service's log file is always JSON. */
+  logFormat: "text" | "json";
+  /** host:port for the Prometheus `/metrics` endpoint, loopback only (`SPFS_METRICS_LISTEN`). */
+  metricsListen?: string;
+}
+
+const LEVELS = ["debug", "info", "warning", "error"] as const;
+function oneOf<T extends string>(what: string, v: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(v)) {
+    throw new SpfsError("UsageError", `${what} must be one of ${allowed.join(", ")}, not "${v}"`, {
+      hint: `e.g. ${what}=${allowed[0]}`,
+    });
+  }
+  return v as T;
 }
 
 /** Default idle timeout: 30 minutes. */
@@ -27,6 +43,10 @@ export interface ConfigFlags {
   mountpoint?: string;
   runtimeDir?: string;
   idleTimeoutS?: number;
+  /** Number of -v flags: 1 = debug. */
+  verbose?: number;
+  logFormat?: string;
+  metricsListen?: string;
 }
 
 function home(): string {
@@ -61,6 +81,13 @@ export function loadConfig(flags: ConfigFlags = {}): Config {
     libfuse: env.SPFS_LIBFUSE,
     fuseDevice: env.SPFS_FUSE_DEVICE ?? "/dev/fuse",
     idleTimeoutS: flags.idleTimeoutS ?? seconds(env.SPFS_SERVICE_IDLE_TIMEOUT) ?? DEFAULT_IDLE_TIMEOUT_S,
+    logLevel: flags.verbose ? "debug" : oneOf("SPFS_LOG", env.SPFS_LOG || "info", LEVELS),
+    logFormat: oneOf(
+      "--log-format",
+      flags.logFormat ?? (env.SPFS_LOG_FORMAT || "text"),
+      ["text", "json"] as const,
+    ),
+    metricsListen: flags.metricsListen ?? (env.SPFS_METRICS_LISTEN || undefined),
   };
 }
 
@@ -92,7 +119,10 @@ export function configEnv(cfg: Config): Record<string, string> {
     SPFS_MOUNTPOINT: cfg.mountpoint,
     SPFS_FUSE_DEVICE: cfg.fuseDevice,
     SPFS_SERVICE_IDLE_TIMEOUT: String(cfg.idleTimeoutS),
+    SPFS_LOG: cfg.logLevel,
+    SPFS_LOG_FORMAT: cfg.logFormat,
   };
+  if (cfg.metricsListen) out.SPFS_METRICS_LISTEN = cfg.metricsListen;
   if (cfg.libfuse) out.SPFS_LIBFUSE = cfg.libfuse;
   return out;
 }

@@ -32,6 +32,7 @@ import { type Caller, type ONode, Overlay } from "./overlay.ts";
 import { Router } from "./router.ts";
 import { ObjectStore } from "./store.ts";
 import { E, ROOT_INO, Vfs, type View } from "./vfs.ts";
+import { bucketOf, LAT_BUCKETS } from "./metrics.ts";
 
 /** Data the main thread passes when it starts the worker. */
 export interface FuseWorkerData {
@@ -41,8 +42,15 @@ export interface FuseWorkerData {
   uid: number;
   gid: number;
   port: MessagePort;
-  /** Int32 counters shared with the main thread: [requests, errors, opens, lookups, copy-ups, reflinks]. */
+  /**
+   * Int32 counters shared with the main thread: [requests, errors, opens, lookups, copy-ups,
+   * reflinks, ancestry hits, ancestry misses, listing hits, listing misses, open handles].
+   */
   counters: SharedArrayBuffer;
+  /** Int32 latency histograms, LAT_BUCKETS per OPS slot (metrics.ts). */
+  latency: SharedArrayBuffer;
+  /** Ops slower than this are logged with their duration (µs). */
+  slowUs: number;
 }
 
 /** Messages main → worker. */
@@ -153,7 +161,10 @@ function serve(data: FuseWorkerData): void {
       case "unregister": {
         const r = router.unregister(m.pid);
         if (r?.mount.overlay) {
-          r.mount.overlay.dispose();
+          // lingering processes keep the runtime's layers, read-only: its scratch is going away
+          const ov = r.mount.overlay;
+          r.mount.overlay = undefined;
+          ov.dispose();
           overlays.delete(r.mount.id);
         }
         break;
@@ -400,6 +411,7 @@ function serve(data: FuseWorkerData): void {
         const r = ov.open(n, flags, blobOpen);
         if (typeof r === "number") return S.fuse_reply_err(req, r);
         handles.set(r.fd, { ov, node: n, write: r.write });
+        counters[10]++;
         v.setBigUint64(FI.fh, BigInt(r.fd), true);
         return S.fuse_reply_open(req, fi);
       }
@@ -409,6 +421,7 @@ function serve(data: FuseWorkerData): void {
       if ((flags & O_ACCMODE) !== 0 || (flags & O_TRUNC)) return S.fuse_reply_err(req, E.EROFS);
       const fd = blobOpen(n.digest!);
       if (fd < 0) return S.fuse_reply_err(req, -fd);
+      counters[10]++;
       v.setBigUint64(FI.fh, BigInt(fd), true);
       v.setUint32(FI.bits, v.getUint32(FI.bits, true) | FI_BITS.keep_cache, true);
       S.fuse_reply_open(req, fi);
@@ -428,6 +441,7 @@ function serve(data: FuseWorkerData): void {
       const a = ov.attr(r.node, owner);
       if (typeof a === "number") return S.fuse_reply_err(req, a);
       handles.set(r.fd, { ov, node: r.node, write: (v.getInt32(FI.flags, true) & O_ACCMODE) !== 0 });
+      counters[10]++;
       v.setBigUint64(FI.fh, BigInt(r.fd), true);
       encodeEntryParam(
         layout,
@@ -463,6 +477,7 @@ function serve(data: FuseWorkerData): void {
         h.ov.released(h.node, h.write);
       }
       C.close(fd);
+      counters[10]--;
       S.fuse_reply_err(req, 0);
     },
     opendir: (req, inoB, fi) => {
@@ -610,21 +625,55 @@ function serve(data: FuseWorkerData): void {
     fallocate: (req, ino) => S.fuse_reply_err(req, vfs.owners.has(Number(ino)) ? E.ENOTSUP : E.EROFS),
   };
 
+  const latency = new Int32Array(data.latency);
+  /** Log fields naming what a request was about: its inode, and a path where one is known. */
+  const describe = (op: string, args: any[]): Record<string, unknown> => {
+    if (op === "init" || op === "destroy" || op === "forget_multi") return {};
+    const ino = typeof args[1] === "bigint" ? Number(args[1]) : undefined;
+    const out: Record<string, unknown> = { ino };
+    try {
+      const ov = ino !== undefined ? vfs.owners.get(ino) as Overlay | undefined : undefined;
+      const dirPath = ino === ROOT_INO ? "" : ov?.node(ino!)?.path ?? vfs.nodes.get(ino!)?.path;
+      const withName = ["lookup", "mknod", "mkdir", "unlink", "rmdir", "create", "rename"].includes(op);
+      if (withName && args[2]) out.path = `${dirPath ?? `<ino ${ino}>`}/${name(args[2])}`;
+      else if (dirPath !== undefined) out.path = dirPath || "/";
+      else if (ino !== undefined) {
+        const d = vfs.nodes.get(ino)?.digest;
+        if (d) out.blob = d;
+      }
+    } catch { /* best effort */ }
+    return out;
+  };
   const callbacks: Deno.UnsafeCallback<any>[] = [];
   const ops = new BigUint64Array(OPS_SLOTS);
   for (const [op, fn] of Object.entries(handlers) as [keyof typeof OP_SIGNATURES, (...a: any[]) => void][]) {
     const hasReq = op !== "init" && op !== "destroy";
     const def = { parameters: OP_SIGNATURES[op] as readonly Deno.NativeType[], result: "void" } as const;
+    const hist = OPS[op] * LAT_BUCKETS;
     const cb = new Deno.UnsafeCallback(def, (...args: any[]) => {
       counters[0]++;
       drain();
+      const t0 = performance.now();
       try {
         fn(...args);
       } catch (e) {
         counters[1]++;
-        log("error", `${op} failed: ${e instanceof Error ? e.stack : e}`, { op, errno: E.EIO });
+        log("error", `${op} failed: ${e instanceof Error ? e.stack : e}`, {
+          op,
+          errno: E.EIO,
+          ...describe(op, args),
+        });
         if (hasReq && op !== "forget" && op !== "forget_multi") S.fuse_reply_err(args[0], E.EIO);
       }
+      const us = (performance.now() - t0) * 1000;
+      latency[hist + bucketOf(us)]++;
+      if (us > data.slowUs) {
+        log("info", `slow ${op}`, { op, duration_us: Math.round(us), ...describe(op, args) });
+      }
+      counters[6] = router.stats.hits;
+      counters[7] = router.stats.misses;
+      counters[8] = vfs.stats.hits;
+      counters[9] = vfs.stats.misses;
     });
     callbacks.push(cb);
     ops[OPS[op]] = BigInt(Deno.UnsafePointer.value(cb.pointer));

@@ -3,6 +3,12 @@
  * thread id; the walk goes tid → its thread group → ppid → … until a registered root pid (whose
  * start time still matches) or init. Results are cached per (pid, start time): pids are reused, so
  * an entry is valid only while the start time matches.
+ *
+ * The lingering rule: a process routed to a root while that root lived keeps that root's mount
+ * after the root exits, until the process itself exits (its cache entry dies with its start time).
+ * Processes it starts later inherit the same mount through the cached ancestry walk. A process the
+ * service never saw before the root exited, and whose parent chain no longer reaches the root,
+ * sees an empty mount point.
  */
 import type { ProcInfo } from "../ffi/proc.ts";
 
@@ -41,16 +47,17 @@ export class Router<M> {
   /** Registers `pid` (started at `startTime`) as the root of `mount`. */
   register(pid: number, startTime: number, mount: M): void {
     this.#roots.set(pid, { pid, startTime, mount });
-    // any cached walk may now end at this root; registrations are rare next to requests
-    this.#cache.clear();
+    // walks that found no root may now end here; the new root itself may be cached under another
+    // (its descendants do not exist yet: a run registers itself before it spawns anything)
+    for (const [k, e] of this.#cache) if (e.root === null || k === pid) this.#cache.delete(k);
   }
 
-  /** Removes a root; callers routed through it fall back to a fresh walk. */
+  /** Removes a root. Processes already routed through it linger on it (see the rule above). */
   unregister(pid: number): Root<M> | undefined {
     const r = this.#roots.get(pid);
     if (!r) return undefined;
     this.#roots.delete(pid);
-    for (const [k, e] of this.#cache) if (e.root === r) this.#cache.delete(k);
+    this.#cache.delete(pid);
     return r;
   }
 

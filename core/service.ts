@@ -18,12 +18,15 @@ import { encodeLayer } from "./objects.ts";
 import { newRuntimeId, type RuntimeDb, validateRuntimeName } from "./runtimes.ts";
 import { validateTagName } from "./tags.ts";
 import { fsTypeName, probeReflink, statfs } from "../ffi/fsops.ts";
+import { OPS, OPS_SLOTS } from "../ffi/fuse3.ts";
+import { LAT_BUCKETS, parseLoopback, summarize, toPrometheus } from "./metrics.ts";
 import { logger } from "./log.ts";
 import { resolveSpec } from "./refs.ts";
 import { ObjectStore } from "./store.ts";
 import { TagDb } from "./tags.ts";
 import { VERSION } from "./version.ts";
 import { procInfo } from "../ffi/proc.ts";
+import { createExitWatcher } from "../ffi/exitwatch.ts";
 import { libc, tryFlock } from "../ffi/libc.ts";
 import { platform } from "../ffi/platform.ts";
 import { runner } from "./runner.ts";
@@ -41,8 +44,10 @@ import {
 import { readFrames } from "../proto/framing.ts";
 
 const log = logger("service");
-/** How often registered root processes are checked for exit (ms). */
-const ROOT_WATCH_MS = 250;
+/** How often root processes are polled for exit where pidfd is unavailable, and the idle check (ms). */
+const ROOT_POLL_MS = 250, SWEEP_MS = 1000;
+/** FUSE ops slower than this are logged with their duration (µs). */
+const SLOW_OP_US = 100_000;
 
 interface Runtime extends RuntimeInfo {
   startTime: number;
@@ -103,6 +108,12 @@ export function readPidFile(cfg: Config): number | undefined {
  * @throws SpfsError for failures before serving (already running, FUSE checks, mount).
  */
 export async function runService(cfg: Config): Promise<number> {
+  let metricsAddr: { hostname: string; port: number } | undefined;
+  try {
+    if (cfg.metricsListen) metricsAddr = parseLoopback(cfg.metricsListen);
+  } catch (e) {
+    throw new SpfsError("UsageError", (e as Error).message, { hint: "use 127.0.0.1:PORT or [::1]:PORT" });
+  }
   ensureRuntimeDir(cfg);
   const paths = runtimePaths(cfg);
   const lockFd = tryFlock(paths.pidFile);
@@ -143,7 +154,9 @@ export async function runService(cfg: Config): Promise<number> {
   }
   const started = performance.now();
   const runtimes = new Map<string, Runtime>();
-  const counters = new SharedArrayBuffer(4 * 8);
+  const counters = new SharedArrayBuffer(4 * 16);
+  const latency = new SharedArrayBuffer(4 * LAT_BUCKETS * OPS_SLOTS);
+  const latencyView = new Int32Array(latency);
   const counterView = new Int32Array(counters);
 
   // FUSE worker
@@ -156,6 +169,8 @@ export async function runService(cfg: Config): Promise<number> {
     gid: Deno.gid() ?? 0,
     port: channel.port2,
     counters,
+    latency,
+    slowUs: SLOW_OP_US,
   };
   const worker = new Worker(new URL("./fuse_worker.ts", import.meta.url), {
     workerData: data,
@@ -212,8 +227,11 @@ export async function runService(cfg: Config): Promise<number> {
   log.info("mounted {mountpoint} with {libfuse}", { mountpoint: cfg.mountpoint, libfuse: libfuseName });
 
   // runtime table
+  const exits = createExitWatcher();
   const unregister = (rt: Runtime, why: string) => {
+    if (runtimes.get(rt.id) !== rt) return;
     runtimes.delete(rt.id);
+    exits.unwatch(rt.root_pid);
     toWorker({ type: "unregister", pid: rt.root_pid });
     void kick();
     log.info("unregistered runtime {runtime} ({why})", { runtime: rt.id, root_pid: rt.root_pid, why });
@@ -246,6 +264,11 @@ export async function runService(cfg: Config): Promise<number> {
     protocol: PROTOCOL_VERSION,
     uptime_s: Math.round((performance.now() - started) / 100) / 10,
     pid: Deno.pid,
+  });
+  const rate = (hits: number, misses: number) => ({
+    hits,
+    misses,
+    hit_rate: hits + misses ? Math.round((hits / (hits + misses)) * 1000) / 1000 : 0,
   });
   const freeBytes = () => {
     const st = statfs(backstore.path);
@@ -345,6 +368,16 @@ export async function runService(cfg: Config): Promise<number> {
         copy_ups: Atomics.load(counterView, 4),
         reflink_copy_ups: Atomics.load(counterView, 5),
       },
+      ops: Object.fromEntries(
+        Object.entries(OPS).map(([op, slot]) => [op, summarize(latencyView, slot)]).filter(([, s]) =>
+          (s as { count: number }).count > 0
+        ),
+      ),
+      caches: {
+        ancestry: rate(Atomics.load(counterView, 6), Atomics.load(counterView, 7)),
+        manifest: rate(Atomics.load(counterView, 8), Atomics.load(counterView, 9)),
+      },
+      open_handles: Atomics.load(counterView, 10),
     }),
     mount: (
       p: { pid: number; spec?: string; edit?: boolean; keep?: boolean; name?: string; rerun?: string },
@@ -416,6 +449,10 @@ export async function runService(cfg: Config): Promise<number> {
       }
       if (rt.editable) rt.scratch = rdb.dirs(rt.id).scratch;
       runtimes.set(rt.id, rt);
+      const entry = rt;
+      exits.watch(p.pid, () => unregister(entry, "root process exited"));
+      // the pidfd pins one process: if the pid was reused before it was opened, the root is gone
+      if (procInfo(p.pid)?.startTime !== proc.startTime) unregister(entry, "root process exited");
       const d = rdb.dirs(rt.id);
       toWorker({
         type: "register",
@@ -489,6 +526,7 @@ export async function runService(cfg: Config): Promise<number> {
   // root-process exit watch, and the idle timeout (counted from the last runtime's end)
   let idleSince = performance.now();
   const watch = setInterval(() => {
+    // with pidfd this is only a safety net; without it, it is the exit detection
     for (const rt of [...runtimes.values()]) {
       const info = procInfo(rt.root_pid);
       if (!info || info.startTime !== rt.startTime) unregister(rt, "root process exited");
@@ -497,7 +535,8 @@ export async function runService(cfg: Config): Promise<number> {
     else if (cfg.idleTimeoutS > 0 && performance.now() - idleSince > cfg.idleTimeoutS * 1000) {
       void stop(`idle for ${cfg.idleTimeoutS} s with no runtimes`);
     }
-  }, ROOT_WATCH_MS);
+  }, exits.kind === "pidfd" ? SWEEP_MS : ROOT_POLL_MS);
+  log.info("root-process exit watch: {kind}", { kind: exits.kind });
 
   // RPC server
   try {
@@ -619,15 +658,41 @@ export async function runService(cfg: Config): Promise<number> {
   };
 
   const accepting = (async () => {
-    try {
-      for await (const conn of listener) void serveConn(conn);
-    } catch { /* listener closed */ }
+    // an accept error (EMFILE, ECONNABORTED) must not end the loop: back off and keep serving
+    while (!stopping) {
+      try {
+        void serveConn(await listener.accept());
+      } catch (e) {
+        if (stopping || e instanceof Deno.errors.BadResource) break;
+        log.warn("accept failed: {error}", { error: String(e) });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   })();
+  let metricsServer: Deno.HttpServer | undefined;
+  if (metricsAddr) {
+    try {
+      metricsServer = Deno.serve(
+        { ...metricsAddr, onListen: () => {} },
+        (req) =>
+          new URL(req.url).pathname === "/metrics"
+            ? new Response(toPrometheus(methods.status({}) as StatusResult), {
+              headers: { "content-type": "text/plain; version=0.0.4" },
+            })
+            : new Response("not found: try /metrics\n", { status: 404 }),
+      );
+      log.info("metrics on http://{addr}/metrics", { addr: cfg.metricsListen });
+    } catch (e) {
+      log.error("cannot serve metrics on {addr}: {error}", { addr: cfg.metricsListen, error: String(e) });
+    }
+  }
 
   const stop = (why: string): Promise<void> => {
     stopping ??= (async () => {
       log.info("stopping ({why})", { why });
       clearInterval(watch);
+      exits.close();
+      await metricsServer?.shutdown();
       try {
         listener.close();
       } catch { /* closed */ }

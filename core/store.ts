@@ -22,7 +22,7 @@ const CHUNK = 1 << 20;
 export function storageError(what: string, e: unknown): SpfsError {
   const msg = e instanceof Error ? e.message : String(e);
   if (/No space left|ENOSPC/i.test(msg)) {
-    return new SpfsError("StorageError", `storage full while ${what}`, {
+    return new SpfsError("StorageFull", `storage full while ${what}`, {
       hint: "free space on the storage volume (or set SPFS_STORAGE_ROOT elsewhere) and retry",
       cause: e,
     });
@@ -249,9 +249,11 @@ export class ObjectStore {
   }
 
   /** Verifies every object's bytes against its digest; returns the corrupt ones. */
-  async verifyAll(): Promise<Digest[]> {
+  async verifyAll(progress?: (done: number) => void): Promise<Digest[]> {
     const bad: Digest[] = [];
+    let done = 0;
     for (const d of this.all()) {
+      progress?.(++done);
       const hash = createHash("sha256");
       const f = await Deno.open(this.path(d), { read: true });
       try {

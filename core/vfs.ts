@@ -83,6 +83,8 @@ export class Vfs {
   readonly #uid: number;
   readonly #gid: number;
   #nextIno = ROOT_INO + 1;
+  /** Listing-cache lookups (merged manifests per directory). */
+  readonly stats = { hits: 0, misses: 0 };
 
   constructor(store: ObjectStore, uid: number, gid: number) {
     this.#store = store;
@@ -141,7 +143,9 @@ export class Vfs {
   children(stackKey: string, path: string, sources: Digest[]): Map<string, Child> {
     const key = `${stackKey}\0${path}`;
     let c = this.#listings.get(key);
-    if (!c) {
+    if (c) this.stats.hits++;
+    else {
+      this.stats.misses++;
       c = this.merge(sources);
       if (this.#listings.size >= 20_000) this.#listings.delete(this.#listings.keys().next().value!);
       this.#listings.set(key, c);

@@ -91,6 +91,10 @@ export interface StatusResult extends HealthResult {
   libfuse: string;
   runtimes: RuntimeInfo[];
   backstore: BackstoreInfo;
+  /** Per FUSE op: requests and latency quantiles in µs (histogram bucket bounds). */
+  ops: Record<string, { count: number; p50_us: number; p95_us: number; p99_us: number }>;
+  caches: Record<"ancestry" | "manifest", { hits: number; misses: number; hit_rate: number }>;
+  open_handles: number;
   fuse: {
     requests: number;
     errors: number;

@@ -451,3 +451,57 @@ print(bad)`;
     await sb.dispose();
   }
 });
+
+fuseTest(
+  "spfs diff lists a runtime's changes; runtime prune removes stopped runtimes after confirmation",
+  async () => {
+    const sb = Sandbox.create();
+    try {
+      const src = join(sb.root, "src");
+      writeTree(src, { "a.txt": "a\n", "b.txt": "b\n", "d/x": "x\n", "d/y": "y\n", "keep": "k\n" });
+      await sb.ok(["commit", src, "-t", "base"]);
+      const M = sb.mountpoint;
+      const script = [
+        `echo new > ${M}/new`,
+        `echo changed >> ${M}/a.txt`,
+        `rm ${M}/b.txt`,
+        `rm -r ${M}/d`,
+        `chmod 600 ${M}/keep`,
+        spfsLine(["diff"]),
+        `echo ---`,
+        spfsLine(["diff", "--json"]),
+      ].join(" && ");
+      const out = await sb.ok(["run", "--keep-runtime", "--name", "p1", "base", "--", "sh", "-c", script]);
+      const [text, json] = out.split("---\n");
+      assert.equal(text, "M /a.txt\nD /b.txt\nD /d/\nM /keep\nA /new\n");
+      assert.deepEqual(JSON.parse(json).map((c: any) => `${c.op} ${c.path}`), [
+        "changed /a.txt",
+        "removed /b.txt",
+        "removed /d",
+        "changed /keep",
+        "added /new",
+      ]);
+      // from outside, by name; and between two refs
+      assert.equal(await sb.ok(["diff", "--runtime", "p1"]), text);
+      await sb.ok(["run", "--rerun", "p1", "--", "sh", "-c", spfsLine(["commit", "-t", "base/2"])]);
+      assert.equal(await sb.ok(["diff", "base", "base/2"]), text);
+      await sb.ok(["run", "--keep-runtime", "--name", "p2", "base", "--", "true"]);
+      const list = JSON.parse(await sb.ok(["runtime", "list", "--json"]));
+      assert.deepEqual(list.map((r: any) => [r.name, r.active, r.durable, r.layers.length]), [
+        ["p1", false, true, 2],
+        ["p2", false, true, 1],
+      ]);
+      const dry = await sb.ok(["runtime", "prune", "--dry-run"]);
+      assert.equal(dry.trim().split("\n").length, 2);
+      const refused = await sb.spfs(["runtime", "prune"]);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /prune would delete 2 runtime\(s\).*\n.*hint: pass --yes/);
+      assert.equal(JSON.parse(await sb.ok(["runtime", "list", "--json"])).length, 2);
+      await sb.ok(["runtime", "prune", "--yes"]);
+      assert.deepEqual(JSON.parse(await sb.ok(["runtime", "list", "--json"])), []);
+      assert.deepEqual([...Deno.readDirSync(join(sb.storage, "runtimes"))].filter((e) => e.isDirectory), []);
+    } finally {
+      await sb.dispose();
+    }
+  },
+);

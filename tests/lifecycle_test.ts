@@ -60,3 +60,62 @@ fuseTest(
     }
   },
 );
+
+fuseTest(
+  "root exit: a SIGKILLed run is unregistered at once (pidfd), and processes it had routed linger",
+  async () => {
+    const sb = Sandbox.create();
+    try {
+      writeTree(join(sb.root, "src"), { "f": "x\n" });
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "base"]);
+      await sb.ok(["service", "--idle-timeout", "0"]);
+      const log = Deno.readTextFileSync(join(sb.runtime, "service.log"));
+      assert.match(log, /root-process exit watch: \\?"pidfd\\?"/);
+      const M = sb.mountpoint, out = join(sb.root, "out");
+      const ready = join(sb.root, "ready");
+      // the background job touches /spfs while the root lives, then outlives it
+      const run = sb.command([
+        "run",
+        "base",
+        "--",
+        "sh",
+        "-c",
+        `(ls ${M} >/dev/null; touch ${ready}; sleep 2; cat ${M}/f > ${out}) & sleep 4`,
+      ]).spawn();
+      for (let i = 0; i < 400; i++) {
+        try {
+          Deno.statSync(ready);
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      }
+      Deno.kill(run.pid, "SIGKILL");
+      const t0 = performance.now();
+      let gone = -1;
+      while (performance.now() - t0 < 5000) {
+        const s = JSON.parse(await sb.ok(["status", "--json"]));
+        if (s.runtimes.length === 0) {
+          gone = performance.now() - t0;
+          break;
+        }
+      }
+      assert.ok(gone >= 0, "the runtime was unregistered");
+      console.log(
+        `  runtime unregistered within ${gone.toFixed(0)} ms of SIGKILL (includes one status call)`,
+      );
+      await run.output().catch(() => {});
+      for (let i = 0; i < 200; i++) {
+        try {
+          if (Deno.readTextFileSync(out) !== "") break;
+        } catch { /* not yet */ }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(Deno.readTextFileSync(out), "x\n", "the lingering process still sees the environment");
+      const outsider = await new Deno.Command("ls", { args: ["-A", M], stdout: "piped" }).output();
+      assert.equal(new TextDecoder().decode(outsider.stdout), "", "outsiders still see nothing");
+    } finally {
+      await sb.dispose();
+    }
+  },
+);

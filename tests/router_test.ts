@@ -54,7 +54,7 @@ Deno.test("router: a reused pid (new start time) is not served from the cache", 
   assert.equal(r.resolve(12), null);
 });
 
-Deno.test("router: nested runs route to the innermost root; unregister falls back", () => {
+Deno.test("router: nested runs route to the innermost root; routed processes linger after unregister", () => {
   const p = new FakeProcs();
   p.add(1, 0);
   p.add(10, 1);
@@ -66,8 +66,15 @@ Deno.test("router: nested runs route to the innermost root; unregister falls bac
   r.register(11, 100, "inner");
   assert.equal(r.resolve(12)?.mount, "inner");
   r.unregister(11);
-  assert.equal(r.resolve(12)?.mount, "outer");
+  assert.equal(r.resolve(12)?.mount, "inner"); // routed while inner lived: lingers until it exits
+  p.add(13, 12);
+  assert.equal(r.resolve(13)?.mount, "inner"); // and so do the processes it starts
+  p.add(14, 10);
+  assert.equal(r.resolve(14)?.mount, "outer"); // a new process under the outer root
   r.unregister(10);
+  p.add(15, 1);
+  assert.equal(r.resolve(15), null); // never routed, parent chain reaches no root
+  p.add(12, 1, 500); // pid 12 reused by an unrelated process
   assert.equal(r.resolve(12), null);
 });
 

@@ -1,0 +1,47 @@
+/**
+ * `spfs check`: verifies every object's bytes against its digest, and that every reference
+ * (manifest entries, layers, platforms, tags) points at an object that exists.
+ */
+import { decodeObject, type Digest, looksStructured } from "./objects.ts";
+import type { ObjectStore } from "./store.ts";
+import type { TagDb } from "./tags.ts";
+
+/** What `check` found. `missing` lists "referrer -> digest" pairs. */
+export interface CheckReport {
+  objects: number;
+  bytes: number;
+  corrupt: Digest[];
+  missing: string[];
+}
+
+/** Checks the whole store. Reads every object once; progress gets (done, total) object counts. */
+export async function checkStore(
+  store: ObjectStore,
+  tags: TagDb,
+  progress?: (done: number, total: number) => void,
+): Promise<CheckReport> {
+  const all = [...store.all()];
+  const have = new Set(all);
+  const corrupt = new Set(await store.verifyAll((done) => progress?.(done, all.length)));
+  const missing: string[] = [];
+  let bytes = 0;
+  const need = (from: string, d: string) => {
+    if (d && !have.has(d)) missing.push(`${from} -> ${d}`);
+  };
+  for (const d of all) {
+    const path = store.path(d);
+    bytes += Deno.statSync(path).size;
+    if (corrupt.has(d)) continue;
+    const head = new Uint8Array(32);
+    const f = Deno.openSync(path);
+    const n = f.readSync(head) ?? 0;
+    f.close();
+    if (!looksStructured(head.subarray(0, n))) continue;
+    const obj = decodeObject(Deno.readFileSync(path), d);
+    if (obj.type === "spfs/manifest@1") { for (const e of obj.entries) need(d, e.digest); }
+    else if (obj.type === "spfs/layer@1") need(d, obj.manifest);
+    else for (const l of obj.layers) need(d, l);
+  }
+  for (const t of tags.list()) need(`tag ${t.name}`, t.digest);
+  return { objects: all.length, bytes, corrupt: [...corrupt], missing };
+}
