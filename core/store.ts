@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { processAlive } from "../ffi/proc.ts";
+import { processExited } from "../ffi/proc.ts";
 import { storagePaths } from "./config.ts";
 import { SpfsError } from "./errors.ts";
 import {
@@ -65,7 +65,8 @@ export class ObjectStore {
     let n = 0;
     for (const e of Deno.readDirSync(this.tmpDir)) {
       const pid = Number(e.name.split(".")[0]);
-      if (pid === Deno.pid || (Number.isInteger(pid) && pid > 0 && processAlive(pid))) continue;
+      // a zombie counts as gone: a killed writer whose parent does not reap it never writes again
+      if (pid === Deno.pid || (Number.isInteger(pid) && pid > 0 && !processExited(pid))) continue;
       try {
         Deno.removeSync(join(this.tmpDir, e.name), { recursive: true });
         n++;
