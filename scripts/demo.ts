@@ -4,18 +4,21 @@
  * outside the run sees an empty mount point. Uses /spfs when it can (root), else a temp dir.
  */
 import { runner } from "../core/runner.ts";
+import { mountsAt } from "../ffi/mounts.ts";
 import { npmPackageDir, Sandbox, TREE_LISTING } from "./harness.ts";
 
 const say = (s: string) => console.log(`\n\x1b[1m==> ${s}\x1b[0m`);
+class DemoFailure extends Error {}
 function fail(msg: string): never {
   console.error(`demo: FAILED: ${msg}`);
-  throw new Error(msg);
+  throw new DemoFailure(msg);
 }
 
 let mountpoint: string | undefined = "/spfs";
 try {
   Deno.mkdirSync("/spfs", { recursive: true });
-  if (Deno.readDirSync("/spfs").next().done === false) mountpoint = undefined; // not empty: leave it alone
+  // not empty, or already a mount point (another user's service): leave it alone
+  if (Deno.readDirSync("/spfs").next().done === false || mountsAt("/spfs").length) mountpoint = undefined;
 } catch {
   mountpoint = undefined;
 }
@@ -68,7 +71,7 @@ try {
   say("demo passed");
 } catch (e) {
   code = 1;
-  if (!(e instanceof Error && e.message)) console.error(e);
+  if (!(e instanceof DemoFailure)) console.error(`demo: FAILED: ${e instanceof Error ? e.message : e}`);
 } finally {
   await sb.dispose();
 }
