@@ -1,11 +1,10 @@
 /** `spfs diff [REF [REF]] [--runtime ID|NAME] [--json]` */
-import { ensureService } from "../core/client.ts";
 import type { Config } from "../core/config.ts";
 import { applyScratch, diffTrees, flattenStack } from "../core/diff.ts";
 import { SpfsError } from "../core/errors.ts";
 import { resolveSpec } from "../core/refs.ts";
 import { openRepo } from "../core/repo.ts";
-import type { RuntimeInfo } from "../proto/protocol.ts";
+import { findRuntime } from "./runtime.ts";
 import { currentRuntime } from "./commit.ts";
 import { printJson } from "./output.ts";
 
@@ -28,16 +27,7 @@ export async function diff(
   let changes;
   if (refs.length === 2) changes = diffTrees(flat(refs[0]), flat(refs[1]));
   else {
-    const ref = currentRuntime(o.runtime, "spfs diff");
-    const c = await ensureService(cfg);
-    const all = (await c.call<{ runtimes: RuntimeInfo[] }>("runtimes")).runtimes;
-    c.close();
-    const rt = all.find((r) => r.id === ref || r.name === ref);
-    if (!rt) {
-      throw new SpfsError("RuntimeNotFound", `no runtime with id or name "${ref}"`, {
-        hint: "list them with `spfs runtime list`",
-      });
-    }
+    const rt = await findRuntime(cfg, currentRuntime(o.runtime, "spfs diff"));
     const base = refs.length === 1 ? flat(refs[0]) : flattenStack(store, rt.layers);
     const current = flattenStack(store, rt.layers);
     if (rt.scratch) applyScratch(current, rt.scratch);

@@ -12,8 +12,23 @@ async function fetchAll(cfg: Config): Promise<RuntimeInfo[]> {
   return r.runtimes;
 }
 
-const flags = (r: RuntimeInfo) =>
+/** "edit,durable", "edit" or "ro": a runtime's kind for tables. */
+export const runtimeFlags = (r: RuntimeInfo) =>
   [r.editable ? "edit" : "ro", r.durable ? "durable" : ""].filter(Boolean).join(",");
+
+/**
+ * The running or durable runtime with id or name `ref`.
+ * @throws SpfsError RuntimeNotFound.
+ */
+export async function findRuntime(cfg: Config, ref: string): Promise<RuntimeInfo> {
+  const r = (await fetchAll(cfg)).find((x) => x.id === ref || x.name === ref);
+  if (!r) {
+    throw new SpfsError("RuntimeNotFound", `no runtime with id or name "${ref}"`, {
+      hint: "list them with `spfs runtime list`",
+    });
+  }
+  return r;
+}
 
 /** Prints every running runtime and every durable one. */
 export async function list(cfg: Config, o: { json?: boolean }): Promise<number> {
@@ -33,7 +48,7 @@ export async function list(cfg: Config, o: { json?: boolean }): Promise<number> 
       r.name ?? "-",
       r.active ? "running" : "stopped",
       r.active ? String(r.root_pid) : "-",
-      flags(r),
+      runtimeFlags(r),
       r.env_spec,
       String(r.layers.length),
     ]),
@@ -43,12 +58,7 @@ export async function list(cfg: Config, o: { json?: boolean }): Promise<number> 
 
 /** Prints one runtime. */
 export async function info(cfg: Config, ref: string, o: { json?: boolean }): Promise<number> {
-  const r = (await fetchAll(cfg)).find((x) => x.id === ref || x.name === ref);
-  if (!r) {
-    throw new SpfsError("RuntimeNotFound", `no runtime with id or name "${ref}"`, {
-      hint: "list them with `spfs runtime list`",
-    });
-  }
+  const r = await findRuntime(cfg, ref);
   if (o.json) {
     printJson(r);
     return 0;
@@ -56,7 +66,7 @@ export async function info(cfg: Config, ref: string, o: { json?: boolean }): Pro
   console.log(`id         ${r.id}`);
   console.log(`name       ${r.name ?? "-"}`);
   console.log(`state      ${r.active ? `running (root pid ${r.root_pid})` : "stopped"}`);
-  console.log(`flags      ${flags(r)}`);
+  console.log(`flags      ${runtimeFlags(r)}`);
   console.log(`env spec   ${r.env_spec}`);
   console.log(`scratch    ${r.scratch ?? "-"}`);
   console.log(`layers     ${r.layers.map(shortDigest).join(" + ")}`);

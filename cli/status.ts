@@ -3,6 +3,7 @@ import { checkProtocol, RpcClient } from "../core/client.ts";
 import type { Config } from "../core/config.ts";
 import type { StatusResult } from "../proto/protocol.ts";
 import { formatBytes, printJson, shortDigest, table } from "./output.ts";
+import { runtimeFlags } from "./runtime.ts";
 
 export async function status(cfg: Config, o: { json?: boolean; prometheus?: boolean }): Promise<number> {
   const c = await RpcClient.connect(cfg);
@@ -58,7 +59,7 @@ export async function status(cfg: Config, o: { json?: boolean; prometheus?: bool
           r.id,
           r.name ?? "-",
           String(r.root_pid),
-          [r.editable ? "edit" : "ro", r.durable ? "durable" : ""].filter(Boolean).join(","),
+          runtimeFlags(r),
           r.env_spec,
           r.layers.map(shortDigest).join("+"),
           new Date(r.started_ms).toISOString(),

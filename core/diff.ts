@@ -3,8 +3,7 @@
  * same rules as the overlay: masks delete, opaque dirs hide lower entries, scratch wins), and
  * compare two flattened trees.
  */
-import { createHash } from "node:crypto";
-import type { Digest } from "./objects.ts";
+import { type Digest, digestBytes, digestFileSync } from "./objects.ts";
 import { parseScratchName } from "./scratch.ts";
 import type { ObjectStore } from "./store.ts";
 import { Vfs } from "./vfs.ts";
@@ -38,18 +37,6 @@ export function flattenStack(store: ObjectStore, layers: Digest[]): Map<string, 
   return out;
 }
 
-function hashFile(path: string): Digest {
-  const h = createHash("sha256");
-  const f = Deno.openSync(path);
-  try {
-    const buf = new Uint8Array(1 << 20);
-    for (let n = f.readSync(buf); n !== null; n = f.readSync(buf)) h.update(buf.subarray(0, n));
-  } finally {
-    f.close();
-  }
-  return `sha256:${h.digest("hex")}`;
-}
-
 /** Applies a scratch dir onto a flattened tree in place (hashing scratch files). */
 export function applyScratch(tree: Map<string, FlatEntry>, scratch: string): Map<string, FlatEntry> {
   const dropBelow = (p: string) => {
@@ -57,7 +44,7 @@ export function applyScratch(tree: Map<string, FlatEntry>, scratch: string): Map
   };
   const walk = (dir: string, path: string) => {
     const names = [...Deno.readDirSync(dir)].map((e) => e.name);
-    if (names.includes(".wh..wh..opq")) {
+    if (names.some((n) => parseScratchName(n).kind === "opaque")) {
       for (const k of [...tree.keys()]) if (k.startsWith(path + "/")) tree.delete(k);
     }
     for (const name of names) {
@@ -79,14 +66,10 @@ export function applyScratch(tree: Map<string, FlatEntry>, scratch: string): Map
         walk(full, p);
       } else {
         dropBelow(p);
-        if (st.isFile) tree.set(p, { kind: "file", mode, digest: hashFile(full) });
+        if (st.isFile) tree.set(p, { kind: "file", mode, digest: digestFileSync(full) });
         else if (st.isSymlink) {
-          const t = new TextEncoder().encode(Deno.readLinkSync(full));
-          tree.set(p, {
-            kind: "symlink",
-            mode: 0o777,
-            digest: `sha256:${createHash("sha256").update(t).digest("hex")}`,
-          });
+          const target = new TextEncoder().encode(Deno.readLinkSync(full));
+          tree.set(p, { kind: "symlink", mode: 0o777, digest: digestBytes(target) });
         } else tree.set(p, { kind: "other", mode });
       }
     }

@@ -6,7 +6,6 @@
  */
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import type { MessagePort } from "node:worker_threads";
-import { createHash } from "node:crypto";
 import {
   BUFVEC_SIZE,
   CTX,
@@ -27,12 +26,12 @@ import { cstr, errno, libc, O_CLOEXEC, O_RDONLY } from "../ffi/libc.ts";
 import { check, statfs } from "../ffi/fsops.ts";
 import { procInfo, tgidOf } from "../ffi/proc.ts";
 import { type Attr, decodeStat, encodeStat, hostStatLayout, STAT_SIZE } from "../ffi/stat.ts";
-import type { Digest } from "./objects.ts";
+import { type Digest, digestFileSync } from "./objects.ts";
 import { type Caller, type ONode, Overlay } from "./overlay.ts";
 import { Router } from "./router.ts";
 import { ObjectStore } from "./store.ts";
 import { E, ROOT_INO, Vfs, type View } from "./vfs.ts";
-import { bucketOf, LAT_BUCKETS } from "./metrics.ts";
+import { bucketOf, CTR, LAT_BUCKETS } from "./metrics.ts";
 
 /** Data the main thread passes when it starts the worker. */
 export interface FuseWorkerData {
@@ -42,10 +41,7 @@ export interface FuseWorkerData {
   uid: number;
   gid: number;
   port: MessagePort;
-  /**
-   * Int32 counters shared with the main thread: [requests, errors, opens, lookups, copy-ups,
-   * reflinks, ancestry hits, ancestry misses, listing hits, listing misses, open handles].
-   */
+  /** Int32 counters shared with the main thread, indexed by metrics.ts `CTR`. */
   counters: SharedArrayBuffer;
   /** Int32 latency histograms, LAT_BUCKETS per OPS slot (metrics.ts). */
   latency: SharedArrayBuffer;
@@ -71,7 +67,7 @@ export type ToWorker =
 
 /** Answers to requests that carry a `reqId`. */
 export type WorkerReply =
-  | { gen: number; writers: number; copyUps: number; reflinks: number }
+  | { gen: number; writers: number }
   | { ok: true }
   | { ok: false; reason: string };
 
@@ -147,8 +143,8 @@ function serve(data: FuseWorkerData): void {
               layers: m.layers,
               rootSources: view.rootSources,
               onCopyUp: (how) => {
-                counters[4]++;
-                if (how === "reflink") counters[5]++;
+                counters[CTR.copyUps]++;
+                if (how === "reflink") counters[CTR.reflinks]++;
               },
             });
             overlays.set(m.id, overlay);
@@ -172,12 +168,7 @@ function serve(data: FuseWorkerData): void {
       case "commit-check": {
         const ov = overlays.get(m.id);
         if (!ov) return reply(m.reqId, { ok: false, reason: "the runtime is not active" });
-        return reply(m.reqId, {
-          gen: ov.gen,
-          writers: ov.writers,
-          copyUps: ov.stats.copyUps,
-          reflinks: ov.stats.reflinks,
-        });
+        return reply(m.reqId, { gen: ov.gen, writers: ov.writers });
       }
       case "rebase": {
         const ov = overlays.get(m.id);
@@ -232,15 +223,16 @@ function serve(data: FuseWorkerData): void {
     const v = new Deno.UnsafePointerView(S.fuse_req_ctx(req)!);
     return { uid: v.getUint32(CTX.uid), gid: v.getUint32(CTX.gid) };
   };
+  /** The editable runtime that owns an inode (never the shared root). */
+  const ownerOf = (ino: number) => vfs.owners.get(ino) as Overlay | undefined;
   /** The editable runtime an inode belongs to: the root through the caller, others by owner. */
   const overlayOf = (req: Deno.PointerValue, ino: number): Overlay | undefined =>
-    ino === ROOT_INO ? viewOf(req)?.overlay : vfs.owners.get(ino) as Overlay | undefined;
-  const owner = vfs.owner;
+    ino === ROOT_INO ? viewOf(req)?.overlay : ownerOf(ino);
   /** Open file handles of editable runtimes, by fd. */
   const handles = new Map<number, { ov: Overlay; node: ONode; write: boolean }>();
   const editEntry = (req: Deno.PointerValue, ov: Overlay, n: ONode | number, parent: number) => {
     if (typeof n === "number") return S.fuse_reply_err(req, n);
-    const a = ov.attr(n, owner);
+    const a = ov.attr(n);
     if (typeof a === "number") return S.fuse_reply_err(req, a);
     encodeEntryParam(
       layout,
@@ -268,15 +260,7 @@ function serve(data: FuseWorkerData): void {
   /** Hashes a blob once per service lifetime; a blob that fails is never served (EIO). */
   const verify = (digest: Digest): boolean => {
     if (verified.has(digest)) return true;
-    const h = createHash("sha256");
-    const f = Deno.openSync(vfs.blobPath(digest), { read: true });
-    try {
-      const chunk = new Uint8Array(1 << 20);
-      for (let r = f.readSync(chunk); r !== null; r = f.readSync(chunk)) h.update(chunk.subarray(0, r));
-    } finally {
-      f.close();
-    }
-    if (`sha256:${h.digest("hex")}` !== digest) {
+    if (digestFileSync(vfs.blobPath(digest)) !== digest) {
       log("error", `blob ${digest} does not match its digest; refusing to serve it`, {
         op: "open",
         errno: E.EIO,
@@ -300,11 +284,11 @@ function serve(data: FuseWorkerData): void {
     init: () => {},
     destroy: () => {},
     lookup: (req, parent, namePtr) => {
-      counters[3]++;
+      counters[CTR.lookups]++;
       const p = Number(parent);
       const atRoot = p === ROOT_INO;
       const view = atRoot ? viewOf(req) : null;
-      const ov = atRoot ? view?.overlay : vfs.owners.get(p) as Overlay | undefined;
+      const ov = atRoot ? view?.overlay : ownerOf(p);
       if (ov) return editEntry(req, ov, ov.lookup(p, name(namePtr)), p);
       const n = vfs.lookup(view, p, name(namePtr));
       if (typeof n === "number") return S.fuse_reply_err(req, n);
@@ -318,7 +302,7 @@ function serve(data: FuseWorkerData): void {
       S.fuse_reply_entry(req, entryBuf);
     },
     forget: (req, ino, nlookup) => {
-      const ov = vfs.owners.get(Number(ino)) as Overlay | undefined;
+      const ov = ownerOf(Number(ino));
       if (ov) ov.forget(Number(ino), Number(nlookup));
       else vfs.forget(Number(ino), Number(nlookup));
       S.fuse_reply_none(req);
@@ -327,7 +311,7 @@ function serve(data: FuseWorkerData): void {
       const v = new DataView(Deno.UnsafePointerView.getArrayBuffer(ptr, Number(count) * 16));
       for (let i = 0; i < Number(count); i++) {
         const ino = Number(v.getBigUint64(i * 16, true)), n = Number(v.getBigUint64(i * 16 + 8, true));
-        const ov = vfs.owners.get(ino) as Overlay | undefined;
+        const ov = ownerOf(ino);
         if (ov) ov.forget(ino, n);
         else vfs.forget(ino, n);
       }
@@ -335,7 +319,7 @@ function serve(data: FuseWorkerData): void {
     },
     getattr: (req, inoB, fi) => {
       const ino = Number(inoB);
-      const ov = ino === ROOT_INO ? undefined : vfs.owners.get(ino) as Overlay | undefined;
+      const ov = ino === ROOT_INO ? undefined : ownerOf(ino);
       if (ov) {
         if (fi) {
           // an open handle: its fd is the truth (the file may be unlinked)
@@ -355,7 +339,7 @@ function serve(data: FuseWorkerData): void {
             }
           }
         }
-        const a = ov.attr(n, owner);
+        const a = ov.attr(n);
         if (typeof a === "number") return S.fuse_reply_err(req, a);
         return replyAttrT(req, a, EDIT_ATTR_TIMEOUT);
       }
@@ -381,13 +365,13 @@ function serve(data: FuseWorkerData): void {
       if (t & SETATTR.SIZE) set.size = a.size;
       if (t & SETATTR.ATIME) set.atime = t & SETATTR.ATIME_NOW ? "now" : a.atimeNs;
       if (t & SETATTR.MTIME) set.mtime = t & SETATTR.MTIME_NOW ? "now" : a.mtimeNs;
-      const r = ov.setattr(n, set, fi ? fdOf(fi) : undefined, owner);
+      const r = ov.setattr(n, set, fi ? fdOf(fi) : undefined);
       if (typeof r === "number") return S.fuse_reply_err(req, r);
       replyAttrT(req, r, EDIT_ATTR_TIMEOUT);
     },
     readlink: (req, inoB) => {
       const ino = Number(inoB);
-      const ov = vfs.owners.get(ino) as Overlay | undefined;
+      const ov = ownerOf(ino);
       let target: Uint8Array | number;
       if (ov) target = ov.readlink(ov.node(ino)!);
       else {
@@ -401,17 +385,17 @@ function serve(data: FuseWorkerData): void {
       S.fuse_reply_readlink(req, z);
     },
     open: (req, inoB, fi) => {
-      counters[2]++;
+      counters[CTR.opens]++;
       const ino = Number(inoB);
       const v = fiView(fi);
       const flags = v.getInt32(FI.flags, true);
-      const ov = vfs.owners.get(ino) as Overlay | undefined;
+      const ov = ownerOf(ino);
       if (ov) {
         const n = ov.node(ino)!;
         const r = ov.open(n, flags, blobOpen);
         if (typeof r === "number") return S.fuse_reply_err(req, r);
         handles.set(r.fd, { ov, node: n, write: r.write });
-        counters[10]++;
+        counters[CTR.openHandles]++;
         v.setBigUint64(FI.fh, BigInt(r.fd), true);
         return S.fuse_reply_open(req, fi);
       }
@@ -421,7 +405,7 @@ function serve(data: FuseWorkerData): void {
       if ((flags & O_ACCMODE) !== 0 || (flags & O_TRUNC)) return S.fuse_reply_err(req, E.EROFS);
       const fd = blobOpen(n.digest!);
       if (fd < 0) return S.fuse_reply_err(req, -fd);
-      counters[10]++;
+      counters[CTR.openHandles]++;
       v.setBigUint64(FI.fh, BigInt(fd), true);
       v.setUint32(FI.bits, v.getUint32(FI.bits, true) | FI_BITS.keep_cache, true);
       S.fuse_reply_open(req, fi);
@@ -438,10 +422,10 @@ function serve(data: FuseWorkerData): void {
         callerOf(req),
       );
       if (typeof r === "number") return S.fuse_reply_err(req, r);
-      const a = ov.attr(r.node, owner);
+      const a = ov.attr(r.node);
       if (typeof a === "number") return S.fuse_reply_err(req, a);
       handles.set(r.fd, { ov, node: r.node, write: (v.getInt32(FI.flags, true) & O_ACCMODE) !== 0 });
-      counters[10]++;
+      counters[CTR.openHandles]++;
       v.setBigUint64(FI.fh, BigInt(r.fd), true);
       encodeEntryParam(
         layout,
@@ -477,14 +461,14 @@ function serve(data: FuseWorkerData): void {
         h.ov.released(h.node, h.write);
       }
       C.close(fd);
-      counters[10]--;
+      counters[CTR.openHandles]--;
       S.fuse_reply_err(req, 0);
     },
     opendir: (req, inoB, fi) => {
       const ino = Number(inoB);
       const atRoot = ino === ROOT_INO;
       const view = atRoot ? viewOf(req) : null;
-      const ov = atRoot ? view?.overlay : vfs.owners.get(ino) as Overlay | undefined;
+      const ov = atRoot ? view?.overlay : ownerOf(ino);
       const entries: [string, number, number][] = [[".", ino, DT.dir], ["..", ROOT_INO, DT.dir]];
       if (ov) {
         const list = ov.list(ino);
@@ -492,7 +476,7 @@ function serve(data: FuseWorkerData): void {
         for (const [nm, n] of list) {
           let type = DT[n.kind];
           if (type === undefined) {
-            const a = ov.attr(n, owner);
+            const a = ov.attr(n);
             type = typeof a === "number" ? 0 : a.mode & 0o170000;
           }
           entries.push([nm, n.ino, type]);
@@ -550,19 +534,19 @@ function serve(data: FuseWorkerData): void {
       if (!ov) return S.fuse_reply_statfs(req, statvfs);
       const st = statfs(ov.scratch);
       if (typeof st === "number") return S.fuse_reply_err(req, st);
-      S.fuse_reply_statfs(req, encodeStatvfs({ ...st, namemax: st.namelen, readonly: false }));
+      S.fuse_reply_statfs(req, encodeStatvfs({ ...st, readonly: false }));
     },
     access: (req, ino, mask) => {
       if (overlayOf(req, Number(ino))) return S.fuse_reply_err(req, 0);
       S.fuse_reply_err(req, mask & 2 ? E.EROFS : 0);
     },
     getxattr: (req, ino, namePtr, size) => {
-      const ov = vfs.owners.get(Number(ino)) as Overlay | undefined;
+      const ov = ownerOf(Number(ino));
       if (!ov) return S.fuse_reply_err(req, ENODATA);
       replyBytes(req, Number(size), ov.getxattr(ov.node(Number(ino))!, name(namePtr), Number(size)));
     },
     listxattr: (req, ino, size) => {
-      const ov = vfs.owners.get(Number(ino)) as Overlay | undefined;
+      const ov = ownerOf(Number(ino));
       replyBytes(
         req,
         Number(size),
@@ -570,12 +554,12 @@ function serve(data: FuseWorkerData): void {
       );
     },
     setxattr: (req, ino, namePtr, value, size, flags) => {
-      const ov = vfs.owners.get(Number(ino)) as Overlay | undefined;
+      const ov = ownerOf(Number(ino));
       if (!ov) return S.fuse_reply_err(req, Number(ino) === ROOT_INO ? E.ENOTSUP : E.EROFS);
       S.fuse_reply_err(req, ov.setxattr(ov.node(Number(ino))!, name(namePtr), value, Number(size), flags));
     },
     removexattr: (req, ino, namePtr) => {
-      const ov = vfs.owners.get(Number(ino)) as Overlay | undefined;
+      const ov = ownerOf(Number(ino));
       if (!ov) return S.fuse_reply_err(req, Number(ino) === ROOT_INO ? ENODATA : E.EROFS);
       S.fuse_reply_err(req, ov.removexattr(ov.node(Number(ino))!, name(namePtr)));
     },
@@ -632,7 +616,7 @@ function serve(data: FuseWorkerData): void {
     const ino = typeof args[1] === "bigint" ? Number(args[1]) : undefined;
     const out: Record<string, unknown> = { ino };
     try {
-      const ov = ino !== undefined ? vfs.owners.get(ino) as Overlay | undefined : undefined;
+      const ov = ino !== undefined ? ownerOf(ino) : undefined;
       const dirPath = ino === ROOT_INO ? "" : ov?.node(ino!)?.path ?? vfs.nodes.get(ino!)?.path;
       const withName = ["lookup", "mknod", "mkdir", "unlink", "rmdir", "create", "rename"].includes(op);
       if (withName && args[2]) out.path = `${dirPath ?? `<ino ${ino}>`}/${name(args[2])}`;
@@ -651,13 +635,13 @@ function serve(data: FuseWorkerData): void {
     const def = { parameters: OP_SIGNATURES[op] as readonly Deno.NativeType[], result: "void" } as const;
     const hist = OPS[op] * LAT_BUCKETS;
     const cb = new Deno.UnsafeCallback(def, (...args: any[]) => {
-      counters[0]++;
+      counters[CTR.requests]++;
       drain();
       const t0 = performance.now();
       try {
         fn(...args);
       } catch (e) {
-        counters[1]++;
+        counters[CTR.errors]++;
         log("error", `${op} failed: ${e instanceof Error ? e.stack : e}`, {
           op,
           errno: E.EIO,
@@ -670,10 +654,10 @@ function serve(data: FuseWorkerData): void {
       if (us > data.slowUs) {
         log("info", `slow ${op}`, { op, duration_us: Math.round(us), ...describe(op, args) });
       }
-      counters[6] = router.stats.hits;
-      counters[7] = router.stats.misses;
-      counters[8] = vfs.stats.hits;
-      counters[9] = vfs.stats.misses;
+      counters[CTR.ancestryHits] = router.stats.hits;
+      counters[CTR.ancestryMisses] = router.stats.misses;
+      counters[CTR.listingHits] = vfs.stats.hits;
+      counters[CTR.listingMisses] = vfs.stats.misses;
     });
     callbacks.push(cb);
     ops[OPS[op]] = BigInt(Deno.UnsafePointer.value(cb.pointer));

@@ -4,6 +4,23 @@
  */
 import type { StatusResult } from "../proto/protocol.ts";
 
+/** Slots of the Int32 counter array the FUSE worker shares with the service's main thread. */
+export const CTR = {
+  requests: 0,
+  errors: 1,
+  opens: 2,
+  lookups: 3,
+  copyUps: 4,
+  reflinks: 5,
+  ancestryHits: 6,
+  ancestryMisses: 7,
+  listingHits: 8,
+  listingMisses: 9,
+  openHandles: 10,
+} as const;
+/** Bytes of the shared counter array. */
+export const CTR_BYTES = 4 * Object.keys(CTR).length;
+
 /** Histogram buckets per op: bucket b holds latencies up to 2^(b/4) µs (b = 0: under 1 µs). */
 export const LAT_BUCKETS = 96;
 

@@ -52,6 +52,19 @@ export function digestBytes(bytes: Uint8Array): Digest {
   return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
+/** sha256 digest of a file's bytes, read synchronously in 1 MiB chunks. */
+export function digestFileSync(path: string): Digest {
+  const h = createHash("sha256");
+  const f = Deno.openSync(path, { read: true });
+  try {
+    const chunk = new Uint8Array(1 << 20);
+    for (let r = f.readSync(chunk); r !== null; r = f.readSync(chunk)) h.update(chunk.subarray(0, r));
+  } finally {
+    f.close();
+  }
+  return `sha256:${h.digest("hex")}`;
+}
+
 function byName(a: Entry, b: Entry): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }

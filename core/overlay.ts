@@ -8,8 +8,8 @@
  * Deletions are whiteout files in scratch (scratch.ts), so they are durable and reach commits.
  * Copy-up writes into `work/` and renames into place, so a crash never leaves a half file visible.
  */
-import { cstr, errno, libc, O_CLOEXEC, O_CREAT, O_EXCL, O_RDONLY, O_WRONLY } from "../ffi/libc.ts";
-import { check, cloneFile, lstat, readlinkBytes, utimens } from "../ffi/fsops.ts";
+import { cstr, errno, libc, O_CLOEXEC, O_CREAT, O_EXCL, O_RDONLY, O_TRUNC } from "../ffi/libc.ts";
+import { check, cloneFile, lstat, readlinkBytes, rename, touch, utimens } from "../ffi/fsops.ts";
 import type { Attr } from "../ffi/stat.ts";
 import type { Digest } from "./objects.ts";
 import { META_PREFIX, type MetaOverride, OPAQUE_NAME, parseScratchName, WH_PREFIX } from "./scratch.ts";
@@ -17,7 +17,7 @@ import { type Child, E, ROOT_INO, type Vfs } from "./vfs.ts";
 
 const S_IFMT = 0o170000, S_IFDIR = 0o040000, S_IFREG = 0o100000, S_IFLNK = 0o120000;
 const S_IFIFO = 0o010000, S_IFSOCK = 0o140000;
-const O_ACCMODE = 3, O_TRUNC = 0o1000;
+const O_ACCMODE = 3;
 const RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2;
 
 export type Kind = "file" | "dir" | "symlink" | "other";
@@ -58,13 +58,6 @@ export interface Caller {
   gid: number;
 }
 
-/** Counters the service reports. */
-export interface OverlayStats {
-  copyUps: number;
-  reflinks: number;
-  bytesCopied: number;
-}
-
 const kindOfMode = (mode: number): Kind =>
   (mode & S_IFMT) === S_IFDIR
     ? "dir"
@@ -83,7 +76,6 @@ export class Overlay {
   readonly scratch: string;
   readonly work: string;
   readonly root: ONode;
-  readonly stats: OverlayStats = { copyUps: 0, reflinks: 0, bytesCopied: 0 };
   /** Bumped by every change; a commit checks it did not move while it read scratch. */
   gen = 0;
   /** Open handles with write access. */
@@ -252,7 +244,7 @@ export class Overlay {
   }
 
   /** Attributes of a node, or an errno. */
-  attr(n: ONode, owner: { uid: number; gid: number }): Attr | number {
+  attr(n: ONode): Attr | number {
     if (n.detached) return n.detached;
     if (n.upper) {
       const a = lstat(this.upperPath(n));
@@ -266,8 +258,8 @@ export class Overlay {
       ino: n.ino,
       mode: type | ((m?.mode ?? c.mode) & 0o7777),
       nlink: 1,
-      uid: m?.uid ?? owner.uid,
-      gid: m?.gid ?? owner.gid,
+      uid: m?.uid ?? this.#vfs.owner.uid,
+      gid: m?.gid ?? this.#vfs.owner.gid,
       size: c.size,
       blocks: Math.ceil(c.size / 512),
       blksize: 65536,
@@ -357,9 +349,6 @@ export class Overlay {
     } else {
       const how = cloneFile(this.#vfs.blobPath(c.digest!), tmp, this.#reflink);
       if (typeof how === "number") return how;
-      this.stats.copyUps++;
-      if (how === "reflink") this.stats.reflinks++;
-      else this.stats.bytesCopied += c.size;
       this.#onCopyUp?.(how);
       const m = n.meta;
       check(libc().chmod(cstr(tmp), (m?.mode ?? c.mode) & 0o7777));
@@ -370,7 +359,7 @@ export class Overlay {
         utimens(tmp, m.atimeNs ? BigInt(m.atimeNs) : undefined, m.mtimeNs ? BigInt(m.mtimeNs) : undefined);
       }
     }
-    const rc = check(libc().renameat2(-100, cstr(tmp), -100, cstr(dst), 0));
+    const rc = rename(tmp, dst);
     if (rc) {
       check(libc().unlink(cstr(tmp)));
       return rc;
@@ -424,13 +413,8 @@ export class Overlay {
   #addMask(dir: ONode, name: string): number {
     const e = this.#upperDir(dir);
     if (e) return e;
-    const fd = libc().open3(
-      cstr(`${this.upperPath(dir)}/${WH_PREFIX}${name}`),
-      O_WRONLY | O_CREAT | O_CLOEXEC,
-      0o600,
-    );
-    if (fd < 0) return errno();
-    libc().close(fd);
+    const rc = touch(`${this.upperPath(dir)}/${WH_PREFIX}${name}`);
+    if (rc) return rc;
     this.#state(dir)!.masks.add(name);
     return 0;
   }
@@ -510,14 +494,13 @@ export class Overlay {
     const rc = check(libc().mkdir(cstr(up), mode & 0o7777));
     if (rc) return rc;
     check(libc().chmod(cstr(up), mode & 0o7777));
-    const opaque = p.masked;
-    if (opaque) {
-      const fd = libc().open3(cstr(`${up}/${OPAQUE_NAME}`), O_WRONLY | O_CREAT | O_CLOEXEC, 0o600);
-      if (fd >= 0) libc().close(fd);
-    }
     this.#setOwner(up, who);
     const n = this.#created(p.path, "dir");
-    n.state = { masks: new Set(), meta: new Map(), opaque };
+    n.state = { masks: new Set(), meta: new Map(), opaque: false };
+    if (p.masked) {
+      const e = this.#markOpaque(n);
+      if (e) return e;
+    }
     return n;
   }
 
@@ -576,7 +559,7 @@ export class Overlay {
   }
 
   #lastAttr(n: ONode): Attr {
-    const a = this.attr(n, { uid: 0, gid: 0 });
+    const a = this.attr(n);
     return typeof a === "number"
       ? { ino: n.ino, mode: 0, nlink: 0, uid: 0, gid: 0, size: 0, blocks: 0, blksize: 4096, time: 0 }
       : a;
@@ -590,7 +573,7 @@ export class Overlay {
     if (!n) return E.ENOENT;
     if (n.kind === "dir") return E.EISDIR;
     const path = `${dir.path}/${name}`;
-    const last = this.attr(n, this.#vfs.owner);
+    const last = this.attr(n);
     // mask first: a crash in between leaves the scratch entry, which wins, so nothing half-done shows
     if (n.lower) {
       const e = this.#addMask(dir, name);
@@ -615,7 +598,7 @@ export class Overlay {
     if (n.kind !== "dir") return E.ENOTDIR;
     if (!this.#emptyDir(n)) return E.ENOTEMPTY;
     const path = `${dir.path}/${name}`;
-    const last = this.attr(n, this.#vfs.owner);
+    const last = this.attr(n);
     if (n.lower) {
       const e = this.#addMask(dir, name);
       if (e) return e;
@@ -628,6 +611,15 @@ export class Overlay {
     }
     this.#detach(n, path, last);
     this.gen++;
+    return 0;
+  }
+
+  /** Makes an upper dir opaque: no lower entry below it shows any more. */
+  #markOpaque(n: ONode): number {
+    const rc = touch(`${this.upperPath(n)}/${OPAQUE_NAME}`);
+    if (rc) return rc;
+    n.state!.opaque = true;
+    n.lowerSources = null;
     return 0;
   }
 
@@ -651,17 +643,8 @@ export class Overlay {
     if (typeof l === "number") return l;
     for (const [, c] of l) if ((e = this.#deepCopyUp(c))) return e;
     if (n.lowerSources) {
-      e = this.#clearMarkers(n);
+      e = this.#clearMarkers(n) || this.#markOpaque(n);
       if (e) return e;
-      const fd = libc().open3(
-        cstr(`${this.upperPath(n)}/${OPAQUE_NAME}`),
-        O_WRONLY | O_CREAT | O_CLOEXEC,
-        0o600,
-      );
-      if (fd < 0) return errno();
-      libc().close(fd);
-      n.state!.opaque = true;
-      n.lowerSources = null;
     }
     return 0;
   }
@@ -707,7 +690,7 @@ export class Overlay {
       if (src.kind !== "dir" && dst.kind === "dir") return E.EISDIR;
       if (dst.kind === "dir" && !this.#emptyDir(dst)) return E.ENOTEMPTY;
     }
-    const dstLast = dst ? this.attr(dst, this.#vfs.owner) : E.ENOENT;
+    const dstLast = dst ? this.attr(dst) : E.ENOENT;
     let e = this.#deepCopyUp(src);
     if (!e && (flags & RENAME_EXCHANGE)) e = this.#deepCopyUp(dst!);
     if (!e) e = this.#upperDir(ndir);
@@ -720,25 +703,11 @@ export class Overlay {
       }
       this.#removeMask(ndir, nname);
       if (src.kind === "dir" && lowerAtDst && !src.state?.opaque) {
-        const fd = libc().open3(
-          cstr(`${this.upperPath(src)}/${OPAQUE_NAME}`),
-          O_WRONLY | O_CREAT | O_CLOEXEC,
-          0o600,
-        );
-        if (fd < 0) return errno();
-        libc().close(fd);
-        src.state!.opaque = true;
+        e = this.#markOpaque(src);
+        if (e) return e;
       }
     }
-    const rc = check(
-      libc().renameat2(
-        -100,
-        cstr(this.upperPath(from)),
-        -100,
-        cstr(this.upperPath(to)),
-        flags & RENAME_EXCHANGE,
-      ),
-    );
+    const rc = rename(this.upperPath(from), this.upperPath(to), flags & RENAME_EXCHANGE);
     if (rc) return rc;
     if (flags & RENAME_EXCHANGE) {
       const tmp = `${to}\0swap`;
@@ -774,7 +743,6 @@ export class Overlay {
       mtime?: bigint | "now";
     },
     fd: number | undefined,
-    owner: { uid: number; gid: number },
   ): Attr | number {
     if (n.detached && fd === undefined) return E.ENOENT;
     let e = 0;
@@ -804,9 +772,7 @@ export class Overlay {
       const name = baseName(n.path);
       const tmp = this.#tmp();
       Deno.writeTextFileSync(tmp, JSON.stringify(m));
-      e = check(
-        libc().renameat2(-100, cstr(tmp), -100, cstr(`${this.upperPath(dir)}/${META_PREFIX}${name}`), 0),
-      );
+      e = rename(tmp, `${this.upperPath(dir)}/${META_PREFIX}${name}`);
       if (e) return e;
       this.#state(dir)!.meta.set(name, m);
       n.meta = m;
@@ -823,7 +789,7 @@ export class Overlay {
       if (e) return e;
     }
     this.gen++;
-    return this.attr(n, owner);
+    return this.attr(n);
   }
 
   /** getxattr: only user.* names exist here; lower entries have none. */

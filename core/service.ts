@@ -19,7 +19,7 @@ import { newRuntimeId, type RuntimeDb, validateRuntimeName } from "./runtimes.ts
 import { validateTagName } from "./tags.ts";
 import { fsTypeName, probeReflink, statfs } from "../ffi/fsops.ts";
 import { OPS, OPS_SLOTS } from "../ffi/fuse3.ts";
-import { LAT_BUCKETS, parseLoopback, summarize, toPrometheus } from "./metrics.ts";
+import { CTR, CTR_BYTES, LAT_BUCKETS, parseLoopback, summarize, toPrometheus } from "./metrics.ts";
 import { logger } from "./log.ts";
 import { resolveSpec } from "./refs.ts";
 import { ObjectStore } from "./store.ts";
@@ -44,7 +44,7 @@ import {
 import { readFrames } from "../proto/framing.ts";
 
 const log = logger("service");
-/** How often root processes are polled for exit where pidfd is unavailable, and the idle check (ms). */
+/** How often root processes are polled for exit where pidfd is unavailable; the idle check period with pidfd (ms). */
 const ROOT_POLL_MS = 250, SWEEP_MS = 1000;
 /** FUSE ops slower than this are logged with their duration (µs). */
 const SLOW_OP_US = 100_000;
@@ -154,7 +154,7 @@ export async function runService(cfg: Config): Promise<number> {
   }
   const started = performance.now();
   const runtimes = new Map<string, Runtime>();
-  const counters = new SharedArrayBuffer(4 * 16);
+  const counters = new SharedArrayBuffer(CTR_BYTES);
   const latency = new SharedArrayBuffer(4 * LAT_BUCKETS * OPS_SLOTS);
   const latencyView = new Int32Array(latency);
   const counterView = new Int32Array(counters);
@@ -361,12 +361,12 @@ export async function runService(cfg: Config): Promise<number> {
       runtimes: [...runtimes.values()].map(info),
       backstore: { ...backstore, free_bytes: freeBytes() },
       fuse: {
-        requests: Atomics.load(counterView, 0),
-        errors: Atomics.load(counterView, 1),
-        opens: Atomics.load(counterView, 2),
-        lookups: Atomics.load(counterView, 3),
-        copy_ups: Atomics.load(counterView, 4),
-        reflink_copy_ups: Atomics.load(counterView, 5),
+        requests: Atomics.load(counterView, CTR.requests),
+        errors: Atomics.load(counterView, CTR.errors),
+        opens: Atomics.load(counterView, CTR.opens),
+        lookups: Atomics.load(counterView, CTR.lookups),
+        copy_ups: Atomics.load(counterView, CTR.copyUps),
+        reflink_copy_ups: Atomics.load(counterView, CTR.reflinks),
       },
       ops: Object.fromEntries(
         Object.entries(OPS).map(([op, slot]) => [op, summarize(latencyView, slot)]).filter(([, s]) =>
@@ -374,10 +374,16 @@ export async function runService(cfg: Config): Promise<number> {
         ),
       ),
       caches: {
-        ancestry: rate(Atomics.load(counterView, 6), Atomics.load(counterView, 7)),
-        manifest: rate(Atomics.load(counterView, 8), Atomics.load(counterView, 9)),
+        ancestry: rate(
+          Atomics.load(counterView, CTR.ancestryHits),
+          Atomics.load(counterView, CTR.ancestryMisses),
+        ),
+        manifest: rate(
+          Atomics.load(counterView, CTR.listingHits),
+          Atomics.load(counterView, CTR.listingMisses),
+        ),
       },
-      open_handles: Atomics.load(counterView, 10),
+      open_handles: Atomics.load(counterView, CTR.openHandles),
     }),
     mount: (
       p: { pid: number; spec?: string; edit?: boolean; keep?: boolean; name?: string; rerun?: string },
@@ -526,10 +532,12 @@ export async function runService(cfg: Config): Promise<number> {
   // root-process exit watch, and the idle timeout (counted from the last runtime's end)
   let idleSince = performance.now();
   const watch = setInterval(() => {
-    // with pidfd this is only a safety net; without it, it is the exit detection
-    for (const rt of [...runtimes.values()]) {
-      const info = procInfo(rt.root_pid);
-      if (!info || info.startTime !== rt.startTime) unregister(rt, "root process exited");
+    // without pidfd, polling /proc is the exit detection; with it, exits arrive as events
+    if (exits.kind === "poll") {
+      for (const rt of [...runtimes.values()]) {
+        const info = procInfo(rt.root_pid);
+        if (!info || info.startTime !== rt.startTime) unregister(rt, "root process exited");
+      }
     }
     if (runtimes.size > 0) idleSince = performance.now();
     else if (cfg.idleTimeoutS > 0 && performance.now() - idleSince > cfg.idleTimeoutS * 1000) {

@@ -6,16 +6,8 @@
  * back to polling /proc. macOS (kqueue EVFILT_PROC/NOTE_EXIT) is not implemented yet and uses the
  * polling fallback too.
  */
+import { libc } from "./libc.ts";
 import { platform } from "./platform.ts";
-
-const symbols = {
-  pidfd_open: { parameters: ["i32", "u32"], result: "i32" },
-  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
-  eventfd: { parameters: ["u32", "i32"], result: "i32" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-} as const;
 
 const POLLIN = 1, EFD_CLOEXEC = 0o2000000, EFD_NONBLOCK = 0o4000, PIDFD_NONBLOCK = 0o4000;
 
@@ -31,19 +23,18 @@ export interface ExitWatcher {
 
 class PidfdWatcher implements ExitWatcher {
   readonly kind = "pidfd";
-  readonly #lib: Deno.DynamicLibrary<typeof symbols>;
+  readonly #c = libc();
   readonly #efd: number;
   readonly #byFd = new Map<number, { pid: number; onExit: () => void }>();
   #closed = false;
   #loop?: Promise<void>;
 
-  constructor(lib: Deno.DynamicLibrary<typeof symbols>, efd: number) {
-    this.#lib = lib;
+  constructor(efd: number) {
     this.#efd = efd;
   }
 
   watch(pid: number, onExit: () => void): void {
-    const fd = this.#lib.symbols.pidfd_open(pid, PIDFD_NONBLOCK);
+    const fd = this.#c.pidfd_open(pid, PIDFD_NONBLOCK);
     if (fd < 0) {
       // ESRCH: already gone
       queueMicrotask(onExit);
@@ -58,14 +49,14 @@ class PidfdWatcher implements ExitWatcher {
     for (const [fd, w] of this.#byFd) {
       if (w.pid === pid) {
         this.#byFd.delete(fd);
-        this.#lib.symbols.close(fd);
+        this.#c.close(fd);
       }
     }
     this.#wake();
   }
 
   #wake(): void {
-    this.#lib.symbols.write(this.#efd, new Uint8Array(new BigUint64Array([1n]).buffer), 8n);
+    this.#c.write(this.#efd, new Uint8Array(new BigUint64Array([1n]).buffer), 8n);
   }
 
   async #run(): Promise<void> {
@@ -77,16 +68,16 @@ class PidfdWatcher implements ExitWatcher {
         v.setInt32(i * 8, fd, true);
         v.setInt16(i * 8 + 4, POLLIN, true);
       });
-      const n = await this.#lib.symbols.poll(buf, BigInt(fds.length), -1);
+      const n = await this.#c.poll(buf, BigInt(fds.length), -1);
       if (this.#closed) break;
       if (n < 0) continue; // EINTR
-      if (v.getInt16(6, true) & POLLIN) this.#lib.symbols.read(this.#efd, new Uint8Array(8), 8n);
+      if (v.getInt16(6, true) & POLLIN) this.#c.read(this.#efd, new Uint8Array(8), 8n);
       for (let i = 1; i < fds.length; i++) {
         if (v.getInt16(i * 8 + 6, true) === 0) continue;
         const w = this.#byFd.get(fds[i]);
         if (!w) continue;
         this.#byFd.delete(fds[i]);
-        this.#lib.symbols.close(fds[i]);
+        this.#c.close(fds[i]);
         w.onExit();
       }
     }
@@ -95,7 +86,7 @@ class PidfdWatcher implements ExitWatcher {
   close(): void {
     this.#closed = true;
     this.#wake();
-    for (const fd of this.#byFd.keys()) this.#lib.symbols.close(fd);
+    for (const fd of this.#byFd.keys()) this.#c.close(fd);
     this.#byFd.clear();
   }
 }
@@ -112,16 +103,16 @@ class PollingWatcher implements ExitWatcher {
 export function createExitWatcher(): ExitWatcher {
   if (platform.os !== "linux") return new PollingWatcher();
   try {
-    const lib = Deno.dlopen("libc.so.6", symbols);
-    const efd = lib.symbols.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    const C = libc();
+    const efd = C.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     // probe: pidfd_open of ourselves works on Linux 5.3+ (ENOSYS before)
-    const self = lib.symbols.pidfd_open(Deno.pid, 0);
+    const self = C.pidfd_open(Deno.pid, 0);
+    if (self >= 0) C.close(self);
     if (efd < 0 || self < 0) {
-      lib.close();
+      if (efd >= 0) C.close(efd);
       return new PollingWatcher();
     }
-    lib.symbols.close(self);
-    return new PidfdWatcher(lib, efd);
+    return new PidfdWatcher(efd);
   } catch {
     return new PollingWatcher();
   }

@@ -3,7 +3,19 @@
  * FUSE adapter can pass the exact POSIX error on (the POSIX suite compares errno values with a
  * local directory). Linux glibc 2.36; signatures from man-pages 6.03 sections 2 and 3.
  */
-import { AT_FDCWD, AT_SYMLINK_NOFOLLOW, cstr, errno, FICLONE, libc, O_CLOEXEC, O_RDONLY } from "./libc.ts";
+import {
+  AT_FDCWD,
+  AT_SYMLINK_NOFOLLOW,
+  cstr,
+  errno,
+  FICLONE,
+  libc,
+  O_CLOEXEC,
+  O_CREAT,
+  O_EXCL,
+  O_RDONLY,
+  O_WRONLY,
+} from "./libc.ts";
 import { type Attr, decodeStat, hostStatLayout, STAT_SIZE } from "./stat.ts";
 
 const layout = hostStatLayout();
@@ -20,6 +32,19 @@ export function check(rc: number | bigint): number {
   return Number(rc) < 0 ? errno() : 0;
 }
 
+/** Creates `path` as an empty file (mode 0600) if it does not exist. Returns 0 or an errno. */
+export function touch(path: string): number {
+  const fd = libc().open3(cstr(path), O_WRONLY | O_CREAT | O_CLOEXEC, 0o600);
+  if (fd < 0) return errno();
+  libc().close(fd);
+  return 0;
+}
+
+/** renameat2(2) of two paths (`flags`: RENAME_NOREPLACE / RENAME_EXCHANGE). Returns 0 or an errno. */
+export function rename(from: string, to: string, flags = 0): number {
+  return check(libc().renameat2(AT_FDCWD, cstr(from), AT_FDCWD, cstr(to), flags));
+}
+
 /** `struct statfs` (Linux x86_64/aarch64, 120 bytes; reference/ffi-abi.md §3). Sizes in bytes/blocks. */
 export interface FsStats {
   type: number;
@@ -29,7 +54,7 @@ export interface FsStats {
   bavail: number;
   files: number;
   ffree: number;
-  namelen: number;
+  namemax: number;
 }
 
 /** statfs(2) of `path`, or an errno. */
@@ -46,7 +71,7 @@ export function statfs(path: string): FsStats | number {
     bavail: n(32),
     files: n(40),
     ffree: n(48),
-    namelen: n(64),
+    namemax: n(64),
   };
 }
 
@@ -68,6 +93,20 @@ export function fsTypeName(type: number): string {
   return FS_NAMES[type] ?? `0x${type.toString(16)}`;
 }
 
+/** Opens `src` for reading and creates `dst` (0600, must not exist): [in, out] fds or an errno. */
+function openPair(src: string, dst: string): [number, number] | number {
+  const C = libc();
+  const fin = C.open(cstr(src), O_RDONLY | O_CLOEXEC);
+  if (fin < 0) return errno();
+  const fout = C.open3(cstr(dst), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600);
+  if (fout < 0) {
+    const e = errno();
+    C.close(fin);
+    return e;
+  }
+  return [fin, fout];
+}
+
 /**
  * Clones `src` into the new file `dst` (created 0600). Tries ioctl(FICLONE) when `reflink`, then
  * copy_file_range(2), then a plain read/write copy. Returns the method used, or an errno.
@@ -78,15 +117,9 @@ export function cloneFile(
   reflink: boolean,
 ): "reflink" | "copy_file_range" | "copy" | number {
   const C = libc();
-  const O_WRONLY_CREAT_EXCL = 0o1 | 0o100 | 0o200;
-  const fin = C.open(cstr(src), O_RDONLY | O_CLOEXEC);
-  if (fin < 0) return errno();
-  const fout = C.open3(cstr(dst), O_WRONLY_CREAT_EXCL | O_CLOEXEC, 0o600);
-  if (fout < 0) {
-    const e = errno();
-    C.close(fin);
-    return e;
-  }
+  const fds = openPair(src, dst);
+  if (typeof fds === "number") return fds;
+  const [fin, fout] = fds;
   try {
     if (reflink && C.ioctl(fout, BigInt(FICLONE), BigInt(fin)) === 0) return "reflink";
     let method: "copy_file_range" | "copy" = "copy_file_range";
@@ -160,14 +193,13 @@ export function probeReflink(srcDir: string, dstDir: string): true | number {
   const a = `${srcDir}/${tag}`, b = `${dstDir}/${tag}`;
   try {
     Deno.writeFileSync(a, new Uint8Array(4096).fill(7));
+    const fds = openPair(a, b);
+    if (typeof fds === "number") return fds;
     const C = libc();
-    const fin = C.open(cstr(a), O_RDONLY | O_CLOEXEC);
-    const fout = C.open3(cstr(b), 0o1 | 0o100 | O_CLOEXEC, 0o600);
-    const rc = fin >= 0 && fout >= 0 ? C.ioctl(fout, BigInt(FICLONE), BigInt(fin)) : -1;
-    const e = rc === 0 ? 0 : errno();
-    if (fin >= 0) C.close(fin);
-    if (fout >= 0) C.close(fout);
-    return rc === 0 ? true : e;
+    const e = C.ioctl(fds[1], BigInt(FICLONE), BigInt(fds[0])) === 0 ? 0 : errno();
+    C.close(fds[0]);
+    C.close(fds[1]);
+    return e === 0 ? true : e;
   } finally {
     for (const p of [a, b]) {
       try {

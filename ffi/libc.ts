@@ -43,6 +43,12 @@ const linuxSymbols = {
     result: "isize",
   },
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  // process-exit watch (pidfd_open(2) glibc 2.36, poll(2), eventfd(2)); poll blocks, so it runs off-thread
+  pidfd_open: { parameters: ["i32", "u32"], result: "i32" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
 } as const;
 
 let lib: Deno.DynamicLibrary<typeof linuxSymbols> | undefined;

@@ -1,18 +1,9 @@
 /** Crash safety: SIGKILL the service mid-read and mid-commit; nothing is corrupt or lost. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { selfArgv } from "../core/client.ts";
 import { runner } from "../core/runner.ts";
 import { Sandbox } from "../scripts/harness.ts";
-import { fuseTest } from "./fuse_helpers.ts";
-
-async function until(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+import { fuseTest, spfsLine, waitFor } from "./fuse_helpers.ts";
 
 fuseTest(
   "crash: SIGKILL during a 1 GiB read and during a commit; next run works, check is clean, durable data intact",
@@ -45,7 +36,7 @@ fuseTest(
 
       // 1. SIGKILL while a 1 GiB read is in flight
       const reader = sb.command(["run", "big", "--", "sh", "-c", `cat ${M}/big.bin > /dev/null`]).spawn();
-      await until("the read to start", async () => {
+      await waitFor("the read to start", async () => {
         const s = await sb.spfs(["status", "--json"]);
         return s.code === 0 && JSON.parse(s.stdout).open_handles > 0;
       });
@@ -66,9 +57,9 @@ fuseTest(
         "--",
         "sh",
         "-c",
-        selfArgv(["commit", "-t", "keep/1"]).map((a) => `'${a}'`).join(" "),
+        spfsLine(["commit", "-t", "keep/1"]),
       ]).spawn();
-      await until("the commit to write into tmp/", () => {
+      await waitFor("the commit to write into tmp/", () => {
         try {
           return [...Deno.readDirSync(tmp)].length > 0;
         } catch {
@@ -103,7 +94,7 @@ fuseTest(
         "--",
         "sh",
         "-c",
-        selfArgv(["commit", "-t", "keep/1"]).map((a) => `'${a}'`).join(" "),
+        spfsLine(["commit", "-t", "keep/1"]),
       ]);
       assert.equal(await sb.ok(["run", "keep/1", "--", "cat", `${M}/note`]), "note\n");
     } finally {

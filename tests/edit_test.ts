@@ -1,34 +1,16 @@
 /** Editable and durable runtimes on real mounts: POSIX semantics, real workloads, commit, durability. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { selfArgv } from "../core/client.ts";
 import { runner } from "../core/runner.ts";
 import { npmPackageDir, Sandbox } from "../scripts/harness.ts";
-import { fuseTest, writeTree } from "./fuse_helpers.ts";
+import { exists, fuseTest, q, spfsLine, waitFor, writeTree } from "./fuse_helpers.ts";
 
 const POSIX_OPS = new URL("./fixtures/posix_ops.py", import.meta.url).pathname;
-const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
-/** A shell command line running spfs with `args` (for use inside a runtime). */
-const spfsLine = (args: string[]) => selfArgv(args).map(q).join(" ");
 const sh = async (cmd: string) => {
   const r = await runner().run(["sh", "-c", cmd]);
   if (r.code !== 0) throw new Error(`${cmd} exited ${r.code}: ${r.stderr}`);
   return r.stdout;
 };
-
-const exists = (p: string) => {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-};
-/** Polls `cond` every 50 ms, for at most 20 s. */
-async function waitFor(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 400 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
-  if (!cond()) throw new Error("timed out waiting");
-}
 
 /** The starting tree of the POSIX suite (lower layer and local copy alike). */
 function posixTree(dir: string): void {
@@ -342,7 +324,7 @@ fuseTest(
         "-c",
         `echo more >> ${M}/new && touch ${q(marker)} && sleep 3`,
       ]).spawn();
-      await waitFor(() => exists(marker));
+      await waitFor("the change", () => exists(marker));
       Deno.kill(sb.servicePid()!, "SIGKILL");
       await bg.output();
       assert.equal(
@@ -352,7 +334,7 @@ fuseTest(
 
       const inUse = sb.command(["run", "--rerun", "dur", "--", "sh", "-c", `touch ${q(marker)}2 && sleep 3`])
         .spawn();
-      await waitFor(() => exists(`${marker}2`));
+      await waitFor("the rerun to start", () => exists(`${marker}2`));
       const busy = await sb.spfs(["run", "--rerun", "dur", "--", "true"]);
       assert.equal(busy.code, 1);
       assert.match(busy.stderr, /already running/);
@@ -411,7 +393,7 @@ fuseTest("no leaks: a non-durable runtime's scratch is gone within 5 s of its ro
       "-c",
       `echo y > ${sb.mountpoint}/g && touch ${q(sb.root)}/written && sleep 3`,
     ]).spawn();
-    await waitFor(() => exists(`${sb.root}/written`));
+    await waitFor("the write", () => exists(`${sb.root}/written`));
     await sb.ok(["commit", "--runtime", "live", "-t", "live/1"]);
     await bg.output();
     assert.equal((await sb.ok(["run", "live/1", "--", "cat", `${sb.mountpoint}/g`])).trim(), "y");

@@ -1,4 +1,5 @@
 /** Registers FUSE tests: skipped (with the reason printed) only when FUSE is truly unavailable. */
+import { selfArgv } from "../core/client.ts";
 import { fuseUnavailableReason } from "../scripts/harness.ts";
 
 const reason = fuseUnavailableReason();
@@ -30,4 +31,29 @@ export function writeTree(
     else Deno.writeTextFileSync(p, content);
     if (modes[rel] !== undefined) Deno.chmodSync(p, modes[rel]);
   }
+}
+
+/** A string quoted for sh. */
+export const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+
+/** A shell command line running spfs with `args` (for use inside a runtime). */
+export const spfsLine = (args: string[]) => selfArgv(args).map(q).join(" ");
+
+/** True when `p` exists. */
+export function exists(p: string): boolean {
+  try {
+    Deno.statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `cond` every 25 ms, for at most 15 s; throws naming `what` when it never holds. */
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }

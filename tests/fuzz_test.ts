@@ -88,6 +88,14 @@ async function connect(socket: string): Promise<Deno.UnixConn> {
   return await Deno.connect({ transport: "unix", path: socket });
 }
 
+/** Reads and drops everything the service sends on `conn` until it closes. */
+async function discardReplies(conn: Deno.UnixConn): Promise<void> {
+  const b = new Uint8Array(65536);
+  try {
+    while ((await conn.read(b)) !== null) { /* replies are not checked here */ }
+  } catch { /* reset */ }
+}
+
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
   return m ? Number(m[1]) : 0;
@@ -128,12 +136,7 @@ fuseTest("fuzz: 20,000 random and mutated frames on 8 connections; health answer
     await Promise.all(Array.from({ length: 8 }, async (_, w) => {
       const r = rng(1000 + w);
       let c = await connect(socket);
-      let reading = (async (conn: Deno.UnixConn) => {
-        const b = new Uint8Array(65536);
-        try {
-          while ((await conn.read(b)) !== null) { /* discard replies */ }
-        } catch { /* reset */ }
-      })(c);
+      let reading = discardReplies(c);
       for (let i = 0; i < PER_CONN; i++) {
         const f = frame(r);
         let broken = false;
@@ -149,12 +152,7 @@ fuseTest("fuzz: 20,000 random and mutated frames on 8 connections; health answer
           } catch { /* closed */ }
           await reading;
           c = await connect(socket);
-          reading = (async (conn: Deno.UnixConn) => {
-            const b = new Uint8Array(65536);
-            try {
-              while ((await conn.read(b)) !== null) { /* discard */ }
-            } catch { /* reset */ }
-          })(c);
+          reading = discardReplies(c);
         }
       }
       try {

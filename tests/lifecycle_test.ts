@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { mountsAt } from "../ffi/mounts.ts";
 import { processExited, procInfo } from "../ffi/proc.ts";
 import { Sandbox } from "../scripts/harness.ts";
-import { fuseTest, writeTree } from "./fuse_helpers.ts";
+import { exists, fuseTest, waitFor, writeTree } from "./fuse_helpers.ts";
 
 async function waitGone(pid: number, ms: number): Promise<number> {
   const t0 = performance.now();
@@ -82,14 +82,7 @@ fuseTest(
         "-c",
         `(ls ${M} >/dev/null; touch ${ready}; sleep 2; cat ${M}/f > ${out}) & sleep 4`,
       ]).spawn();
-      for (let i = 0; i < 400; i++) {
-        try {
-          Deno.statSync(ready);
-          break;
-        } catch {
-          await new Promise((r) => setTimeout(r, 25));
-        }
-      }
+      await waitFor("the background job to touch the mount", () => exists(ready));
       Deno.kill(run.pid, "SIGKILL");
       const t0 = performance.now();
       let gone = -1;
