@@ -106,11 +106,22 @@ export async function main(argv: string[]): Promise<number> {
     .option("--json", "print {ok, objects, bytes, corrupt, missing} as JSON")
     .action(act(async (o: { json?: boolean }) => (await import("./check.ts")).check(cfg(), o)));
 
+  program.command("doctor")
+    .description(
+      "check FUSE, the mount point, storage, the database and the service; print a fix for each problem",
+    )
+    .option("--json", "print {ok, checks: [{name, status, detail, code?, fix?}]} as JSON")
+    .action(act(async (o: { json?: boolean }) => (await import("./doctor.ts")).doctor(cfg(), o)));
+
   const runtimeOptions = (c: Command) =>
     c.option("--edit", "give the runtime a writable scratch dir (changes can be committed)")
       .option("--keep-runtime", "keep the runtime after the command exits (durable; implies --edit)")
       .option("--name <name>", "name the runtime")
       .option("--rerun <runtime>", "re-enter a durable runtime by id or name (no SPEC)")
+      .option(
+        "--scratch <where>",
+        "put scratch on ramdisk:NAME (see `spfs ramdisk`) or in an absolute DIR (implies --edit)",
+      )
       .addOption(new Option("--mountpoint <dir>", "mount point (env SPFS_MOUNTPOINT)"));
   type RunFlags = import("./run.ts").RunOpts & { mountpoint?: string };
 
@@ -196,6 +207,34 @@ export async function main(argv: string[]): Promise<number> {
         (await import("./runtime.ts")).prune(cfg(), o)
       ),
     );
+
+  const ramdisk = program.command("ramdisk").description(
+    "RAM disks for scratch dirs (tmpfs on Linux, APFS on macOS)",
+  );
+  ramdisk.command("create")
+    .description("create and mount a RAM disk (Linux: needs root)")
+    .requiredOption("--size <size>", "size, e.g. 256M or 2G")
+    .option("--name <name>", "volume name", "spfs")
+    .option("--json", "print JSON")
+    .action(
+      act(async (o: { size: string; name?: string; json?: boolean }) =>
+        (await import("./ramdisk.ts")).create(cfg(), o)
+      ),
+    );
+  ramdisk.command("destroy")
+    .description("unmount and free a RAM disk spfs created")
+    .argument("<name>", "its name")
+    .option("--force", "detach even while files on it are open")
+    .option("--json", "print JSON")
+    .action(
+      act(async (name: string, o: { force?: boolean; json?: boolean }) =>
+        (await import("./ramdisk.ts")).destroy(cfg(), name, o)
+      ),
+    );
+  ramdisk.command("list")
+    .description("list the RAM disks spfs created")
+    .option("--json", "print JSON")
+    .action(act(async (o: { json?: boolean }) => (await import("./ramdisk.ts")).list(cfg(), o)));
 
   program.command("service")
     .description("start the background service that owns the FUSE mount (detached unless --foreground)")

@@ -24,6 +24,8 @@ export interface RunOpts {
   keepRuntime?: boolean;
   name?: string;
   rerun?: string;
+  /** `ramdisk:NAME` or an absolute directory for scratch; implies edit. */
+  scratch?: string;
 }
 
 /**
@@ -41,10 +43,10 @@ export async function run(
   if (command.length === 0) {
     throw new SpfsError("UsageError", "no command given", { hint: "spfs run SPEC -- CMD [ARGS…]" });
   }
-  if (o.rerun && (o.edit || o.keepRuntime || o.name)) {
+  if (o.rerun && (o.edit || o.keepRuntime || o.name || o.scratch)) {
     throw new SpfsError(
       "UsageError",
-      "--rerun re-enters an existing runtime; it takes no --edit, --keep-runtime or --name",
+      "--rerun re-enters an existing runtime; it takes no --edit, --keep-runtime, --name or --scratch",
       {
         hint: `spfs run --rerun ${o.rerun} -- CMD`,
       },
@@ -57,6 +59,7 @@ export async function run(
     ...(o.edit ? { edit: true } : {}),
     ...(o.keepRuntime ? { keep: true } : {}),
     ...(o.name ? { name: o.name } : {}),
+    ...(o.scratch ? { scratch: o.scratch, edit: true } : {}),
   });
   let child: Deno.ChildProcess;
   try {

@@ -41,7 +41,12 @@ export type ErrorCode =
   | "RuntimeBusy"
   | "NothingToCommit"
   | "NotEditable"
-  | "StorageFull";
+  | "StorageFull"
+  | "DatabaseCorrupt"
+  | "ProcessNotFound"
+  | "RamdiskNotFound"
+  | "RamdiskBusy"
+  | "PermissionDenied";
 
 const exitFor: Record<ErrorCode, number> = {
   UsageError: ExitCode.usage,
@@ -68,6 +73,11 @@ const exitFor: Record<ErrorCode, number> = {
   NothingToCommit: ExitCode.failure,
   NotEditable: ExitCode.usage,
   StorageFull: ExitCode.storage,
+  DatabaseCorrupt: ExitCode.storage,
+  ProcessNotFound: ExitCode.notFound,
+  RamdiskNotFound: ExitCode.notFound,
+  RamdiskBusy: ExitCode.failure,
+  PermissionDenied: ExitCode.failure,
 };
 
 /** An error a user can act on: what happened (`message`), how to fix it (`hint`). */

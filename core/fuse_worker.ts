@@ -22,7 +22,7 @@ import {
   OPS_SLOTS,
   SETATTR,
 } from "../ffi/fuse3.ts";
-import { cstr, errno, libc, O_CLOEXEC, O_RDONLY } from "../ffi/libc.ts";
+import { cstr, errno, errnoOfException, libc, O_CLOEXEC, O_RDONLY } from "../ffi/libc.ts";
 import { check, statfs } from "../ffi/fsops.ts";
 import { procInfo, tgidOf } from "../ffi/proc.ts";
 import { type Attr, decodeStat, encodeStat, hostStatLayout, STAT_SIZE } from "../ffi/stat.ts";
@@ -642,12 +642,13 @@ function serve(data: FuseWorkerData): void {
         fn(...args);
       } catch (e) {
         counters[CTR.errors]++;
-        log("error", `${op} failed: ${e instanceof Error ? e.stack : e}`, {
+        const err = errnoOfException(e);
+        log(err === E.EIO ? "error" : "warning", `${op} failed: ${e instanceof Error ? e.stack : e}`, {
           op,
-          errno: E.EIO,
+          errno: err,
           ...describe(op, args),
         });
-        if (hasReq && op !== "forget" && op !== "forget_multi") S.fuse_reply_err(args[0], E.EIO);
+        if (hasReq && op !== "forget" && op !== "forget_multi") S.fuse_reply_err(args[0], err);
       }
       const us = (performance.now() - t0) * 1000;
       latency[hist + bucketOf(us)]++;

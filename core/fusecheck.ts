@@ -32,12 +32,74 @@ export function checkLibfuse(cfg: Config): string {
   });
 }
 
+/** True when `path` exists (any type). */
+function present(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * macOS: the macFUSE kext bundle must be installed. FUSE-T alone reports caller PID 0 for every
+ * request, so per-process environments cannot work on it.
+ * @throws SpfsError FuseNotLoaded (FUSE-T only) or FuseNotInstalled, with the install command.
+ */
+function checkMacFuse(): void {
+  const d = platform.darwinFuse!;
+  if (present(d.macfuseBundle)) return;
+  if (d.fuseTPaths.some(present)) {
+    throw new SpfsError(
+      "FuseNotLoaded",
+      "only FUSE-T is installed; it reports caller PID 0, so spfs cannot tell processes apart",
+      { hint: `install macFUSE as well: ${platform.fuseInstallCommand}` },
+    );
+  }
+  throw new SpfsError("FuseNotInstalled", `macFUSE is not installed (${d.macfuseBundle} is missing)`, {
+    hint: platform.fuseInstallCommand,
+  });
+}
+
+/**
+ * True when /etc/synthetic.conf text creates the root-level directory `name` (synthetic.conf(5):
+ * one name per line, an optional tab-separated symlink target, `#` comments).
+ */
+export function syntheticConfHas(text: string, name: string): boolean {
+  return text.split("\n").some((l) => l.split("\t")[0].trim() === name);
+}
+
+/**
+ * macOS: the root filesystem is read-only, so a root-level mount point such as /spfs must be listed
+ * in /etc/synthetic.conf. No-op elsewhere, or when the mount point already exists.
+ * @throws SpfsError MountPointMissing with the lines that add it.
+ */
+export function checkSyntheticConf(cfg: Config, confPath = platform.darwinFuse?.syntheticConf): void {
+  const mp = cfg.mountpoint;
+  if (!confPath || present(mp) || mp.lastIndexOf("/") !== 0) return;
+  const name = mp.slice(1);
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(confPath);
+  } catch { /* no file yet */ }
+  if (syntheticConfHas(text, name)) return;
+  throw new SpfsError(
+    "MountPointMissing",
+    `${mp} is not listed in ${confPath} (the root volume is read-only)`,
+    {
+      hint:
+        `printf '${name}\\n' | sudo tee -a ${confPath} && /System/Library/Filesystems/apfs.fs/Contents/Resources/apfs.util -t  (or reboot)`,
+    },
+  );
+}
+
 /**
  * Checks that the FUSE device exists, is a character device, and can be opened read-write.
  * @throws SpfsError FuseNotLoaded naming the fix.
  */
 export function checkDevice(cfg: Config): void {
-  if (platform.os !== "linux") return;
+  if (platform.os === "darwin") return checkMacFuse();
   const dev = cfg.fuseDevice;
   let st: Deno.FileInfo;
   try {
@@ -73,6 +135,13 @@ export function checkMountpoint(cfg: Config): "ok" | "stale" {
     const st = Deno.statSync(mp);
     if (!st.isDirectory) {
       throw new SpfsError("MountPointMissing", `mount point ${mp} is not a directory`, { hint: fix });
+    }
+    // fusermount3 lets a non-root user mount only on a directory they can write
+    const uid = Deno.uid();
+    if (uid && st.uid !== uid && !((st.mode ?? 0) & 0o002)) {
+      throw new SpfsError("MountPointMissing", `mount point ${mp} belongs to uid ${st.uid}, not you`, {
+        hint: `sudo chown $(id -u):$(id -g) ${mp}, or set SPFS_MOUNTPOINT to a directory you own`,
+      });
     }
     return "ok";
   } catch (e) {

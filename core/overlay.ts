@@ -348,7 +348,10 @@ export class Overlay {
       if (rc) return rc;
     } else {
       const how = cloneFile(this.#vfs.blobPath(c.digest!), tmp, this.#reflink);
-      if (typeof how === "number") return how;
+      if (typeof how === "number") {
+        libc().unlink(cstr(tmp)); // a partial copy (ENOSPC, EIO) must not stay in work/
+        return how;
+      }
       this.#onCopyUp?.(how);
       const m = n.meta;
       check(libc().chmod(cstr(tmp), (m?.mode ?? c.mode) & 0o7777));

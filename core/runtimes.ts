@@ -3,7 +3,8 @@
  * dirs they own under `<storage>/runtimes/<id>/`. Only durable runtimes get a row; a non-durable
  * runtime lives in the service's memory and its dir is deleted when its root process exits.
  */
-import { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
+import { openDb } from "./db.ts";
 import { storagePaths } from "./config.ts";
 import { SpfsError } from "./errors.ts";
 import type { Digest } from "./objects.ts";
@@ -44,9 +45,7 @@ export class RuntimeDb {
   constructor(storageRoot: string) {
     this.root = storagePaths(storageRoot).runtimes;
     Deno.mkdirSync(this.root, { recursive: true });
-    this.db = new DatabaseSync(storagePaths(storageRoot).db);
-    this.db.exec("PRAGMA busy_timeout = 10000");
-    this.db.exec("PRAGMA journal_mode = WAL");
+    this.db = openDb(storageRoot);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS runtimes (
         id TEXT PRIMARY KEY,
@@ -107,9 +106,18 @@ export class RuntimeDb {
     return runtimeDirs(this.root, id);
   }
 
-  /** Creates the scratch and work dirs of a new runtime (mode 0700 on the runtime dir). */
-  createDirs(id: string): { root: string; scratch: string; work: string } {
+  /**
+   * Creates the scratch and work dirs of a new runtime (mode 0700 on the runtime dir). With `base`
+   * (another volume, such as a RAM disk) they live in `<base>/<id>` and `<storage>/runtimes/<id>` is
+   * a symlink to it, so every other path stays the same; work/ and scratch/ share a volume, so
+   * copy-up's rename stays atomic.
+   */
+  createDirs(id: string, base?: string): { root: string; scratch: string; work: string } {
     const d = this.dirs(id);
+    if (base) {
+      Deno.mkdirSync(`${base}/${id}`, { recursive: true, mode: 0o700 });
+      Deno.symlinkSync(`${base}/${id}`, d.root);
+    }
     Deno.mkdirSync(d.root, { recursive: true, mode: 0o700 });
     Deno.mkdirSync(d.scratch, { recursive: true });
     Deno.chmodSync(d.scratch, 0o755);
@@ -128,15 +136,20 @@ export class RuntimeDb {
 
   /** Deletes a runtime's dir tree. */
   async removeDirs(id: string): Promise<void> {
-    await Deno.remove(this.dirs(id).root, { recursive: true }).catch((e) => {
+    const { root } = this.dirs(id);
+    const gone = (e: unknown) => {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
-    });
+    };
+    // scratch on another volume: remove the target first, then the link
+    const target = await Deno.readLink(root).catch(() => undefined);
+    if (target) await Deno.remove(target, { recursive: true }).catch(gone);
+    await Deno.remove(root, { recursive: true }).catch(gone);
   }
 
   /** Ids of runtime dirs on disk (durable or left over). */
   dirIds(): string[] {
     try {
-      return [...Deno.readDirSync(this.root)].filter((e) => e.isDirectory).map((e) => e.name);
+      return [...Deno.readDirSync(this.root)].filter((e) => e.isDirectory || e.isSymlink).map((e) => e.name);
     } catch {
       return [];
     }

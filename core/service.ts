@@ -30,10 +30,12 @@ import { createExitWatcher } from "../ffi/exitwatch.ts";
 import { libc, tryFlock } from "../ffi/libc.ts";
 import { platform } from "../ffi/platform.ts";
 import { runner } from "./runner.ts";
+import { scratchBase } from "./ramdisk.ts";
 import {
   type BackstoreInfo,
   type CommitResult,
   MAX_FRAME_BYTES,
+  type MountParams,
   type MountResult,
   PROTOCOL_VERSION,
   RpcCode,
@@ -386,13 +388,18 @@ export async function runService(cfg: Config): Promise<number> {
       open_handles: Atomics.load(counterView, CTR.openHandles),
     }),
     mount: (
-      p: { pid: number; spec?: string; edit?: boolean; keep?: boolean; name?: string; rerun?: string },
+      p: MountParams,
     ) => {
       const proc = procInfo(p.pid);
       if (!proc) {
-        throw new SpfsError("UsageError", `process ${p.pid} does not exist`, {
-          hint: "register a running process",
-        });
+        throw new SpfsError(
+          "ProcessNotFound",
+          `process ${p.pid} does not exist (it may have exited already)`,
+          {
+            hint: "register a running process: pass the pid of the process tree's root",
+            details: { pid: p.pid },
+          },
+        );
       }
       for (const rt of runtimes.values()) if (rt.root_pid === p.pid) unregister(rt, "re-registered");
       let rt: Runtime;
@@ -426,7 +433,7 @@ export async function runService(cfg: Config): Promise<number> {
         rt = { ...rec, root_pid: p.pid, started_ms: Date.now(), startTime: proc.startTime, active: true };
       } else {
         const resolved = resolveSpec(p.spec!, store, tags);
-        const editable = !!(p.edit || p.keep);
+        const editable = !!(p.edit || p.keep || p.scratch);
         if (p.name) {
           validateRuntimeName(p.name);
           if (rdb.find(p.name) || findRuntime(p.name)) {
@@ -450,7 +457,9 @@ export async function runService(cfg: Config): Promise<number> {
           durable: !!p.keep,
           active: true,
         };
-        if (editable) rdb.createDirs(id);
+        if (editable) {
+          rdb.createDirs(id, p.scratch ? scratchBase(cfg, p.scratch) : undefined);
+        }
         if (rt.durable) rdb.put(rt);
       }
       if (rt.editable) rt.scratch = rdb.dirs(rt.id).scratch;

@@ -2,8 +2,8 @@
  * Tags with history in SQLite (node:sqlite, WAL). `name~0` is the current target, `name~1` the one
  * before it. A tag name is `name[/version]`: segments of [A-Za-z0-9._-], starting alphanumeric.
  */
-import { DatabaseSync } from "node:sqlite";
-import { storagePaths } from "./config.ts";
+import type { DatabaseSync } from "node:sqlite";
+import { openDb } from "./db.ts";
 import { SpfsError } from "./errors.ts";
 import type { Digest } from "./objects.ts";
 
@@ -32,9 +32,7 @@ export class TagDb {
   readonly db: DatabaseSync;
 
   constructor(storageRoot: string) {
-    this.db = new DatabaseSync(storagePaths(storageRoot).db);
-    this.db.exec("PRAGMA busy_timeout = 10000");
-    this.db.exec("PRAGMA journal_mode = WAL");
+    this.db = openDb(storageRoot);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS tag_history (

@@ -34,8 +34,9 @@ export interface Node extends Child {
   ino: number;
   key: string;
   nlookup: number;
-  /** Dirs only: the stack and path the listing belongs to. */
+  /** Dirs only: the stack the listing belongs to. */
   stackKey?: string;
+  /** Dirs: the path of the listing. Files and symlinks: the path they were first reached at (for logs). */
   path?: string;
 }
 
@@ -192,11 +193,9 @@ export class Vfs {
       : `l\0${c.digest}`;
     const ino = this.#byKey.get(key);
     if (ino !== undefined) return this.nodes.get(ino)!;
-    const node: Node = { ...c, ino: this.#nextIno++, key, nlookup: 0 };
-    if (c.kind === "dir") {
-      node.stackKey = dir.stackKey;
-      node.path = path;
-    }
+    // files and symlinks are shared by content, so their path is only where they were first seen
+    const node: Node = { ...c, ino: this.#nextIno++, key, nlookup: 0, path };
+    if (c.kind === "dir") node.stackKey = dir.stackKey;
     this.nodes.set(node.ino, node);
     this.#byKey.set(key, node.ino);
     return node;

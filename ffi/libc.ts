@@ -68,6 +68,33 @@ export function errno(): number {
   return p ? new Deno.UnsafePointerView(p).getInt32(0) : 0;
 }
 
+/** A failed libc call whose errno should reach the FUSE caller as is (EMFILE, ENOMEM…). */
+export class ErrnoError extends Error {
+  constructor(readonly errno: number, what: string) {
+    super(`${what}: errno ${errno}`);
+  }
+}
+
+/**
+ * errnos (asm-generic/errno-base.h) of resource exhaustion: a request that meets one gets that errno
+ * back rather than EIO, so the caller can tell "out of fds/space/memory" from damage.
+ */
+export const RESOURCE_ERRNOS = new Set([
+  12, /* ENOMEM */
+  23, /* ENFILE */
+  24, /* EMFILE */
+  28, /* ENOSPC */
+  122, /* EDQUOT */
+]);
+
+/** The errno to answer a FUSE request that threw `e`: a resource errno when it was one, else EIO. */
+export function errnoOfException(e: unknown): number {
+  const n = e instanceof ErrnoError
+    ? e.errno
+    : Number(/\(os error (\d+)\)/.exec(e instanceof Error ? e.message : String(e))?.[1]);
+  return RESOURCE_ERRNOS.has(n) ? n : 5 /* EIO */;
+}
+
 /** Flags from <fcntl.h> (Linux asm-generic). */
 export const O_RDONLY = 0, O_WRONLY = 1, O_CLOEXEC = 0o2000000, O_NOATIME = 0o1000000;
 export const O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000, O_APPEND = 0o2000, O_NOFOLLOW = 0o400000;

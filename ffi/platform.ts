@@ -16,6 +16,8 @@ export interface Platform {
   storageRootDefault(env: Record<string, string | undefined>, home: string): string;
   /** Default runtime dir for the socket, pidfile and logs. */
   runtimeDirDefault(env: Record<string, string | undefined>, uid: number): string;
+  /** macOS only: where macFUSE, FUSE-T and synthetic.conf live. */
+  darwinFuse?: { macfuseBundle: string; fuseTPaths: string[]; syntheticConf: string };
   /** Command to unmount a FUSE mount point lazily, as argv. */
   unmountArgv(mountpoint: string): string[];
 }
@@ -40,6 +42,11 @@ const darwin: Platform = {
   fuseInstallCommand: "brew install --cask macfuse   # then allow the system extension and reboot",
   storageRootDefault: (_env, home) => `${home}/Library/Application Support/spfs`,
   runtimeDirDefault: (env, uid) => `${(env.TMPDIR || "/tmp").replace(/\/$/, "")}/spfs-${uid}`,
+  darwinFuse: {
+    macfuseBundle: "/Library/Filesystems/macfuse.fs",
+    fuseTPaths: ["/usr/local/lib/libfuse-t.dylib", "/Library/Application Support/fuse-t"],
+    syntheticConf: "/etc/synthetic.conf",
+  },
   unmountArgv: (mp) => ["umount", "-f", mp],
 };
 

@@ -3,7 +3,7 @@
  * /proc/<pid>/stat fields 4 `ppid` and 22 `starttime` in clock ticks; /proc/<tid>/status `Tgid:`)
  * through libc so the hot path avoids Deno's file-handle machinery.
  */
-import { cstr, libc, O_CLOEXEC, O_RDONLY } from "./libc.ts";
+import { cstr, errno, ErrnoError, libc, O_CLOEXEC, O_RDONLY } from "./libc.ts";
 
 /** ppid and start time (clock ticks since boot) of a pid or tid. */
 export interface ProcInfo {
@@ -14,6 +14,9 @@ export interface ProcInfo {
 const buf = new Uint8Array(1024);
 const dec = new TextDecoder();
 const pathCache = new Map<number, Uint8Array>();
+const DEV_NULL = cstr("/dev/null");
+/** An fd held in reserve so /proc stays readable when the process runs out of descriptors. */
+let reserve = -1;
 
 function readProc(pid: number, file: "stat" | "status"): string | null {
   const key = file === "stat" ? pid : -pid;
@@ -24,10 +27,23 @@ function readProc(pid: number, file: "stat" | "status"): string | null {
     pathCache.set(key, p);
   }
   const S = libc();
-  const fd = S.open(p, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return null;
+  if (reserve < 0) reserve = S.open(DEV_NULL, O_RDONLY | O_CLOEXEC);
+  let fd = S.open(p, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno() === 24 /* EMFILE */ && reserve >= 0) {
+    // routing must keep working when the fd table is full: spend the reserve fd, then retake it
+    S.close(reserve);
+    fd = S.open(p, O_RDONLY | O_CLOEXEC);
+    reserve = -1;
+  }
+  if (fd < 0) {
+    const e = errno();
+    // gone is an answer; out of fds is not, and guessing "gone" would route the caller wrongly
+    if (e === 2 /* ENOENT */ || e === 3 /* ESRCH */) return null;
+    throw new ErrnoError(e, `cannot read /proc/${pid}/${file}`);
+  }
   const n = Number(S.pread(fd, buf, BigInt(buf.length), 0n));
   S.close(fd);
+  if (reserve < 0) reserve = S.open(DEV_NULL, O_RDONLY | O_CLOEXEC);
   return n > 0 ? dec.decode(buf.subarray(0, n)) : null;
 }
 
@@ -41,7 +57,10 @@ export function parseProcStat(text: string): ProcInfo | null {
   return Number.isFinite(ppid) && Number.isFinite(startTime) ? { ppid, startTime } : null;
 }
 
-/** ppid and start time of a live pid/tid, or null when it is gone. */
+/**
+ * ppid and start time of a live pid/tid, or null when it is gone.
+ * @throws ErrnoError when /proc cannot be read for another reason (EMFILE, ENFILE, ENOMEM).
+ */
 export function procInfo(pid: number): ProcInfo | null {
   const t = readProc(pid, "stat");
   return t ? parseProcStat(t) : null;

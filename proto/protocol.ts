@@ -118,6 +118,8 @@ export interface MountParams {
   name?: string;
   /** Re-enter the durable runtime with this id or name. */
   rerun?: string;
+  /** Where scratch lives: `ramdisk:NAME` or an absolute directory (default: the storage root). */
+  scratch?: string;
 }
 export interface MountResult {
   id: string;

@@ -21,6 +21,7 @@ export const paramSchemas = {
     keep: z.boolean().optional(),
     name: z.string().min(1).max(64).optional(),
     rerun: z.string().min(1).max(64).optional(),
+    scratch: z.string().min(1).max(4096).optional(),
   }).strict().refine((p) => (p.spec === undefined) !== (p.rerun === undefined), "give spec or rerun"),
   commit: z.object({
     runtime: z.string().min(1).max(64),

@@ -174,15 +174,26 @@ fuseTest("bad RPC frames each get a JSON-RPC error and the service keeps serving
       '{"jsonrpc":"2.0","id":1,"method":"no_such_method"}',
       '{"jsonrpc":"2.0","id":2,"method":"mount","params":{"pid":"x","spec":5}}',
       '{"jsonrpc":"2.0","id":3,"method":"mount","params":{"pid":1,"spec":"no-such-tag"}}',
+      '{"jsonrpc":"2.0","id":6,"method":"mount","params":{"pid":2147483000,"spec":"r"}}',
       '{"id":4,"method":"health"}',
       '{"jsonrpc":"2.0","id":5,"method":"health"}',
     ];
     const { lines, closed } = await rpcLines(sock, frames.join("\n") + "\n", frames.length);
     assert.equal(closed, false, "a bad frame does not close the connection");
-    assert.deepEqual(lines.map((l) => l.error?.code ?? "ok"), [-32700, -32601, -32602, -32000, -32600, "ok"]);
+    assert.deepEqual(lines.map((l) => l.error?.code ?? "ok"), [
+      -32700,
+      -32601,
+      -32602,
+      -32000,
+      -32000,
+      -32600,
+      "ok",
+    ]);
     assert.equal(lines[3].error.data.code, "UnknownRef");
     assert.ok(lines[3].error.data.hint);
-    assert.equal(lines[5].result.healthy, true);
+    assert.equal(lines[4].error.data.code, "ProcessNotFound");
+    assert.deepEqual(lines[4].error.data.details, { pid: 2147483000 });
+    assert.equal(lines[6].result.healthy, true);
     // an oversized frame (2 MiB, no newline yet) is rejected and its connection closed …
     const big = new Uint8Array(2 * 1024 * 1024).fill(0x61);
     const [over, health] = await Promise.all([
