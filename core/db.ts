@@ -8,6 +8,7 @@ import { storagePaths } from "./config.ts";
  * a complete backup.
  */
 export function openDb(storageRoot: string): DatabaseSync {
+  Deno.mkdirSync(storageRoot, { recursive: true });
   const db = new DatabaseSync(storagePaths(storageRoot).db);
   db.exec("PRAGMA busy_timeout = 10000");
   db.exec("PRAGMA journal_mode = WAL");

@@ -7,7 +7,7 @@
 import type { DatabaseSync } from "node:sqlite";
 import { mountsAt } from "../ffi/mounts.ts";
 import { platform } from "../ffi/platform.ts";
-import type { Config } from "./config.ts";
+import { type Config, storagePaths } from "./config.ts";
 import { openDb } from "./db.ts";
 import { SpfsError } from "./errors.ts";
 import { runner, type RunResult } from "./runner.ts";
@@ -219,9 +219,31 @@ export async function destroyRamdisk(cfg: Config, name: string, force = false, b
   const db = new RamdiskDb(cfg.storageRoot);
   const rd = db.get(name);
   if (!rd) throw notFound(name);
+  const users = runtimesOn(cfg, rd);
+  if (users.length && !force) {
+    throw new SpfsError("RamdiskBusy", `RAM disk ${name} holds the scratch of runtime ${users.join(", ")}`, {
+      hint: `remove ${users.length === 1 ? "it" : "them"} first (spfs runtime remove ${
+        users.join(" ")
+      }), or --force to lose ${users.length === 1 ? "its" : "their"} changes`,
+    });
+  }
   await backend.destroy(rd, force);
   db.delete(name);
   return rd;
+}
+
+/** Ids of runtimes whose dir (a symlink in the storage root) points into the RAM disk. */
+function runtimesOn(cfg: Config, rd: Ramdisk): string[] {
+  const root = storagePaths(cfg.storageRoot).runtimes;
+  const out: string[] = [];
+  try {
+    for (const e of Deno.readDirSync(root)) {
+      if (!e.isSymlink) continue;
+      const target = Deno.readLinkSync(`${root}/${e.name}`);
+      if (target.startsWith(`${rd.mountpoint}/`)) out.push(e.name);
+    }
+  } catch { /* no runtimes dir yet */ }
+  return out;
 }
 
 function notFound(name: string): SpfsError {
