@@ -208,6 +208,37 @@ export async function main(argv: string[]): Promise<number> {
       ),
     );
 
+  const agent = program.command("launchagent")
+    .description("run the service under launchd (macOS) or systemd --user (Linux), started at login");
+  const agentOpts = (c: Command) =>
+    c.option("--label <label>", "job label (launchd default dev.spfs.service, systemd default spfs)")
+      .option("--json", "print JSON");
+  agentOpts(
+    agent.command("install")
+      .description("write the plist/unit and load it; the service runs with --idle-timeout 0")
+      .option("--dry-run", "print the file and the commands instead"),
+  ).action(
+    act(async (o: { label?: string; dryRun?: boolean; json?: boolean }) =>
+      (await import("./launchagent.ts")).install(cfg(), o)
+    ),
+  );
+  agentOpts(
+    agent.command("uninstall")
+      .description("unload the job and delete its file")
+      .option("--dry-run", "print the commands instead"),
+  ).action(
+    act(async (o: { label?: string; dryRun?: boolean; json?: boolean }) =>
+      (await import("./launchagent.ts")).uninstall(cfg(), o)
+    ),
+  );
+  agentOpts(
+    agent.command("status").description(
+      "what the service manager reports; exit 0 running, 1 stopped, 3 not installed",
+    ),
+  ).action(
+    act(async (o: { label?: string; json?: boolean }) => (await import("./launchagent.ts")).status(cfg(), o)),
+  );
+
   const ramdisk = program.command("ramdisk").description(
     "RAM disks for scratch dirs (tmpfs on Linux, APFS on macOS)",
   );

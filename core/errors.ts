@@ -46,7 +46,8 @@ export type ErrorCode =
   | "ProcessNotFound"
   | "RamdiskNotFound"
   | "RamdiskBusy"
-  | "PermissionDenied";
+  | "PermissionDenied"
+  | "ServiceManagerFailed";
 
 const exitFor: Record<ErrorCode, number> = {
   UsageError: ExitCode.usage,
@@ -78,6 +79,7 @@ const exitFor: Record<ErrorCode, number> = {
   RamdiskNotFound: ExitCode.notFound,
   RamdiskBusy: ExitCode.failure,
   PermissionDenied: ExitCode.failure,
+  ServiceManagerFailed: ExitCode.failure,
 };
 
 /** An error a user can act on: what happened (`message`), how to fix it (`hint`). */

@@ -1,7 +1,7 @@
 /**
  * Installs what spfs needs on a Debian-like machine: fuse3 (libfuse3 + fusermount3); with
  * `--bench` also fuse-overlayfs; with `--test` the tools the real workloads use (git, python3
- * with venv, xfsprogs for the reflink test on an XFS image). As root it runs apt-get; otherwise it prints the exact command
+ * with venv, xfsprogs for the reflink test on an XFS image, systemd for `systemd-analyze verify`). As root it runs apt-get; otherwise it prints the exact command
  * and exits 1. Also pre-fetches the npm dependencies so the first run does not pay for it.
  */
 import { loadConfig } from "../core/config.ts";
@@ -41,6 +41,8 @@ if (test || bench) {
     missing.push("python3", "python3-venv");
   }
   if (!(await have("mkfs.xfs"))) missing.push("xfsprogs");
+  // systemd-analyze verifies the unit `spfs launchagent` writes
+  if (!(await have("systemd-analyze"))) missing.push("systemd");
 }
 
 if (missing.length) {
