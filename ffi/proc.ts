@@ -4,6 +4,10 @@
  * through libc so the hot path avoids Deno's file-handle machinery.
  */
 import { cstr, errno, ErrnoError, libc, O_CLOEXEC, O_RDONLY } from "./libc.ts";
+import { platform } from "./platform.ts";
+
+/** macOS has no procfs: proc_pidinfo(PROC_PIDTBSDINFO) instead (loaded only there). */
+const darwin = platform.os === "darwin" ? await import("./darwin.ts") : undefined;
 
 /** ppid and start time (clock ticks since boot) of a pid or tid. */
 export interface ProcInfo {
@@ -62,12 +66,15 @@ export function parseProcStat(text: string): ProcInfo | null {
  * @throws ErrnoError when /proc cannot be read for another reason (EMFILE, ENFILE, ENOMEM).
  */
 export function procInfo(pid: number): ProcInfo | null {
+  if (darwin) return darwin.procInfoDarwin(pid);
   const t = readProc(pid, "stat");
   return t ? parseProcStat(t) : null;
 }
 
 /** Thread-group id (the process pid) of a thread id, or null when it is gone. */
 export function tgidOf(tid: number): number | null {
+  // macFUSE reports the process pid, not a thread id
+  if (darwin) return darwin.procInfoDarwin(tid) ? tid : null;
   const t = readProc(tid, "status");
   if (!t) return null;
   const m = /\nTgid:\s+(\d+)/.exec(t);
@@ -76,6 +83,7 @@ export function tgidOf(tid: number): number | null {
 
 /** True while a process with this pid exists (zombies count as existing). */
 export function processAlive(pid: number): boolean {
+  if (darwin) return !!darwin.procInfoDarwin(pid);
   try {
     Deno.statSync(`/proc/${pid}`);
     return true;
@@ -89,6 +97,10 @@ export function processAlive(pid: number): boolean {
  * matches `startTime`, when given).
  */
 export function processExited(pid: number, startTime?: number): boolean {
+  if (darwin) {
+    const i = darwin.procInfoDarwin(pid);
+    return !i || (startTime !== undefined && i.startTime !== startTime);
+  }
   const t = readProc(pid, "stat");
   const info = t ? parseProcStat(t) : null;
   if (!t || !info) return true;
