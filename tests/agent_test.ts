@@ -25,7 +25,7 @@ const uid = Deno.uid() ?? 0;
 
 async function withHome(
   answer: (argv: string[]) => RunResult,
-  fn: (rec: RecordingRunner, home: string) => Promise<void>,
+  fn: (rec: RecordingRunner, home: string) => void | Promise<void>,
 ) {
   const home = Deno.makeTempDirSync({ prefix: "spfs-agent-" });
   const rec = new RecordingRunner(answer);
@@ -70,7 +70,7 @@ const LAUNCHCTL_PRINT_STOPPED = LAUNCHCTL_PRINT_RUNNING.replace("state = running
   .replace("\tpid = 4242\n", "").replace("(never exited)", "1");
 
 Deno.test("launchd plist: valid XML plist with the Apple DOCTYPE, every key the job needs", async () => {
-  await withHome(() => res(0), async (_rec, home) => {
+  await withHome(() => res(0), (_rec, home) => {
     const spec = agentSpec(cfg(), { backend: launchdBackend, home });
     const xml = launchdBackend.render(spec);
     assert.equal(XMLValidator.validate(xml), true, "well-formed XML");
