@@ -59,7 +59,7 @@ export async function run(
     ...(o.edit ? { edit: true } : {}),
     ...(o.keepRuntime ? { keep: true } : {}),
     ...(o.name ? { name: o.name } : {}),
-    ...(o.scratch ? { scratch: o.scratch, edit: true } : {}),
+    ...(o.scratch ? { scratch: o.scratch } : {}),
   });
   let child: Deno.ChildProcess;
   try {

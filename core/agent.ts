@@ -6,11 +6,12 @@
  */
 import { dirname } from "node:path";
 import { build } from "plist";
+import { exists } from "../ffi/fsops.ts";
 import { platform } from "../ffi/platform.ts";
 import { selfArgv } from "./client.ts";
 import { type Config, configEnv } from "./config.ts";
 import { SpfsError } from "./errors.ts";
-import { runner, type RunResult } from "./runner.ts";
+import { lastLine, runner, type RunResult } from "./runner.ts";
 
 /** What to install: the file, its content, and the identity of the job. */
 export interface AgentSpec {
@@ -53,8 +54,6 @@ export interface AgentBackend {
   parseStatus(r: RunResult, spec: AgentSpec): Omit<AgentStatus, "manager" | "file" | "installed">;
 }
 
-const last = (r: RunResult) => (r.stderr.trim() || r.stdout.trim()).split("\n").at(-1) ?? "";
-
 /** macOS LaunchAgent in the `gui/<uid>` domain. */
 export const launchdBackend: AgentBackend = {
   manager: "launchd",
@@ -90,10 +89,14 @@ export const launchdBackend: AgentBackend = {
     ) {
       return;
     }
-    throw new SpfsError("ServiceManagerFailed", `\`${argv.join(" ")}\` failed (exit ${r.code}): ${last(r)}`, {
-      hint:
-        `check the file with \`plutil -lint ${s.file}\` and the job with \`launchctl print gui/${s.uid}/${s.label}\`; logs are in ${s.logDir}`,
-    });
+    throw new SpfsError(
+      "ServiceManagerFailed",
+      `\`${argv.join(" ")}\` failed (exit ${r.code}): ${lastLine(r)}`,
+      {
+        hint:
+          `check the file with \`plutil -lint ${s.file}\` and the job with \`launchctl print gui/${s.uid}/${s.label}\`; logs are in ${s.logDir}`,
+      },
+    );
   },
   parseStatus(r) {
     if (r.code !== 0) return { loaded: false, running: false };
@@ -161,11 +164,15 @@ export const systemdBackend: AgentBackend = {
     if (r.code === 0) return;
     if (argv[3] === "disable" && /not loaded|does not exist|No such file/i.test(r.stderr)) return;
     const noBus = /Failed to connect to bus|DBUS_SESSION_BUS_ADDRESS|No medium found/i.test(r.stderr);
-    throw new SpfsError("ServiceManagerFailed", `\`${argv.join(" ")}\` failed (exit ${r.code}): ${last(r)}`, {
-      hint: noBus
-        ? "there is no systemd user session here: log in normally (not via su/sudo), or run `sudo loginctl enable-linger $USER` and retry"
-        : `see \`journalctl --user -u ${s.label}.service\``,
-    });
+    throw new SpfsError(
+      "ServiceManagerFailed",
+      `\`${argv.join(" ")}\` failed (exit ${r.code}): ${lastLine(r)}`,
+      {
+        hint: noBus
+          ? "there is no systemd user session here: log in normally (not via su/sudo), or run `sudo loginctl enable-linger $USER` and retry"
+          : `see \`journalctl --user -u ${s.label}.service\``,
+      },
+    );
   },
   parseStatus(r) {
     const kv = Object.fromEntries(
@@ -250,13 +257,4 @@ export async function agentStatus(spec: AgentSpec, backend = agentBackend): Prom
     installed: exists(spec.file),
     ...backend.parseStatus(r, spec),
   };
-}
-
-function exists(p: string): boolean {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -7,7 +7,7 @@ import { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { fuseSymbols } from "../ffi/fuse3.ts";
 import { fsTypeName, statfs } from "../ffi/fsops.ts";
-import { parseMountinfo } from "../ffi/mounts.ts";
+import { mounts, mountsAt } from "../ffi/mounts.ts";
 import { platform } from "../ffi/platform.ts";
 import { checkProtocol, RpcClient } from "./client.ts";
 import { type Config, runtimePaths, storagePaths } from "./config.ts";
@@ -75,7 +75,7 @@ function mountpoint(cfg: Config): DoctorCheck {
         hint: platform.unmountArgv(cfg.mountpoint).join(" "),
       });
     }
-    const mounted = mountsOf(cfg.mountpoint);
+    const mounted = mountsAt(cfg.mountpoint);
     const top = mounted.at(-1);
     if (top && top.fstype !== "fuse.spfs") {
       throw new SpfsError("MountFailed", `${cfg.mountpoint} has a ${top.fstype} filesystem mounted on it`, {
@@ -207,17 +207,10 @@ async function service(cfg: Config): Promise<DoctorCheck> {
   }
 }
 
-function mountsOf(mp: string) {
-  return platform.os === "linux"
-    ? parseMountinfo(Deno.readTextFileSync("/proc/self/mountinfo")).filter((m) => m.mountpoint === mp)
-    : [];
-}
-
 function staleMounts(): DoctorCheck {
   const name = "stale mounts";
   if (platform.os !== "linux") return ok(name, "not checked on this platform");
-  const spfs = parseMountinfo(Deno.readTextFileSync("/proc/self/mountinfo"))
-    .filter((m) => m.fstype === "fuse.spfs");
+  const spfs = mounts().filter((m) => m.fstype === "fuse.spfs");
   const stale = spfs.filter((m) => {
     try {
       Deno.statSync(m.mountpoint);

@@ -4,6 +4,8 @@
  * connected").
  */
 import { fuseSymbols } from "../ffi/fuse3.ts";
+import { exists } from "../ffi/fsops.ts";
+import { chooseMacFuse } from "../ffi/macfuse.ts";
 import { mountsAt } from "../ffi/mounts.ts";
 import { platform } from "../ffi/platform.ts";
 import type { Config } from "./config.ts";
@@ -32,32 +34,15 @@ export function checkLibfuse(cfg: Config): string {
   });
 }
 
-/** True when `path` exists (any type). */
-function present(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
- * macOS: the macFUSE kext bundle must be installed. FUSE-T alone reports caller PID 0 for every
- * request, so per-process environments cannot work on it.
+ * macOS: a macFUSE library must be installed (ffi/macfuse.ts picks which). FUSE-T alone reports
+ * caller PID 0 for every request, so per-process environments cannot work on it.
  * @throws SpfsError FuseNotLoaded (FUSE-T only) or FuseNotInstalled, with the install command.
  */
 function checkMacFuse(): void {
-  const d = platform.darwinFuse!;
-  if (present(d.macfuseBundle)) return;
-  if (d.fuseTPaths.some(present)) {
-    throw new SpfsError(
-      "FuseNotLoaded",
-      "only FUSE-T is installed; it reports caller PID 0, so spfs cannot tell processes apart",
-      { hint: `install macFUSE as well: ${platform.fuseInstallCommand}` },
-    );
-  }
-  throw new SpfsError("FuseNotInstalled", `macFUSE is not installed (${d.macfuseBundle} is missing)`, {
+  const c = chooseMacFuse(exists);
+  if (c.flavour) return;
+  throw new SpfsError(c.fuseTOnly ? "FuseNotLoaded" : "FuseNotInstalled", c.reason, {
     hint: platform.fuseInstallCommand,
   });
 }
@@ -75,9 +60,9 @@ export function syntheticConfHas(text: string, name: string): boolean {
  * in /etc/synthetic.conf. No-op elsewhere, or when the mount point already exists.
  * @throws SpfsError MountPointMissing with the lines that add it.
  */
-export function checkSyntheticConf(cfg: Config, confPath = platform.darwinFuse?.syntheticConf): void {
+export function checkSyntheticConf(cfg: Config, confPath = platform.syntheticConf): void {
   const mp = cfg.mountpoint;
-  if (!confPath || present(mp) || mp.lastIndexOf("/") !== 0) return;
+  if (!confPath || exists(mp) || mp.lastIndexOf("/") !== 0) return;
   const name = mp.slice(1);
   let text = "";
   try {
@@ -161,7 +146,7 @@ export function checkMountpoint(cfg: Config): "ok" | "stale" {
  */
 export async function cleanupStaleMount(cfg: Config): Promise<boolean> {
   const mp = cfg.mountpoint;
-  const mounted = platform.os === "linux" ? mountsAt(mp) : [];
+  const mounted = mountsAt(mp);
   const stale = checkMountpoint(cfg) === "stale";
   if (!mounted.length && !stale) return false;
   if (!stale) {

@@ -10,7 +10,7 @@ import { platform } from "../ffi/platform.ts";
 import { type Config, storagePaths } from "./config.ts";
 import { openDb } from "./db.ts";
 import { SpfsError } from "./errors.ts";
-import { runner, type RunResult } from "./runner.ts";
+import { lastLine, runner, type RunResult } from "./runner.ts";
 
 /** A recorded RAM disk. `device` is the macOS /dev/diskN, or the tmpfs source name on Linux. */
 export interface Ramdisk {
@@ -82,6 +82,14 @@ export class RamdiskDb {
   }
 }
 
+const handles = new Map<string, RamdiskDb>();
+/** One handle per storage root per process: the service resolves `--scratch` on every mount. */
+function ramdiskDb(storageRoot: string): RamdiskDb {
+  let db = handles.get(storageRoot);
+  if (!db) handles.set(storageRoot, db = new RamdiskDb(storageRoot));
+  return db;
+}
+
 /** What one platform does to make, remove and see a RAM disk. */
 export interface RamdiskBackend {
   /** Creates and mounts a volume; returns its device and mount point. Leaves nothing on failure. */
@@ -92,10 +100,9 @@ export interface RamdiskBackend {
   mounted(r: Ramdisk): boolean;
 }
 
-const output = (r: RunResult) => (r.stderr.trim() || r.stdout.trim()).split("\n").at(-1) ?? "";
 const busy = (r: RunResult) => /busy/i.test(r.stderr + r.stdout);
 function busyError(r: Ramdisk, res: RunResult): SpfsError {
-  return new SpfsError("RamdiskBusy", `RAM disk ${r.name} is in use: ${output(res)}`, {
+  return new SpfsError("RamdiskBusy", `RAM disk ${r.name} is in use: ${lastLine(res)}`, {
     hint:
       `stop the runtimes whose scratch is on it (spfs runtime list), or force it: spfs ramdisk destroy ${r.name} --force`,
   });
@@ -124,7 +131,7 @@ export const tmpfsBackend: RamdiskBackend = {
     ]);
     if (r.code !== 0) {
       Deno.removeSync(mountpoint);
-      throw new SpfsError("MountFailed", `cannot mount a tmpfs at ${mountpoint}: ${output(r)}`, {
+      throw new SpfsError("MountFailed", `cannot mount a tmpfs at ${mountpoint}: ${lastLine(r)}`, {
         hint: "check `dmesg` and that the size fits in memory",
       });
     }
@@ -135,7 +142,7 @@ export const tmpfsBackend: RamdiskBackend = {
       const r = await runner().run(force ? ["umount", "-l", rd.mountpoint] : ["umount", rd.mountpoint]);
       if (r.code !== 0) {
         if (busy(r)) throw busyError(rd, r);
-        throw new SpfsError("MountFailed", `cannot unmount ${rd.mountpoint}: ${output(r)}`);
+        throw new SpfsError("MountFailed", `cannot unmount ${rd.mountpoint}: ${lastLine(r)}`);
       }
     }
     try {
@@ -151,14 +158,14 @@ export const apfsBackend: RamdiskBackend = {
     const attach = await runner().run(["hdiutil", "attach", "-nomount", `ram://${bytes / 512}`]);
     const device = attach.stdout.trim().split(/\s+/)[0];
     if (attach.code !== 0 || !/^\/dev\/disk\d+$/.test(device)) {
-      throw new SpfsError("MountFailed", `hdiutil could not create a RAM device: ${output(attach)}`, {
+      throw new SpfsError("MountFailed", `hdiutil could not create a RAM device: ${lastLine(attach)}`, {
         hint: "check free memory (vm_stat) and try a smaller --size",
       });
     }
     const erase = await runner().run(["diskutil", "erasevolume", "APFS", name, device]);
     if (erase.code !== 0) {
       await runner().run(["hdiutil", "detach", device]);
-      throw new SpfsError("MountFailed", `diskutil could not format ${device} as APFS: ${output(erase)}`, {
+      throw new SpfsError("MountFailed", `diskutil could not format ${device} as APFS: ${lastLine(erase)}`, {
         hint: "the RAM device was detached again; retry with another --name",
       });
     }
@@ -172,7 +179,7 @@ export const apfsBackend: RamdiskBackend = {
       if (busy(r)) throw busyError(rd, r);
       // already detached (reboot, Finder eject): nothing left to free
       if (!/No such file|not (currently )?(attached|mounted)|does not exist/i.test(r.stderr + r.stdout)) {
-        throw new SpfsError("MountFailed", `cannot detach ${rd.device}: ${output(r)}`);
+        throw new SpfsError("MountFailed", `cannot detach ${rd.device}: ${lastLine(r)}`);
       }
     }
   },
@@ -199,7 +206,7 @@ export async function createRamdisk(
   backend = ramdiskBackend,
 ): Promise<Ramdisk> {
   validateRamdiskName(name);
-  const db = new RamdiskDb(cfg.storageRoot);
+  const db = ramdiskDb(cfg.storageRoot);
   if (db.get(name)) {
     throw new SpfsError("UsageError", `a RAM disk named ${name} already exists`, {
       hint: `pick another --name, or destroy it first: spfs ramdisk destroy ${name}`,
@@ -216,7 +223,7 @@ export async function createRamdisk(
  * @throws SpfsError RamdiskNotFound, RamdiskBusy (files open; use `force`), MountFailed.
  */
 export async function destroyRamdisk(cfg: Config, name: string, force = false, backend = ramdiskBackend) {
-  const db = new RamdiskDb(cfg.storageRoot);
+  const db = ramdiskDb(cfg.storageRoot);
   const rd = db.get(name);
   if (!rd) throw notFound(name);
   const users = runtimesOn(cfg, rd);
@@ -254,7 +261,7 @@ function notFound(name: string): SpfsError {
 
 /** Recorded RAM disks, each with whether it is still mounted. */
 export function listRamdisks(cfg: Config, backend = ramdiskBackend): (Ramdisk & { mounted: boolean })[] {
-  return new RamdiskDb(cfg.storageRoot).all().map((r) => ({ ...r, mounted: backend.mounted(r) }));
+  return ramdiskDb(cfg.storageRoot).all().map((r) => ({ ...r, mounted: backend.mounted(r) }));
 }
 
 /**
@@ -265,7 +272,7 @@ export function listRamdisks(cfg: Config, backend = ramdiskBackend): (Ramdisk & 
 export function scratchBase(cfg: Config, spec: string, backend = ramdiskBackend): string {
   if (spec.startsWith("ramdisk:")) {
     const name = spec.slice(8);
-    const rd = new RamdiskDb(cfg.storageRoot).get(name);
+    const rd = ramdiskDb(cfg.storageRoot).get(name);
     if (!rd) throw notFound(name);
     if (!backend.mounted(rd)) {
       throw new SpfsError("MountFailed", `RAM disk ${name} is not mounted at ${rd.mountpoint} any more`, {

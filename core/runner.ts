@@ -32,6 +32,11 @@ export const daxRunner: CommandRunner = {
   },
 };
 
+/** The last line a program printed (stderr first), for one-line error messages. */
+export function lastLine(r: RunResult): string {
+  return (r.stderr.trim() || r.stdout.trim()).split("\n").at(-1) ?? "";
+}
+
 let current: CommandRunner = daxRunner;
 
 /** The runner in use. */

@@ -27,6 +27,16 @@ export function lstat(path: string): Attr | number {
   return libc().lstat(cstr(path), statBuf) === 0 ? decodeStat(layout, statView) : errno();
 }
 
+/** True when `path` exists, of any type (a dangling symlink counts). Portable: no libc call. */
+export function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Runs a libc call that returns 0 or -1, mapping -1 to errno. */
 export function check(rc: number | bigint): number {
   return Number(rc) < 0 ? errno() : 0;

@@ -25,6 +25,7 @@ export function chooseMacFuse(
   present: (path: string) => boolean,
 ): { flavour: MacFuseFlavour; path: string } | {
   flavour: null;
+  fuseTOnly: boolean;
   reason: string;
 } {
   for (const f of ["macfuse3", "macfuse2"] as const) {
@@ -33,56 +34,29 @@ export function chooseMacFuse(
   if (present(MAC_FUSE_LIBS["fuse-t"])) {
     return {
       flavour: null,
+      fuseTOnly: true,
       reason:
         "only FUSE-T is installed: it reports caller pid 0 on every request, so spfs cannot give each process tree its own /spfs; install macFUSE (brew install --cask macfuse)",
     };
   }
-  return { flavour: null, reason: "macFUSE is not installed (brew install --cask macfuse)" };
+  return {
+    flavour: null,
+    fuseTOnly: false,
+    reason: "macFUSE is not installed (brew install --cask macfuse)",
+  };
 }
+
+/** Linux slots up to `fallocate` (40): libfuse 2.9.9 and 3.x agree on them. */
+const SHARED_OPS = Object.fromEntries(
+  Object.entries(OPS).filter(([, slot]) => slot <= OPS.fallocate),
+) as Omit<
+  typeof OPS,
+  "readdirplus" | "copy_file_range" | "lseek"
+>;
 
 /** macFUSE libfuse2 `fuse_lowlevel_ops`: slots 0–40 as Linux libfuse 2.9.9, then Apple's 41–48. */
 export const MACFUSE2_OPS = {
-  init: 0,
-  destroy: 1,
-  lookup: 2,
-  forget: 3,
-  getattr: 4,
-  setattr: 5,
-  readlink: 6,
-  mknod: 7,
-  mkdir: 8,
-  unlink: 9,
-  rmdir: 10,
-  symlink: 11,
-  rename: 12,
-  link: 13,
-  open: 14,
-  read: 15,
-  write: 16,
-  flush: 17,
-  release: 18,
-  fsync: 19,
-  opendir: 20,
-  readdir: 21,
-  releasedir: 22,
-  fsyncdir: 23,
-  statfs: 24,
-  setxattr: 25,
-  getxattr: 26,
-  listxattr: 27,
-  removexattr: 28,
-  access: 29,
-  create: 30,
-  getlk: 31,
-  setlk: 32,
-  bmap: 33,
-  ioctl: 34,
-  poll: 35,
-  write_buf: 36,
-  retrieve_reply: 37,
-  forget_multi: 38,
-  flock: 39,
-  fallocate: 40,
+  ...SHARED_OPS,
   reserved00: 41,
   reserved01: 42,
   reserved02: 43,
@@ -96,15 +70,7 @@ export const MACFUSE2_OPS = {
 export const MACFUSE2_OPS_SIZE = 392;
 
 /** macFUSE 5 libfuse3: the upstream 3.17 slots (tmpfile last, 45 slots), then the Apple ones. */
-export const MACFUSE3_OPS = {
-  ...OPS,
-  readdirplus: 41,
-  copy_file_range: 42,
-  lseek: 43,
-  tmpfile: 44,
-  setvolname: 45,
-  monitor: 46,
-} as const;
+export const MACFUSE3_OPS = { ...OPS, tmpfile: 44, setvolname: 45, monitor: 46 } as const;
 /** 47 slots × 8 bytes (3.17.4-based header). */
 export const MACFUSE3_OPS_SIZE = 376;
 

@@ -2,6 +2,7 @@
  * Mount table lookup. Linux parses /proc/self/mountinfo (proc(5): field 5 is the mount point,
  * the field after " - " the fs type; octal escapes such as \040 for spaces).
  */
+import { platform } from "./platform.ts";
 
 /** A mount: where, and its fs type (e.g. "fuse.spfs", "tmpfs"). */
 export interface MountEntry {
@@ -25,7 +26,12 @@ export function parseMountinfo(text: string): MountEntry[] {
   return out;
 }
 
+/** Every mount this process sees (Linux; empty elsewhere, where spfs does not read a mount table). */
+export function mounts(): MountEntry[] {
+  return platform.os === "linux" ? parseMountinfo(Deno.readTextFileSync("/proc/self/mountinfo")) : [];
+}
+
 /** Mounts whose mount point is exactly `path` (topmost last). */
 export function mountsAt(path: string): MountEntry[] {
-  return parseMountinfo(Deno.readTextFileSync("/proc/self/mountinfo")).filter((m) => m.mountpoint === path);
+  return mounts().filter((m) => m.mountpoint === path);
 }

@@ -3,6 +3,8 @@
  * Everything else asks this module instead of testing the OS itself.
  */
 
+import { MAC_FUSE_LIBS } from "./macfuse.ts";
+
 export type Os = "linux" | "darwin";
 
 /** Platform facts the rest of spfs needs, without any OS test of its own. */
@@ -16,8 +18,8 @@ export interface Platform {
   storageRootDefault(env: Record<string, string | undefined>, home: string): string;
   /** Default runtime dir for the socket, pidfile and logs. */
   runtimeDirDefault(env: Record<string, string | undefined>, uid: number): string;
-  /** macOS only: where macFUSE, FUSE-T and synthetic.conf live. */
-  darwinFuse?: { macfuseBundle: string; fuseTPaths: string[]; syntheticConf: string };
+  /** macOS only: synthetic.conf(5), which creates root-level mount points such as /spfs. */
+  syntheticConf?: string;
   /** Command to unmount a FUSE mount point lazily, as argv. */
   unmountArgv(mountpoint: string): string[];
 }
@@ -38,15 +40,11 @@ const linux: Platform = {
 
 const darwin: Platform = {
   os: "darwin",
-  libfuseCandidates: ["/usr/local/lib/libfuse3.4.dylib", "/usr/local/lib/libfuse.2.dylib"],
+  libfuseCandidates: [MAC_FUSE_LIBS.macfuse3, MAC_FUSE_LIBS.macfuse2],
   fuseInstallCommand: "brew install --cask macfuse   # then allow the system extension and reboot",
   storageRootDefault: (_env, home) => `${home}/Library/Application Support/spfs`,
   runtimeDirDefault: (env, uid) => `${(env.TMPDIR || "/tmp").replace(/\/$/, "")}/spfs-${uid}`,
-  darwinFuse: {
-    macfuseBundle: "/Library/Filesystems/macfuse.fs",
-    fuseTPaths: ["/usr/local/lib/libfuse-t.dylib", "/Library/Application Support/fuse-t"],
-    syntheticConf: "/etc/synthetic.conf",
-  },
+  syntheticConf: "/etc/synthetic.conf",
   unmountArgv: (mp) => ["umount", "-f", mp],
 };
 

@@ -5,7 +5,7 @@
  * dl.deno.land; where that host cannot be reached the task says so in one line and exits 1.
  */
 import { createHash } from "node:crypto";
-import { daxRunner } from "../core/runner.ts";
+import { runner } from "../core/runner.ts";
 
 export const TARGETS = [
   "x86_64-unknown-linux-gnu",
@@ -56,7 +56,7 @@ if (import.meta.main) {
   for (const t of targets) {
     const out = `dist/${assetName(t)}`;
     console.error(`build: ${t} -> ${out}`);
-    const r = await daxRunner.run(compileArgv(t, out));
+    const r = await runner().run(compileArgv(t, out));
     if (r.code !== 0) {
       console.error(`build: ${whyFailed(r.stderr)}`);
       Deno.exit(1);

@@ -16,35 +16,13 @@ import {
   uninstallAgent,
 } from "../core/agent.ts";
 import { loadConfig } from "../core/config.ts";
-import { SpfsError } from "../core/errors.ts";
-import { daxRunner, RecordingRunner, type RunResult, setRunner } from "../core/runner.ts";
+import { daxRunner } from "../core/runner.ts";
+import { rejectsWith, res, withRecordingRunner } from "./runner_helpers.ts";
 import { Sandbox } from "../scripts/harness.ts";
 
-const res = (code: number, stdout = "", stderr = ""): RunResult => ({ code, stdout, stderr });
 const uid = Deno.uid() ?? 0;
-
-async function withHome(
-  answer: (argv: string[]) => RunResult,
-  fn: (rec: RecordingRunner, home: string) => void | Promise<void>,
-) {
-  const home = Deno.makeTempDirSync({ prefix: "spfs-agent-" });
-  const rec = new RecordingRunner(answer);
-  const prev = setRunner(rec);
-  try {
-    await fn(rec, home);
-  } finally {
-    setRunner(prev);
-    Deno.removeSync(home, { recursive: true });
-  }
-}
-
-async function rejects(p: Promise<unknown>, message: RegExp): Promise<SpfsError> {
-  let err: unknown;
-  await p.catch((e) => err = e);
-  assert.ok(err instanceof SpfsError && err.code === "ServiceManagerFailed", `got ${err}`);
-  assert.match(err.message, message);
-  return err;
-}
+const withHome = withRecordingRunner;
+const rejects = (p: Promise<unknown>, message: RegExp) => rejectsWith(p, "ServiceManagerFailed", message);
 
 const cfg = () =>
   loadConfig({ storage: "/data/spfs store", runtimeDir: "/run/user/501/spfs", mountpoint: "/spfs" });

@@ -1,6 +1,7 @@
 /** Registers FUSE tests: skipped (with the reason printed) only when FUSE is truly unavailable. */
 import { selfArgv } from "../core/client.ts";
 import { fuseUnavailableReason } from "../scripts/harness.ts";
+export { exists } from "../ffi/fsops.ts";
 
 const reason = fuseUnavailableReason();
 const required = Deno.env.get("SPFS_REQUIRE_FUSE") === "1";
@@ -38,16 +39,6 @@ export const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
 /** A shell command line running spfs with `args` (for use inside a runtime). */
 export const spfsLine = (args: string[]) => selfArgv(args).map(q).join(" ");
-
-/** True when `p` exists. */
-export function exists(p: string): boolean {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Polls `cond` every 25 ms, for at most 15 s; throws naming `what` when it never holds. */
 export async function waitFor(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {

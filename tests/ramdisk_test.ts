@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadConfig } from "../core/config.ts";
-import { SpfsError } from "../core/errors.ts";
 import {
   apfsBackend,
   createRamdisk,
@@ -15,37 +14,22 @@ import {
   RamdiskDb,
   tmpfsBackend,
 } from "../core/ramdisk.ts";
-import { RecordingRunner, runner, type RunResult, setRunner } from "../core/runner.ts";
+import { type RecordingRunner, runner, type RunResult } from "../core/runner.ts";
+import { rejectsWith, res, withRecordingRunner } from "./runner_helpers.ts";
 import { mountsAt } from "../ffi/mounts.ts";
 import { Sandbox } from "../scripts/harness.ts";
 import { fuseTest, writeTree } from "./fuse_helpers.ts";
 
-const res = (code: number, stdout = "", stderr = ""): RunResult => ({ code, stdout, stderr });
-
-/** A temp storage root and a recording runner answering from `answer`; restores both afterwards. */
-async function withRecorder(
+/** A recording runner plus a config whose storage root and runtime dir are in a temp dir. */
+const withRecorder = (
   answer: (argv: string[]) => RunResult,
   fn: (rec: RecordingRunner, cfg: ReturnType<typeof loadConfig>) => Promise<void>,
-) {
-  const dir = Deno.makeTempDirSync({ prefix: "spfs-ramdisk-" });
-  const rec = new RecordingRunner(answer);
-  const prev = setRunner(rec);
-  try {
-    await fn(rec, loadConfig({ storage: join(dir, "store"), runtimeDir: join(dir, "run") }));
-  } finally {
-    setRunner(prev);
-    Deno.removeSync(dir, { recursive: true });
-  }
-}
-
-async function rejects(p: Promise<unknown>, code: string, message: RegExp): Promise<SpfsError> {
-  let err: unknown;
-  await p.catch((e) => err = e);
-  assert.ok(err instanceof SpfsError, `expected SpfsError ${code}, got ${err}`);
-  assert.equal(err.code, code);
-  assert.match(err.message, message);
-  return err;
-}
+) =>
+  withRecordingRunner(
+    answer,
+    (rec, dir) => fn(rec, loadConfig({ storage: join(dir, "store"), runtimeDir: join(dir, "run") })),
+  );
+const rejects = rejectsWith;
 
 Deno.test("ramdisk sizes: 1024-based units, whole sectors, clear errors", () => {
   assert.equal(parseSize("256M"), 256 * 1024 * 1024);
