@@ -62,6 +62,9 @@ class PidfdWatcher implements ExitWatcher {
   async #run(): Promise<void> {
     while (!this.#closed) {
       const fds = [this.#efd, ...this.#byFd.keys()];
+      // an fd closed by unwatch while poll runs can be reused by watch for another pid; a ready
+      // revents then belongs to the old pidfd, so act only on entries that are still the same
+      const polled = fds.map((fd) => this.#byFd.get(fd));
       const buf = new Uint8Array(fds.length * 8);
       const v = new DataView(buf.buffer);
       fds.forEach((fd, i) => {
@@ -75,7 +78,7 @@ class PidfdWatcher implements ExitWatcher {
       for (let i = 1; i < fds.length; i++) {
         if (v.getInt16(i * 8 + 6, true) === 0) continue;
         const w = this.#byFd.get(fds[i]);
-        if (!w) continue;
+        if (!w || w !== polled[i]) continue;
         this.#byFd.delete(fds[i]);
         this.#c.close(fds[i]);
         w.onExit();
