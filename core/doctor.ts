@@ -5,7 +5,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
-import { fuseSymbols } from "../ffi/fuse3.ts";
+import { fuse3Session } from "../ffi/fuseabi.ts";
 import { fsTypeName, statfs } from "../ffi/fsops.ts";
 import { mounts, mountsAt } from "../ffi/mounts.ts";
 import { platform } from "../ffi/platform.ts";
@@ -52,7 +52,7 @@ function libfuse(cfg: Config): DoctorCheck {
     const name = checkLibfuse(cfg);
     let version = "version unknown";
     try {
-      const lib = Deno.dlopen(name, { fuse_pkgversion: fuseSymbols.fuse_pkgversion });
+      const lib = Deno.dlopen(name, { fuse_pkgversion: fuse3Session.fuse_pkgversion });
       version = Deno.UnsafePointerView.getCString(lib.symbols.fuse_pkgversion()!);
       lib.close();
     } catch { /* libfuse 2 has no fuse_pkgversion */ }

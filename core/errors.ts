@@ -47,7 +47,8 @@ export type ErrorCode =
   | "RamdiskNotFound"
   | "RamdiskBusy"
   | "PermissionDenied"
-  | "ServiceManagerFailed";
+  | "ServiceManagerFailed"
+  | "UnsupportedOnPlatform";
 
 const exitFor: Record<ErrorCode, number> = {
   UsageError: ExitCode.usage,
@@ -80,6 +81,7 @@ const exitFor: Record<ErrorCode, number> = {
   RamdiskBusy: ExitCode.failure,
   PermissionDenied: ExitCode.failure,
   ServiceManagerFailed: ExitCode.failure,
+  UnsupportedOnPlatform: ExitCode.failure,
 };
 
 /** An error a user can act on: what happened (`message`), how to fix it (`hint`). */

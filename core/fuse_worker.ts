@@ -6,26 +6,18 @@
  */
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import type { MessagePort } from "node:worker_threads";
+import { BUFVEC_SIZE, encodeEntryParam, encodeFdBufvec, OPS as LINUX_SLOT, SETATTR } from "../ffi/fuse3.ts";
 import {
-  BUFVEC_SIZE,
-  CTX,
-  encodeEntryParam,
-  encodeFdBufvec,
-  encodeFuseArgs,
-  encodeStatvfs,
-  FI,
-  FI_BITS,
-  type FuseLib,
-  OP_SIGNATURES,
-  openFuse,
-  OPS,
-  OPS_SLOTS,
-  SETATTR,
-} from "../ffi/fuse3.ts";
-import { cstr, errno, errnoOfException, libc, O_CLOEXEC, O_RDONLY } from "../ffi/libc.ts";
+  type FuseAbi,
+  type FuseReplies,
+  type FuseSession,
+  mountSession,
+  type OpName,
+} from "../ffi/fuseabi.ts";
+import { cstr, errno, errnoOfException, libc, O_ACCMODE, O_CLOEXEC, O_RDONLY, O_TRUNC } from "../ffi/libc.ts";
 import { check, statfs } from "../ffi/fsops.ts";
 import { procInfo, tgidOf } from "../ffi/proc.ts";
-import { type Attr, decodeStat, encodeStat, hostStatLayout, STAT_SIZE } from "../ffi/stat.ts";
+import { type Attr, decodeStat, encodeStat, STAT_SIZE } from "../ffi/stat.ts";
 import { type Digest, digestFileSync } from "./objects.ts";
 import { type Caller, type ONode, Overlay } from "./overlay.ts";
 import { Router } from "./router.ts";
@@ -84,9 +76,6 @@ export type FromWorker =
   | { type: "exited"; code: number }
   | { type: "reply"; reqId: number; result: WorkerReply };
 
-const ENODATA = 61, EACCES = 13;
-const EBADF = 9;
-const O_ACCMODE = 3, O_TRUNC = 0o1000;
 /**
  * Kernel cache timeouts in seconds. Root entries: 0, so every path walk asks again with the
  * caller's pid (the dentry cache is keyed by path, not process). Entries below the root live in
@@ -107,16 +96,41 @@ function post(m: FromWorker): void {
 }
 
 function serve(data: FuseWorkerData): void {
-  let fuse: { lib: FuseLib; name: string };
+  let fuse: FuseSession;
+  let server: Server | undefined;
   try {
-    fuse = openFuse(data.libfuse);
+    fuse = mountSession(
+      data.libfuse,
+      (abi, reply) => (server = buildServer(data, abi, reply)).table,
+      data.mountpoint,
+    );
   } catch (e) {
-    post({ type: "error", message: `cannot load libfuse (${data.libfuse.join(", ")}): ${e}` });
+    post({ type: "error", message: `cannot mount with libfuse (${data.libfuse.join(", ")}): ${e}` });
     return;
   }
-  const S = fuse.lib.symbols;
+  server!.drain();
+  post({ type: "mounted", libfuse: fuse.name, version: fuse.version });
+  const rc = fuse.loop();
+  fuse.close();
+  for (const cb of server!.callbacks) cb.close();
+  post({ type: "exited", code: rc });
+}
+
+/** The ops table handed to libfuse, the callbacks it points at, and the registration drain. */
+export interface Server {
+  table: Uint8Array;
+  callbacks: Deno.UnsafeCallback<any>[];
+  drain(): void;
+}
+
+/**
+ * Builds the request handlers for `abi`: one UnsafeCallback per implemented op, at the abi's slot
+ * of a table `abi.slots` × 8 bytes long. Exported for the per-flavour table test.
+ */
+export function buildServer(data: FuseWorkerData, abi: FuseAbi, S: FuseReplies): Server {
   const C = libc();
-  const layout = hostStatLayout();
+  const layout = abi.statLayout;
+  const { fi: FI, fiBits: FI_BITS, ctx: CTX } = abi;
   const store = ObjectStore.open(data.storageRoot);
   const vfs = new Vfs(store, data.uid, data.gid);
   const router = new Router<MountRec>({ info: procInfo, tgid: tgidOf });
@@ -200,7 +214,7 @@ function serve(data: FuseWorkerData): void {
   const statView = new DataView(statBuf.buffer);
   const bufvec = new Uint8Array(BUFVEC_SIZE);
   const bufvecView = new DataView(bufvec.buffer);
-  const statvfs = encodeStatvfs({
+  const statvfs = abi.encodeStatvfs({
     bsize: 4096,
     blocks: 0,
     bfree: 0,
@@ -275,12 +289,12 @@ function serve(data: FuseWorkerData): void {
   const replyBytes = (req: Deno.PointerValue, size: number, r: Uint8Array | number) => {
     if (typeof r === "number") return S.fuse_reply_err(req, r);
     if (size === 0) return S.fuse_reply_xattr(req, BigInt(r.length));
-    if (r.length > size) return S.fuse_reply_err(req, 34 /* ERANGE */);
+    if (r.length > size) return S.fuse_reply_err(req, E.ERANGE);
     S.fuse_reply_buf(req, r, BigInt(r.length));
   };
   const fdOf = (fi: Deno.PointerValue) => Number(fiView(fi).getBigUint64(FI.fh, true));
 
-  const handlers: Partial<Record<keyof typeof OP_SIGNATURES, (...a: any[]) => void>> = {
+  const handlers: Partial<Record<OpName, (...a: any[]) => void>> = {
     init: () => {},
     destroy: () => {},
     lookup: (req, parent, namePtr) => {
@@ -401,13 +415,13 @@ function serve(data: FuseWorkerData): void {
       }
       const n = vfs.nodes.get(ino);
       if (!n) return S.fuse_reply_err(req, E.ENOENT);
-      if (n.kind !== "file") return S.fuse_reply_err(req, EACCES);
+      if (n.kind !== "file") return S.fuse_reply_err(req, E.EACCES);
       if ((flags & O_ACCMODE) !== 0 || (flags & O_TRUNC)) return S.fuse_reply_err(req, E.EROFS);
       const fd = blobOpen(n.digest!);
       if (fd < 0) return S.fuse_reply_err(req, -fd);
       counters[CTR.openHandles]++;
       v.setBigUint64(FI.fh, BigInt(fd), true);
-      v.setUint32(FI.bits, v.getUint32(FI.bits, true) | FI_BITS.keep_cache, true);
+      v.setUint32(FI.bits, (v.getUint32(FI.bits, true) | FI_BITS.keep_cache) >>> 0, true);
       S.fuse_reply_open(req, fi);
     },
     create: (req, parent, namePtr, mode, fi) => {
@@ -442,7 +456,7 @@ function serve(data: FuseWorkerData): void {
     },
     write: (req, _ino, buf, size, off, fi) => {
       const h = handles.get(fdOf(fi));
-      if (!h) return S.fuse_reply_err(req, EBADF);
+      if (!h) return S.fuse_reply_err(req, E.EBADF);
       const n = Number(C.pwrite(fdOf(fi), buf, size, off));
       if (n < 0) return S.fuse_reply_err(req, errno());
       h.ov.gen++;
@@ -492,7 +506,11 @@ function serve(data: FuseWorkerData): void {
       v.setBigUint64(FI.fh, BigInt(h), true);
       // a stack-bound read-only directory never changes, so the kernel may keep its listing
       if (!atRoot && !ov) {
-        v.setUint32(FI.bits, v.getUint32(FI.bits, true) | FI_BITS.cache_readdir | FI_BITS.keep_cache, true);
+        v.setUint32(
+          FI.bits,
+          (v.getUint32(FI.bits, true) | FI_BITS.cache_readdir | FI_BITS.keep_cache) >>> 0,
+          true,
+        );
       }
       S.fuse_reply_open(req, fi);
     },
@@ -534,7 +552,7 @@ function serve(data: FuseWorkerData): void {
       if (!ov) return S.fuse_reply_statfs(req, statvfs);
       const st = statfs(ov.scratch);
       if (typeof st === "number") return S.fuse_reply_err(req, st);
-      S.fuse_reply_statfs(req, encodeStatvfs({ ...st, readonly: false }));
+      S.fuse_reply_statfs(req, abi.encodeStatvfs({ ...st, readonly: false }));
     },
     access: (req, ino, mask) => {
       if (overlayOf(req, Number(ino))) return S.fuse_reply_err(req, 0);
@@ -542,7 +560,7 @@ function serve(data: FuseWorkerData): void {
     },
     getxattr: (req, ino, namePtr, size) => {
       const ov = ownerOf(Number(ino));
-      if (!ov) return S.fuse_reply_err(req, ENODATA);
+      if (!ov) return S.fuse_reply_err(req, E.ENOATTR);
       replyBytes(req, Number(size), ov.getxattr(ov.node(Number(ino))!, name(namePtr), Number(size)));
     },
     listxattr: (req, ino, size) => {
@@ -560,7 +578,7 @@ function serve(data: FuseWorkerData): void {
     },
     removexattr: (req, ino, namePtr) => {
       const ov = ownerOf(Number(ino));
-      if (!ov) return S.fuse_reply_err(req, Number(ino) === ROOT_INO ? ENODATA : E.EROFS);
+      if (!ov) return S.fuse_reply_err(req, Number(ino) === ROOT_INO ? E.ENOATTR : E.EROFS);
       S.fuse_reply_err(req, ov.removexattr(ov.node(Number(ino))!, name(namePtr)));
     },
     mknod: (req, parent, namePtr, mode, rdev) => {
@@ -603,7 +621,7 @@ function serve(data: FuseWorkerData): void {
       if (overlayOf(req, Number(newparent)) !== ov) return S.fuse_reply_err(req, E.EXDEV);
       S.fuse_reply_err(
         req,
-        ov.rename(Number(parent), name(namePtr), Number(newparent), name(newnamePtr), flags),
+        ov.rename(Number(parent), name(namePtr), Number(newparent), name(newnamePtr), flags ?? 0),
       );
     },
     fallocate: (req, ino) => S.fuse_reply_err(req, vfs.owners.has(Number(ino)) ? E.ENOTSUP : E.EROFS),
@@ -629,11 +647,12 @@ function serve(data: FuseWorkerData): void {
     return out;
   };
   const callbacks: Deno.UnsafeCallback<any>[] = [];
-  const ops = new BigUint64Array(OPS_SLOTS);
-  for (const [op, fn] of Object.entries(handlers) as [keyof typeof OP_SIGNATURES, (...a: any[]) => void][]) {
+  const ops = new BigUint64Array(abi.slots);
+  for (const [op, fn] of Object.entries(handlers) as [OpName, (...a: any[]) => void][]) {
     const hasReq = op !== "init" && op !== "destroy";
-    const def = { parameters: OP_SIGNATURES[op] as readonly Deno.NativeType[], result: "void" } as const;
-    const hist = OPS[op] * LAT_BUCKETS;
+    const def = { parameters: abi.signature[op] as Deno.NativeType[], result: "void" } as const;
+    // histograms are indexed by the Linux slot so metrics read the same on every platform
+    const hist = LINUX_SLOT[op] * LAT_BUCKETS;
     const cb = new Deno.UnsafeCallback(def, (...args: any[]) => {
       counters[CTR.requests]++;
       drain();
@@ -661,29 +680,10 @@ function serve(data: FuseWorkerData): void {
       counters[CTR.listingMisses] = vfs.stats.misses;
     });
     callbacks.push(cb);
-    ops[OPS[op]] = BigInt(Deno.UnsafePointer.value(cb.pointer));
+    ops[abi.slot[op]] = BigInt(Deno.UnsafePointer.value(cb.pointer));
   }
 
-  const argv = encodeFuseArgs(["spfs", "-o", "fsname=spfs,subtype=spfs,default_permissions"]);
-  const se = S.fuse_session_new(argv.args, new Uint8Array(ops.buffer), BigInt(ops.byteLength), null);
-  if (!se) {
-    post({ type: "error", message: "fuse_session_new failed (see the service log for libfuse's message)" });
-    return;
-  }
-  if (S.fuse_session_mount(se, cstr(data.mountpoint)) !== 0) {
-    S.fuse_session_destroy(se);
-    post({ type: "error", message: `fuse_session_mount on ${data.mountpoint} failed` });
-    return;
-  }
-  const version = Deno.UnsafePointerView.getCString(S.fuse_pkgversion()!);
-  drain();
-  post({ type: "mounted", libfuse: fuse.name, version });
-  const rc = S.fuse_session_loop(se);
-  S.fuse_session_unmount(se);
-  S.fuse_session_destroy(se);
-  for (const cb of callbacks) cb.close();
-  void argv.keep;
-  post({ type: "exited", code: rc });
+  return { table: new Uint8Array(ops.buffer), callbacks, drain };
 }
 
 if (parentPort && workerData) serve(workerData as FuseWorkerData);

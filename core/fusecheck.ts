@@ -3,7 +3,7 @@
  * device, the mount point, and stale mounts left by a killed service ("Transport endpoint is not
  * connected").
  */
-import { fuseSymbols } from "../ffi/fuse3.ts";
+import { replySymbols } from "../ffi/fuse3.ts";
 import { exists } from "../ffi/fsops.ts";
 import { chooseMacFuse } from "../ffi/macfuse.ts";
 import { mountsAt } from "../ffi/mounts.ts";
@@ -25,7 +25,7 @@ export function checkLibfuse(cfg: Config): string {
   const names = libfuseCandidates(cfg);
   for (const name of names) {
     try {
-      Deno.dlopen(name, { fuse_session_new: fuseSymbols.fuse_session_new }).close();
+      Deno.dlopen(name, { fuse_reply_err: replySymbols.fuse_reply_err }).close();
       return name;
     } catch { /* try the next */ }
   }

@@ -8,7 +8,18 @@
  * Deletions are whiteout files in scratch (scratch.ts), so they are durable and reach commits.
  * Copy-up writes into `work/` and renames into place, so a crash never leaves a half file visible.
  */
-import { cstr, errno, libc, O_CLOEXEC, O_CREAT, O_EXCL, O_RDONLY, O_TRUNC } from "../ffi/libc.ts";
+import {
+  cstr,
+  errno,
+  libc,
+  O_ACCMODE,
+  O_CLOEXEC,
+  O_CREAT,
+  O_EXCL,
+  O_NOCTTY,
+  O_RDONLY,
+  O_TRUNC,
+} from "../ffi/libc.ts";
 import { check, cloneFile, lstat, readlinkBytes, rename, touch, utimens } from "../ffi/fsops.ts";
 import type { Attr } from "../ffi/stat.ts";
 import type { Digest } from "./objects.ts";
@@ -17,7 +28,6 @@ import { type Child, E, ROOT_INO, type Vfs } from "./vfs.ts";
 
 const S_IFMT = 0o170000, S_IFDIR = 0o040000, S_IFREG = 0o100000, S_IFLNK = 0o120000;
 const S_IFIFO = 0o010000, S_IFSOCK = 0o140000;
-const O_ACCMODE = 3;
 const RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2;
 
 export type Kind = "file" | "dir" | "symlink" | "other";
@@ -390,7 +400,7 @@ export class Overlay {
     if (n.upper) {
       fd = libc().open(
         cstr(this.upperPath(n)),
-        (flags & ~(O_CREAT | O_EXCL | 0o400 /* O_NOCTTY */)) | O_CLOEXEC,
+        (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC,
       );
       if (fd < 0) return errno();
     } else {
@@ -797,7 +807,7 @@ export class Overlay {
 
   /** getxattr: only user.* names exist here; lower entries have none. */
   getxattr(n: ONode, name: string, size: number): Uint8Array | number {
-    if (!n.upper || !name.startsWith("user.")) return E.ENODATA;
+    if (!n.upper || !name.startsWith("user.")) return E.ENOATTR;
     const buf = size > 0 ? new Uint8Array(size) : null;
     const r = Number(libc().lgetxattr(cstr(this.upperPath(n)), cstr(name), buf, BigInt(size)));
     if (r < 0) return errno();
@@ -824,7 +834,7 @@ export class Overlay {
 
   /** removexattr. */
   removexattr(n: ONode, name: string): number {
-    if (!n.upper) return E.ENODATA;
+    if (!n.upper) return E.ENOATTR;
     this.gen++;
     return check(libc().lremovexattr(cstr(this.upperPath(n)), cstr(name)));
   }

@@ -401,6 +401,13 @@ export async function runService(cfg: Config): Promise<number> {
           },
         );
       }
+      if ((p.edit || p.keep || p.scratch || p.rerun) && !platform.editableRuntimes) {
+        throw new SpfsError(
+          "UnsupportedOnPlatform",
+          `editable runtimes (--edit, --keep-runtime, --scratch, --rerun) are not available on ${platform.os} yet`,
+          { hint: 'run the environment read-only (without those flags); see README.md "macOS notes"' },
+        );
+      }
       for (const rt of runtimes.values()) if (rt.root_pid === p.pid) unregister(rt, "re-registered");
       let rt: Runtime;
       if (p.rerun) {
@@ -552,7 +559,7 @@ export async function runService(cfg: Config): Promise<number> {
     else if (cfg.idleTimeoutS > 0 && performance.now() - idleSince > cfg.idleTimeoutS * 1000) {
       void stop(`idle for ${cfg.idleTimeoutS} s with no runtimes`);
     }
-  }, exits.kind === "pidfd" ? SWEEP_MS : ROOT_POLL_MS);
+  }, exits.kind === "poll" ? ROOT_POLL_MS : SWEEP_MS);
   log.info("root-process exit watch: {kind}", { kind: exits.kind });
 
   // RPC server

@@ -54,23 +54,9 @@ export interface View {
   rootSources: Digest[];
 }
 
-/** Errno values used by the VFS (Linux asm-generic; the FUSE adapter maps them per platform). */
-export const E = {
-  EPERM: 1,
-  ENOENT: 2,
-  EIO: 5,
-  EACCES: 13,
-  EBUSY: 16,
-  EEXIST: 17,
-  EXDEV: 18,
-  ENOTDIR: 20,
-  EISDIR: 21,
-  EINVAL: 22,
-  EROFS: 30,
-  ENOTEMPTY: 39,
-  ENODATA: 61,
-  ENOTSUP: 95,
-} as const;
+/** Errno values (the host's: ffi/errno.ts). */
+import { E } from "../ffi/errno.ts";
+export { E };
 
 /** The shared inode table and manifest cache of one service. */
 export class Vfs {

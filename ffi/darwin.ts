@@ -3,8 +3,9 @@
  * the struct codecs spfs needs. Offsets: reference/ffi-abi.md §1–3, from xnu-11417.101.15 headers
  * (`bsd/sys/proc_info.h`, `bsd/sys/mount.h`, `bsd/sys/clonefile.h`). Darwin arm64 and x86_64 are both
  * LP64, so the layouts are the same; only symbol names differ (`statfs$INODE64` on x86_64).
- * Variadic libc functions (open, fcntl, ioctl) are never bound: Apple arm64 passes variadic args on
- * the stack, which Deno FFI cannot do.
+ * Variadic libc functions pass their variadic args on the stack on Apple arm64, which Deno FFI
+ * cannot do: fcntl and ioctl are never bound, and `open` is bound with its two fixed args only, so
+ * it must never be given O_CREAT (which would make it read a mode from the stack).
  */
 
 /** `PROC_PIDTBSDINFO` flavor and `sizeof(struct proc_bsdinfo)`. */
@@ -27,6 +28,29 @@ export function libSystemSymbols(arch: "x86_64" | "aarch64") {
       result: "i32",
     },
     __error: { parameters: [], result: "pointer" },
+    // the read-only serving path of the FUSE worker (sys/fcntl.h, unistd.h, sys/stat.h, sys/file.h)
+    open: { parameters: ["buffer", "i32"], result: "i32" },
+    close: { parameters: ["i32"], result: "i32" },
+    pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+    pwrite: { parameters: ["i32", "pointer", "usize", "i64"], result: "isize" },
+    fstat: {
+      name: arch === "x86_64" ? "fstat$INODE64" : "fstat",
+      parameters: ["i32", "buffer"],
+      result: "i32",
+    },
+    fsync: { parameters: ["i32"], result: "i32" },
+    flock: { parameters: ["i32", "i32"], result: "i32" },
+    read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+    write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+    // process-exit watch (sys/event.h); the waiting call blocks, so it runs off-thread
+    kqueue: { parameters: [], result: "i32" },
+    kevent: { parameters: ["i32", "buffer", "i32", "buffer", "i32", "buffer"], result: "i32" },
+    kevent_wait: {
+      name: "kevent",
+      parameters: ["i32", "buffer", "i32", "buffer", "i32", "buffer"],
+      result: "i32",
+      nonblocking: true,
+    },
   } as const;
 }
 
@@ -96,7 +120,8 @@ export function libSystem(): LibSystem["symbols"] {
   return lib.symbols;
 }
 
-function errnoDarwin(): number {
+/** errno of the last failed libSystem call on this thread (via `__error()`). */
+export function errnoDarwin(): number {
   const p = libSystem().__error();
   return p ? new Deno.UnsafePointerView(p).getInt32(0) : 0;
 }
@@ -124,4 +149,86 @@ export function statfsDarwin(path: string): DarwinStatfs | number {
   const b = new Uint8Array(DARWIN_STATFS_SIZE);
   if (libSystem().statfs(new TextEncoder().encode(path + "\0"), b) !== 0) return errnoDarwin();
   return decodeDarwinStatfs(b);
+}
+
+/** Darwin `struct statvfs` size (sys/statvfs.h): 64 bytes, block and file counts are u32. */
+export const DARWIN_STATVFS_SIZE = 64;
+
+/**
+ * Encodes Darwin `struct statvfs` (xnu bsd/sys/statvfs.h): bsize@0 frsize@8 (ulong), blocks@16
+ * bfree@20 bavail@24 files@28 ffree@32 favail@36 (u32), fsid@40 flag@48 namemax@56 (ulong).
+ * Counts beyond u32 are expressed in larger fragments (frsize × k) so free-space ratios hold.
+ */
+export function encodeStatvfsDarwin(s: {
+  bsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  namemax: number;
+  readonly: boolean;
+}): Uint8Array {
+  const b = new Uint8Array(DARWIN_STATVFS_SIZE), v = new DataView(b.buffer);
+  const U32 = 0xffff_ffff;
+  const k = Math.max(1, Math.ceil(s.blocks / U32));
+  const c = (n: number) => Math.min(U32, Math.floor(n));
+  v.setBigUint64(0, BigInt(s.bsize), true);
+  v.setBigUint64(8, BigInt(s.bsize * k), true);
+  v.setUint32(16, c(s.blocks / k), true);
+  v.setUint32(20, c(s.bfree / k), true);
+  v.setUint32(24, c(s.bavail / k), true);
+  v.setUint32(28, c(s.files), true);
+  v.setUint32(32, c(s.ffree), true);
+  v.setUint32(36, c(s.ffree), true);
+  v.setBigUint64(48, s.readonly ? 1n : 0n, true); // ST_RDONLY
+  v.setBigUint64(56, BigInt(s.namemax), true);
+  return b;
+}
+
+/** kqueue facts (xnu bsd/sys/event.h): filters, flags and notes spfs uses. */
+export const KQ = {
+  EVFILT_PROC: -5,
+  EVFILT_USER: -10,
+  EV_ADD: 0x1,
+  EV_DELETE: 0x2,
+  EV_ONESHOT: 0x10,
+  EV_CLEAR: 0x20,
+  EV_ERROR: 0x4000,
+  NOTE_EXIT: 0x80000000,
+  NOTE_TRIGGER: 0x01000000,
+} as const;
+/** `sizeof(struct kevent)` on LP64: ident u64@0, filter i16@8, flags u16@10, fflags u32@12, data i64@16, udata@24. */
+export const KEVENT_SIZE = 32;
+
+/** One `struct kevent`; `udata` is an opaque 64-bit token. */
+export interface Kevent {
+  ident: number;
+  filter: number;
+  flags: number;
+  fflags: number;
+  data: bigint;
+  udata: bigint;
+}
+
+/** Writes `e` as `struct kevent` at byte offset `o` of `v`. */
+export function encodeKevent(v: DataView, o: number, e: Kevent): void {
+  v.setBigUint64(o, BigInt(e.ident), true);
+  v.setInt16(o + 8, e.filter, true);
+  v.setUint16(o + 10, e.flags, true);
+  v.setUint32(o + 12, e.fflags >>> 0, true);
+  v.setBigInt64(o + 16, e.data, true);
+  v.setBigUint64(o + 24, e.udata, true);
+}
+
+/** Reads the `struct kevent` at byte offset `o` of `v`. */
+export function decodeKevent(v: DataView, o: number): Kevent {
+  return {
+    ident: Number(v.getBigUint64(o, true)),
+    filter: v.getInt16(o + 8, true),
+    flags: v.getUint16(o + 10, true),
+    fflags: v.getUint32(o + 12, true),
+    data: v.getBigInt64(o + 16, true),
+    udata: v.getBigUint64(o + 24, true),
+  };
 }

@@ -3,18 +3,21 @@
  * and one poll(2) over all of them plus an eventfd(2) used to wake the poll when the set changes;
  * poll runs as a nonblocking FFI call on Deno's blocking thread pool. A pidfd becomes readable when
  * its process exits (pidfd_open(2), Linux 5.3+). Where pidfd_open fails with ENOSYS, callers fall
- * back to polling /proc. macOS (kqueue EVFILT_PROC/NOTE_EXIT) is not implemented yet and uses the
- * polling fallback too.
+ * back to polling /proc. macOS: one kqueue with an EVFILT_PROC/NOTE_EXIT filter per pid and an
+ * EVFILT_USER filter to wake the blocking kevent(2) for close (xnu bsd/sys/event.h, kqueue(2)).
  */
 import { libc } from "./libc.ts";
 import { platform } from "./platform.ts";
+import { E } from "./errno.ts";
+
+const darwin = platform.os === "darwin" ? await import("./darwin.ts") : undefined;
 
 const POLLIN = 1, EFD_CLOEXEC = 0o2000000, EFD_NONBLOCK = 0o4000, PIDFD_NONBLOCK = 0o4000;
 
 /** Watches pids and calls back once each exits. */
 export interface ExitWatcher {
   /** "pidfd" when exits are events; "poll" when the caller must poll. */
-  readonly kind: "pidfd" | "poll";
+  readonly kind: "pidfd" | "kqueue" | "poll";
   /** Starts watching `pid`; `onExit` runs once when it exits (at once if it is already gone). */
   watch(pid: number, onExit: () => void): void;
   unwatch(pid: number): void;
@@ -94,6 +97,85 @@ class PidfdWatcher implements ExitWatcher {
   }
 }
 
+/**
+ * kqueue watcher (macOS). Each pid gets a one-shot EVFILT_PROC/NOTE_EXIT filter whose udata is a
+ * fresh token, so an exit already queued for an unwatched registration of a reused pid is ignored.
+ */
+class KqueueWatcher implements ExitWatcher {
+  readonly kind = "kqueue";
+  readonly #kq: number;
+  readonly #byPid = new Map<number, { token: bigint; onExit: () => void }>();
+  #nextToken = 1n;
+  #closed = false;
+  #loop?: Promise<void>;
+  readonly #one = new Uint8Array(darwin!.KEVENT_SIZE);
+
+  constructor(kq: number) {
+    this.#kq = kq;
+    this.#change({
+      ident: 1,
+      filter: darwin!.KQ.EVFILT_USER,
+      flags: darwin!.KQ.EV_ADD | darwin!.KQ.EV_CLEAR,
+    });
+  }
+
+  #change(e: { ident: number; filter: number; flags: number; fflags?: number; udata?: bigint }): number {
+    darwin!.encodeKevent(new DataView(this.#one.buffer), 0, { fflags: 0, data: 0n, udata: 0n, ...e });
+    const rc = darwin!.libSystem().kevent(this.#kq, this.#one, 1, null, 0, null);
+    return rc < 0 ? darwin!.errnoDarwin() : 0;
+  }
+
+  watch(pid: number, onExit: () => void): void {
+    const K = darwin!.KQ, token = this.#nextToken++;
+    this.#byPid.set(pid, { token, onExit });
+    const err = this.#change({
+      ident: pid,
+      filter: K.EVFILT_PROC,
+      flags: K.EV_ADD | K.EV_ONESHOT,
+      fflags: K.NOTE_EXIT,
+      udata: token,
+    });
+    if (err) {
+      // ESRCH: already gone
+      this.#byPid.delete(pid);
+      if (err === E.ESRCH) queueMicrotask(onExit);
+      return;
+    }
+    this.#loop ??= this.#run();
+  }
+
+  unwatch(pid: number): void {
+    if (!this.#byPid.delete(pid)) return;
+    this.#change({ ident: pid, filter: darwin!.KQ.EVFILT_PROC, flags: darwin!.KQ.EV_DELETE });
+  }
+
+  async #run(): Promise<void> {
+    const K = darwin!.KQ, N = 16;
+    const buf = new Uint8Array(N * darwin!.KEVENT_SIZE), v = new DataView(buf.buffer);
+    while (!this.#closed) {
+      const n = await darwin!.libSystem().kevent_wait(this.#kq, null, 0, buf, N, null);
+      if (this.#closed) break;
+      for (let i = 0; i < n; i++) {
+        const ev = darwin!.decodeKevent(v, i * darwin!.KEVENT_SIZE);
+        if (ev.filter !== K.EVFILT_PROC || !(ev.fflags & K.NOTE_EXIT)) continue;
+        const w = this.#byPid.get(ev.ident);
+        if (!w || w.token !== ev.udata) continue;
+        this.#byPid.delete(ev.ident);
+        w.onExit();
+      }
+    }
+    darwin!.libSystem().close(this.#kq);
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#byPid.clear();
+    if (this.#loop) {
+      this.#change({ ident: 1, filter: darwin!.KQ.EVFILT_USER, flags: 0, fflags: darwin!.KQ.NOTE_TRIGGER });
+    } else darwin!.libSystem().close(this.#kq);
+  }
+}
+
 /** A watcher that leaves detection to the caller's polling. */
 class PollingWatcher implements ExitWatcher {
   readonly kind = "poll";
@@ -102,9 +184,16 @@ class PollingWatcher implements ExitWatcher {
   close(): void {}
 }
 
-/** The best exit watcher for this platform: pidfd on Linux 5.3+, else polling. */
+/** The best exit watcher for this platform: pidfd on Linux 5.3+, kqueue on macOS, else polling. */
 export function createExitWatcher(): ExitWatcher {
-  if (platform.os !== "linux") return new PollingWatcher();
+  if (darwin) {
+    try {
+      const kq = darwin.libSystem().kqueue();
+      return kq >= 0 ? new KqueueWatcher(kq) : new PollingWatcher();
+    } catch {
+      return new PollingWatcher();
+    }
+  }
   try {
     const C = libc();
     const efd = C.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

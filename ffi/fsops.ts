@@ -17,6 +17,7 @@ import {
   O_WRONLY,
 } from "./libc.ts";
 import { type Attr, decodeStat, hostStatLayout, STAT_SIZE } from "./stat.ts";
+import { E } from "./errno.ts";
 
 const layout = hostStatLayout();
 const statBuf = new Uint8Array(STAT_SIZE[layout]);
@@ -139,7 +140,7 @@ export function cloneFile(
       if (n > 0) continue;
       const e = errno();
       if (
-        e === 18 /* EXDEV */ || e === 38 /* ENOSYS */ || e === 22 /* EINVAL */ || e === 95 /* EOPNOTSUPP */
+        e === E.EXDEV || e === E.ENOSYS || e === E.EINVAL || e === E.ENOTSUP
       ) {
         method = "copy";
         break;

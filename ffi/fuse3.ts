@@ -5,14 +5,11 @@
  */
 import { type Attr, encodeStat, STAT_SIZE, type StatLayout } from "./stat.ts";
 
-export const fuseSymbols = {
-  fuse_session_new: { parameters: ["buffer", "buffer", "usize", "pointer"], result: "pointer" },
-  fuse_session_mount: { parameters: ["pointer", "buffer"], result: "i32" },
-  fuse_session_loop: { parameters: ["pointer"], result: "i32" },
-  fuse_session_unmount: { parameters: ["pointer"], result: "void" },
-  fuse_session_destroy: { parameters: ["pointer"], result: "void" },
-  fuse_session_exit: { parameters: ["pointer"], result: "void" },
-  fuse_session_fd: { parameters: ["pointer"], result: "i32" },
+/**
+ * Reply functions and request helpers: the same names and C signatures in libfuse 2.9, 3.14 … 3.18
+ * and macFUSE's libfuse3 (vanilla mode). Session calls differ per flavour (fuseabi.ts).
+ */
+export const replySymbols = {
   fuse_req_ctx: { parameters: ["pointer"], result: "pointer" },
   fuse_reply_err: { parameters: ["pointer", "i32"], result: "i32" },
   fuse_reply_none: { parameters: ["pointer"], result: "void" },
@@ -30,10 +27,7 @@ export const fuseSymbols = {
     parameters: ["pointer", "buffer", "usize", "buffer", "buffer", "i64"],
     result: "usize",
   },
-  fuse_pkgversion: { parameters: [], result: "pointer" },
 } as const;
-
-export type FuseLib = Deno.DynamicLibrary<typeof fuseSymbols>;
 
 /** `struct fuse_lowlevel_ops` slot indices (8-byte slots); 44 slots = the 3.14 size, safe on newer. */
 export const OPS = {
@@ -227,29 +221,4 @@ export function encodeStatvfs(s: StatVfs): Uint8Array {
   u(72, s.readonly ? 1 : 0); // ST_RDONLY
   u(80, s.namemax);
   return b;
-}
-
-/** `struct fuse_args` {argc@0, argv@8, allocated@16} = 24 bytes; keeps its C strings alive. */
-export function encodeFuseArgs(argv: string[]): { args: Uint8Array; keep: unknown[] } {
-  const enc = new TextEncoder();
-  const strs = argv.map((a) => enc.encode(a + "\0"));
-  const ptrs = new BigUint64Array(argv.length + 1);
-  strs.forEach((s, i) => ptrs[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s))));
-  const args = new Uint8Array(24), v = new DataView(args.buffer);
-  v.setInt32(0, argv.length, true);
-  v.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(ptrs))), true);
-  return { args, keep: [strs, ptrs] };
-}
-
-/** Opens libfuse3 from the candidates (first that loads). Returns the library and the name used. */
-export function openFuse(candidates: string[]): { lib: FuseLib; name: string } {
-  let last: unknown;
-  for (const name of candidates) {
-    try {
-      return { lib: Deno.dlopen(name, fuseSymbols), name };
-    } catch (e) {
-      last = e;
-    }
-  }
-  throw last ?? new Error("no libfuse candidates");
 }

@@ -5,6 +5,7 @@
  * only (see reference/ffi-abi.md §5), so Darwin code must not call them.
  */
 import { platform } from "./platform.ts";
+import { E, RESOURCE_ERRNOS } from "./errno.ts";
 
 const linuxSymbols = {
   open: { parameters: ["buffer", "i32"], result: "i32" },
@@ -51,19 +52,33 @@ const linuxSymbols = {
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
 } as const;
 
-let lib: Deno.DynamicLibrary<typeof linuxSymbols> | undefined;
+/** The libc calls spfs makes, with their Linux signatures. */
+export type Libc = Deno.DynamicLibrary<typeof linuxSymbols>["symbols"];
+let syms: Libc | undefined;
+const darwin = platform.os === "darwin" ? await import("./darwin.ts") : undefined;
 
-/** The libc symbol table (Linux). Throws on other platforms. */
-export function libc(): Deno.DynamicLibrary<typeof linuxSymbols>["symbols"] {
-  if (!lib) {
-    if (platform.os !== "linux") throw new Error("ffi/libc.ts: Linux symbol table used on " + platform.os);
-    lib = Deno.dlopen("libc.so.6", linuxSymbols);
-  }
-  return lib.symbols;
+/**
+ * The libc symbol table. On macOS, the calls libSystem binds (ffi/darwin.ts: the read-only serving
+ * path) are those; every other one throws "not available on macOS" when called, because editable
+ * runtimes have no macOS port yet (the service refuses them before any such call).
+ */
+export function libc(): Libc {
+  if (syms) return syms;
+  if (!darwin) return syms = Deno.dlopen("libc.so.6", linuxSymbols).symbols;
+  const mac = darwin.libSystem() as unknown as Record<string, unknown>;
+  return syms = Object.fromEntries(
+    Object.keys(linuxSymbols).map((k) => [
+      k,
+      mac[k] ?? (() => {
+        throw new Error(`libc ${k}() is not available on macOS in this version of spfs`);
+      }),
+    ]),
+  ) as unknown as Libc;
 }
 
 /** errno of the last failed synchronous libc call on this thread. */
 export function errno(): number {
+  if (darwin) return darwin.errnoDarwin();
   const p = libc().__errno_location();
   return p ? new Deno.UnsafePointerView(p).getInt32(0) : 0;
 }
@@ -75,29 +90,58 @@ export class ErrnoError extends Error {
   }
 }
 
-/**
- * errnos (asm-generic/errno-base.h) of resource exhaustion: a request that meets one gets that errno
- * back rather than EIO, so the caller can tell "out of fds/space/memory" from damage.
- */
-export const RESOURCE_ERRNOS = new Set([
-  12, /* ENOMEM */
-  23, /* ENFILE */
-  24, /* EMFILE */
-  28, /* ENOSPC */
-  122, /* EDQUOT */
-]);
-
 /** The errno to answer a FUSE request that threw `e`: a resource errno when it was one, else EIO. */
 export function errnoOfException(e: unknown): number {
   const n = e instanceof ErrnoError
     ? e.errno
     : Number(/\(os error (\d+)\)/.exec(e instanceof Error ? e.message : String(e))?.[1]);
-  return RESOURCE_ERRNOS.has(n) ? n : 5 /* EIO */;
+  return RESOURCE_ERRNOS.has(n) ? n : E.EIO;
 }
 
-/** Flags from <fcntl.h> (Linux asm-generic). */
-export const O_RDONLY = 0, O_WRONLY = 1, O_CLOEXEC = 0o2000000, O_NOATIME = 0o1000000;
-export const O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000, O_APPEND = 0o2000, O_NOFOLLOW = 0o400000;
+/** open(2) flags: Linux asm-generic/fcntl.h; Darwin xnu bsd/sys/fcntl.h (no O_NOATIME: 0). */
+export const LINUX_O_FLAGS = {
+  O_RDONLY: 0,
+  O_WRONLY: 1,
+  O_RDWR: 2,
+  O_ACCMODE: 3,
+  O_CREAT: 0o100,
+  O_EXCL: 0o200,
+  O_NOCTTY: 0o400,
+  O_TRUNC: 0o1000,
+  O_APPEND: 0o2000,
+  O_NOATIME: 0o1000000,
+  O_CLOEXEC: 0o2000000,
+  O_NOFOLLOW: 0o400000,
+} as const;
+export const DARWIN_O_FLAGS: Record<keyof typeof LINUX_O_FLAGS, number> = {
+  O_RDONLY: 0,
+  O_WRONLY: 1,
+  O_RDWR: 2,
+  O_ACCMODE: 3,
+  O_CREAT: 0x200,
+  O_EXCL: 0x800,
+  O_NOCTTY: 0x20000,
+  O_TRUNC: 0x400,
+  O_APPEND: 0x8,
+  O_NOATIME: 0,
+  O_CLOEXEC: 0x1000000,
+  O_NOFOLLOW: 0x100,
+};
+/** The host's open(2) flags; the FUSE kernel module hands the caller's flags over in these too. */
+export const {
+  O_RDONLY,
+  O_WRONLY,
+  O_RDWR,
+  O_ACCMODE,
+  O_CREAT,
+  O_EXCL,
+  O_NOCTTY,
+  O_TRUNC,
+  O_APPEND,
+  O_NOATIME,
+  O_CLOEXEC,
+  O_NOFOLLOW,
+}: Record<keyof typeof LINUX_O_FLAGS, number> = platform.os === "darwin" ? DARWIN_O_FLAGS : LINUX_O_FLAGS;
 /** <linux/fs.h>: FICLONE = _IOW(0x94, 9, int); renameat2 flags; AT_FDCWD, AT_SYMLINK_NOFOLLOW. */
 export const FICLONE = 0x40049409, RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2;
 export const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100;
@@ -109,7 +153,7 @@ export function cstr(s: string): Uint8Array {
 }
 
 /** Flags from <sys/file.h>. */
-export const LOCK_EX = 2, LOCK_NB = 4, O_RDWR = 2;
+export const LOCK_EX = 2, LOCK_NB = 4;
 
 /**
  * Takes an exclusive, non-blocking flock(2) on `path` (created if missing). Returns the fd that

@@ -22,6 +22,12 @@ export interface Platform {
   syntheticConf?: string;
   /** Command to unmount a FUSE mount point lazily, as argv. */
   unmountArgv(mountpoint: string): string[];
+  /**
+   * Whether editable runtimes work here. Their scratch layer needs libc calls (renameat2, xattrs,
+   * open with a mode) that have no macOS binding yet: `open` is variadic, and Apple arm64 passes
+   * the mode on the stack, which Deno FFI cannot do.
+   */
+  editableRuntimes: boolean;
 }
 
 const linux: Platform = {
@@ -36,6 +42,7 @@ const linux: Platform = {
   runtimeDirDefault: (env, uid) =>
     env.XDG_RUNTIME_DIR ? `${env.XDG_RUNTIME_DIR}/spfs` : `${env.TMPDIR || "/tmp"}/spfs-${uid}`,
   unmountArgv: (mp) => ["fusermount3", "-u", "-z", mp],
+  editableRuntimes: true,
 };
 
 const darwin: Platform = {
@@ -46,6 +53,7 @@ const darwin: Platform = {
   runtimeDirDefault: (env, uid) => `${(env.TMPDIR || "/tmp").replace(/\/$/, "")}/spfs-${uid}`,
   syntheticConf: "/etc/synthetic.conf",
   unmountArgv: (mp) => ["umount", "-f", mp],
+  editableRuntimes: false,
 };
 
 /** The platform spfs runs on. Unsupported OSes fail at startup with a clear message. */

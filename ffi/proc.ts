@@ -5,6 +5,7 @@
  */
 import { cstr, errno, ErrnoError, libc, O_CLOEXEC, O_RDONLY } from "./libc.ts";
 import { platform } from "./platform.ts";
+import { E } from "./errno.ts";
 
 /** macOS has no procfs: proc_pidinfo(PROC_PIDTBSDINFO) instead (loaded only there). */
 const darwin = platform.os === "darwin" ? await import("./darwin.ts") : undefined;
@@ -33,7 +34,7 @@ function readProc(pid: number, file: "stat" | "status"): string | null {
   const S = libc();
   if (reserve < 0) reserve = S.open(DEV_NULL, O_RDONLY | O_CLOEXEC);
   let fd = S.open(p, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 && errno() === 24 /* EMFILE */ && reserve >= 0) {
+  if (fd < 0 && errno() === E.EMFILE && reserve >= 0) {
     // routing must keep working when the fd table is full: spend the reserve fd, then retake it
     S.close(reserve);
     fd = S.open(p, O_RDONLY | O_CLOEXEC);
@@ -42,7 +43,7 @@ function readProc(pid: number, file: "stat" | "status"): string | null {
   if (fd < 0) {
     const e = errno();
     // gone is an answer; out of fds is not, and guessing "gone" would route the caller wrongly
-    if (e === 2 /* ENOENT */ || e === 3 /* ESRCH */) return null;
+    if (e === E.ENOENT || e === E.ESRCH) return null;
     throw new ErrnoError(e, `cannot read /proc/${pid}/${file}`);
   }
   const n = Number(S.pread(fd, buf, BigInt(buf.length), 0n));
