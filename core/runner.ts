@@ -19,7 +19,11 @@ export interface CommandRunner {
 export const daxRunner: CommandRunner = {
   async run(argv, opts = {}) {
     const { default: $ } = await import("dax");
-    let cmd = $`${argv}`.noThrow().stdout("piped").stderr("piped").quiet();
+    // dax's shell has builtins (cp, rm, mkdir, echo…) that lack most flags (`cp -a`); a resolved
+    // path always runs the real program
+    const prog = argv[0].includes("/") ? argv[0] : await $.which(argv[0]);
+    if (!prog) return { code: 127, stdout: "", stderr: `${argv[0]}: command not found in PATH` };
+    let cmd = $`${[prog, ...argv.slice(1)]}`.noThrow().stdout("piped").stderr("piped").quiet();
     if (opts.stdin !== undefined) cmd = cmd.stdinText(opts.stdin);
     if (opts.timeoutMs) cmd = cmd.timeout(opts.timeoutMs);
     try {

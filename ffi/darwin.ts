@@ -7,6 +7,7 @@
  * cannot do: fcntl and ioctl are never bound, and `open` is bound with its two fixed args only, so
  * it must never be given O_CREAT (which would make it read a mode from the stack).
  */
+import type { StatVfs } from "./fuse3.ts";
 
 /** `PROC_PIDTBSDINFO` flavor and `sizeof(struct proc_bsdinfo)`. */
 export const PROC_PIDTBSDINFO = 3, PROC_BSDINFO_SIZE = 136;
@@ -159,16 +160,7 @@ export const DARWIN_STATVFS_SIZE = 64;
  * bfree@20 bavail@24 files@28 ffree@32 favail@36 (u32), fsid@40 flag@48 namemax@56 (ulong).
  * Counts beyond u32 are expressed in larger fragments (frsize × k) so free-space ratios hold.
  */
-export function encodeStatvfsDarwin(s: {
-  bsize: number;
-  blocks: number;
-  bfree: number;
-  bavail: number;
-  files: number;
-  ffree: number;
-  namemax: number;
-  readonly: boolean;
-}): Uint8Array {
+export function encodeStatvfsDarwin(s: StatVfs): Uint8Array {
   const b = new Uint8Array(DARWIN_STATVFS_SIZE), v = new DataView(b.buffer);
   const U32 = 0xffff_ffff;
   const k = Math.max(1, Math.ceil(s.blocks / U32));
