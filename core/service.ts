@@ -29,6 +29,7 @@ import { procInfo } from "../ffi/proc.ts";
 import { createExitWatcher } from "../ffi/exitwatch.ts";
 import { libc, tryFlock } from "../ffi/libc.ts";
 import { platform } from "../ffi/platform.ts";
+import { errnoName } from "../ffi/errno.ts";
 import { runner } from "./runner.ts";
 import { scratchBase } from "./ramdisk.ts";
 import {
@@ -56,14 +57,6 @@ interface Runtime extends RuntimeInfo {
   created_ms: number;
 }
 
-const ERRNO_NAMES: Record<number, string> = {
-  1: "EPERM",
-  18: "EXDEV",
-  22: "EINVAL",
-  25: "ENOTTY",
-  95: "EOPNOTSUPP",
-};
-
 /**
  * Probes the backstore once: the filesystem type of `<storage>/runtimes` (statfs f_type) and
  * whether FICLONE works from the object store into it (copy-up then reflinks).
@@ -78,7 +71,7 @@ export function probeBackstore(storageRoot: string): BackstoreInfo {
     path: sp.runtimes,
     fs_type: typeof st === "number" ? "unknown" : fsTypeName(st.type),
     reflink: r === true,
-    reflink_error: r === true ? undefined : (ERRNO_NAMES[r] ?? `errno ${r}`),
+    reflink_error: r === true ? undefined : errnoName(r),
     copy_up: r === true ? "reflink" : "copy_file_range",
     free_bytes: typeof st === "number" ? 0 : st.bavail * st.bsize,
   };
@@ -401,7 +394,8 @@ export async function runService(cfg: Config): Promise<number> {
           },
         );
       }
-      if ((p.edit || p.keep || p.scratch || p.rerun) && !platform.editableRuntimes) {
+      const editable = !!(p.edit || p.keep || p.scratch);
+      if ((editable || p.rerun) && !platform.editableRuntimes) {
         throw new SpfsError(
           "UnsupportedOnPlatform",
           `editable runtimes (--edit, --keep-runtime, --scratch, --rerun) are not available on ${platform.os} yet`,
@@ -440,7 +434,6 @@ export async function runService(cfg: Config): Promise<number> {
         rt = { ...rec, root_pid: p.pid, started_ms: Date.now(), startTime: proc.startTime, active: true };
       } else {
         const resolved = resolveSpec(p.spec!, store, tags);
-        const editable = !!(p.edit || p.keep || p.scratch);
         if (p.name) {
           validateRuntimeName(p.name);
           if (rdb.find(p.name) || findRuntime(p.name)) {

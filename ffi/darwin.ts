@@ -15,8 +15,6 @@ export const PROC_PIDTBSDINFO = 3, PROC_BSDINFO_SIZE = 136;
 export const DARWIN_STATFS_SIZE = 2168;
 /** clonefile(2) flags. */
 export const CLONE_NOFOLLOW = 0x1, CLONE_NOOWNERCOPY = 0x2;
-/** errno values that mean "this volume cannot clone" (bsd/sys/errno.h: ENOTSUP 45, EXDEV 18). */
-export const ENOTSUP_DARWIN = 45, EXDEV = 18;
 
 /** libSystem symbols for `arch`; x86_64 needs the `$INODE64` statfs (bsd/sys/cdefs.h). */
 export function libSystemSymbols(arch: "x86_64" | "aarch64") {

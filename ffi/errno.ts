@@ -16,6 +16,7 @@ export interface Errnos {
   ENOMEM: number;
   EACCES: number;
   EBUSY: number;
+  ENOTTY: number;
   EEXIST: number;
   EXDEV: number;
   ENOTDIR: number;
@@ -44,6 +45,7 @@ export const LINUX_ERRNOS: Errnos = {
   ENOMEM: 12,
   EACCES: 13,
   EBUSY: 16,
+  ENOTTY: 25,
   EEXIST: 17,
   EXDEV: 18,
   ENOTDIR: 20,
@@ -72,6 +74,15 @@ export const DARWIN_ERRNOS: Errnos = {
 
 /** The host's errno values. */
 export const E: Readonly<Errnos> = Object.freeze(platform.os === "darwin" ? DARWIN_ERRNOS : LINUX_ERRNOS);
+
+/**
+ * The symbolic name of errno `n` on this host ("errno N" when spfs has no name for it). Linux
+ * names 95 EOPNOTSUPP (ENOTSUP is its alias there); Darwin keeps the two apart.
+ */
+export function errnoName(n: number): string {
+  if (n === E.ENOTSUP && platform.os === "linux") return "EOPNOTSUPP";
+  return Object.entries(E).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
+}
 
 /**
  * errnos of resource exhaustion: a request that meets one gets that errno back rather than EIO, so

@@ -7,10 +7,8 @@
  * EVFILT_USER filter to wake the blocking kevent(2) for close (xnu bsd/sys/event.h, kqueue(2)).
  */
 import { libc } from "./libc.ts";
-import { platform } from "./platform.ts";
+import { darwinFfi as darwin } from "./platform.ts";
 import { E } from "./errno.ts";
-
-const darwin = platform.os === "darwin" ? await import("./darwin.ts") : undefined;
 
 const POLLIN = 1, EFD_CLOEXEC = 0o2000000, EFD_NONBLOCK = 0o4000, PIDFD_NONBLOCK = 0o4000;
 

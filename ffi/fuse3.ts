@@ -1,9 +1,10 @@
 /**
- * libfuse 3 low-level API (Linux, libfuse 3.14 … 3.18) through Deno.dlopen: the symbol table, the
+ * libfuse 3 low-level API (Linux, libfuse 3.14 … 3.18) through Deno.dlopen: the reply symbols, the
  * `fuse_lowlevel_ops` slot indices and the struct codecs the service uses. Offsets and sizes:
  * reference/ffi-abi.md §7 (libfuse3-dev 3.14.0 headers, checked against the 3.17.4/3.18.2 tags).
  */
 import { type Attr, encodeStat, STAT_SIZE, type StatLayout } from "./stat.ts";
+import type { FsStats } from "./fsops.ts";
 
 /**
  * Reply functions and request helpers: the same names and C signatures in libfuse 2.9, 3.14 … 3.18
@@ -197,16 +198,7 @@ export function encodeFdBufvec(v: DataView, fd: number, size: number, pos: numbe
  * files@40 ffree@48 favail@56 fsid@64 flag@72 namemax@80.
  */
 export const STATVFS_SIZE = 112;
-export interface StatVfs {
-  bsize: number;
-  blocks: number;
-  bfree: number;
-  bavail: number;
-  files: number;
-  ffree: number;
-  namemax: number;
-  readonly: boolean;
-}
+export type StatVfs = Omit<FsStats, "type"> & { readonly: boolean };
 export function encodeStatvfs(s: StatVfs): Uint8Array {
   const b = new Uint8Array(STATVFS_SIZE), v = new DataView(b.buffer);
   const u = (o: number, n: number) => v.setBigUint64(o, BigInt(n), true);

@@ -28,7 +28,7 @@ import {
   MACFUSE3_OPS_SIZE,
 } from "./macfuse.ts";
 import { encodeStatvfsDarwin } from "./darwin.ts";
-import type { StatLayout } from "./stat.ts";
+import { linuxStatLayout, type StatLayout } from "./stat.ts";
 import { platform } from "./platform.ts";
 
 export type FuseFlavour = "linux3" | "macfuse3" | "macfuse2";
@@ -83,7 +83,7 @@ export const FUSE_ABIS: Record<FuseFlavour, FuseAbi> = {
     fi: FI,
     fiBits: { keep_cache: FI_BITS.keep_cache, cache_readdir: FI_BITS.cache_readdir },
     ctx: CTX,
-    statLayout: Deno.build.arch === "aarch64" ? "linux-aarch64" : "linux-x86_64",
+    statLayout: linuxStatLayout(),
     encodeStatvfs,
     mountOptions: LINUX_OPTIONS,
     session: "fuse3",

@@ -4,7 +4,7 @@
  * `open` and `ioctl` are variadic in C; fixed-arity bindings are valid on Linux x86_64/aarch64
  * only (see reference/ffi-abi.md §5), so Darwin code must not call them.
  */
-import { platform } from "./platform.ts";
+import { darwinFfi as darwin, platform } from "./platform.ts";
 import { E, RESOURCE_ERRNOS } from "./errno.ts";
 
 const linuxSymbols = {
@@ -55,7 +55,6 @@ const linuxSymbols = {
 /** The libc calls spfs makes, with their Linux signatures. */
 export type Libc = Deno.DynamicLibrary<typeof linuxSymbols>["symbols"];
 let syms: Libc | undefined;
-const darwin = platform.os === "darwin" ? await import("./darwin.ts") : undefined;
 
 /**
  * The libc symbol table. On macOS, the calls libSystem binds (ffi/darwin.ts: the read-only serving

@@ -67,3 +67,6 @@ export const platform: Platform = (() => {
       throw new Error(`spfs supports Linux and macOS, not ${Deno.build.os}`);
   }
 })();
+
+/** ffi/darwin.ts (libSystem bindings and Darwin codecs), loaded only on macOS. */
+export const darwinFfi = platform.os === "darwin" ? await import("./darwin.ts") : undefined;

@@ -4,11 +4,10 @@
  * through libc so the hot path avoids Deno's file-handle machinery.
  */
 import { cstr, errno, ErrnoError, libc, O_CLOEXEC, O_RDONLY } from "./libc.ts";
-import { platform } from "./platform.ts";
+import { darwinFfi as darwin } from "./platform.ts";
 import { E } from "./errno.ts";
 
-/** macOS has no procfs: proc_pidinfo(PROC_PIDTBSDINFO) instead (loaded only there). */
-const darwin = platform.os === "darwin" ? await import("./darwin.ts") : undefined;
+// macOS has no procfs: proc_pidinfo(PROC_PIDTBSDINFO) instead
 
 /** ppid and start time (clock ticks since boot) of a pid or tid. */
 export interface ProcInfo {

@@ -145,8 +145,12 @@ export function decodeStat(layout: StatLayout, v: DataView, o = 0): Attr {
   }
 }
 
+/** The Linux glibc layout for this CPU. */
+export function linuxStatLayout(): StatLayout {
+  return Deno.build.arch === "aarch64" ? "linux-aarch64" : "linux-x86_64";
+}
+
 /** The layout of the running process. */
 export function hostStatLayout(): StatLayout {
-  if (Deno.build.os === "darwin") return "darwin";
-  return Deno.build.arch === "aarch64" ? "linux-aarch64" : "linux-x86_64";
+  return Deno.build.os === "darwin" ? "darwin" : linuxStatLayout();
 }
