@@ -1,8 +1,8 @@
 /** `spfs check [--json]`: exit 0 when every object verifies, 6 when something is damaged. */
-import { checkStore } from "../core/check.ts";
+import { checkStore } from "../core/store/check.ts";
 import type { Config } from "../core/config.ts";
 import { ExitCode } from "../core/errors.ts";
-import { openRepo } from "../core/repo.ts";
+import { openRepo } from "../core/store/repo.ts";
 import { formatBytes, printJson } from "./output.ts";
 
 export async function check(cfg: Config, o: { json?: boolean }): Promise<number> {

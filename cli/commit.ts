@@ -1,24 +1,14 @@
 /** `spfs commit DIR [-t NAME] [--json]`, and `spfs commit [--runtime ID|NAME] -t NAME` for a runtime. */
-import { ensureService } from "../core/client.ts";
+import { ensureService } from "../core/client/rpc.ts";
 import type { Config } from "../core/config.ts";
 import { SpfsError } from "../core/errors.ts";
 import type { CommitResult } from "../proto/protocol.ts";
-import { importDir } from "../core/importer.ts";
-import { encodeLayer } from "../core/objects.ts";
-import { openRepo } from "../core/repo.ts";
-import { validateTagName } from "../core/tags.ts";
+import { importDir } from "../core/store/importer.ts";
+import { encodeLayer } from "../core/store/objects.ts";
+import { openRepo } from "../core/store/repo.ts";
+import { validateTagName } from "../core/store/tags.ts";
+import { currentRuntime } from "../core/client/runtimes.ts";
 import { formatBytes, printJson } from "./output.ts";
-
-/** The runtime a command refers to: `--runtime`, else the one this process runs in ($SPFS_RUNTIME). */
-export function currentRuntime(flag: string | undefined, what: string): string {
-  const ref = flag ?? Deno.env.get("SPFS_RUNTIME");
-  if (!ref) {
-    throw new SpfsError("UsageError", `${what}: not inside a runtime and no --runtime given`, {
-      hint: "run it inside `spfs run --edit …`, or pass --runtime ID|NAME (see `spfs runtime list`)",
-    });
-  }
-  return ref;
-}
 
 async function commitRuntime(
   cfg: Config,

@@ -1,11 +1,10 @@
 /** `spfs diff [REF [REF]] [--runtime ID|NAME] [--json]` */
 import type { Config } from "../core/config.ts";
-import { applyScratch, diffTrees, flattenStack } from "../core/diff.ts";
+import { applyScratch, diffTrees, flattenStack } from "../core/runtime/diff.ts";
 import { SpfsError } from "../core/errors.ts";
-import { resolveSpec } from "../core/refs.ts";
-import { openRepo } from "../core/repo.ts";
-import { findRuntime } from "./runtime.ts";
-import { currentRuntime } from "./commit.ts";
+import { resolveSpec } from "../core/store/refs.ts";
+import { openRepo } from "../core/store/repo.ts";
+import { currentRuntime, findRuntime } from "../core/client/runtimes.ts";
 import { printJson } from "./output.ts";
 
 const MARK = { added: "A", changed: "M", removed: "D" } as const;

@@ -1,6 +1,6 @@
 /** `spfs doctor [--json]`: exit 0 when every check passes, 1 when any fails. */
 import type { Config } from "../core/config.ts";
-import { runDoctor } from "../core/doctor.ts";
+import { runDoctor } from "../core/client/doctor.ts";
 import { ExitCode } from "../core/errors.ts";
 import { printJson } from "./output.ts";
 

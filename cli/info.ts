@@ -1,7 +1,7 @@
 /** `spfs info REF [--json]` */
 import type { Config } from "../core/config.ts";
-import { resolveRef } from "../core/refs.ts";
-import { openRepo } from "../core/repo.ts";
+import { resolveRef } from "../core/store/refs.ts";
+import { openRepo } from "../core/store/repo.ts";
 import { formatBytes, printJson } from "./output.ts";
 
 export function info(cfg: Config, ref: string, o: { json?: boolean }): Promise<number> {

@@ -2,7 +2,7 @@
  * `spfs launchagent install|uninstall|status`: the service under launchd (macOS) or systemd --user
  * (Linux). `--dry-run` prints the file and the commands instead of running them.
  */
-import { agentBackend, agentSpec, agentStatus, installAgent, uninstallAgent } from "../core/agent.ts";
+import { agentBackend, agentSpec, agentStatus, installAgent, uninstallAgent } from "../core/client/agent.ts";
 import type { Config } from "../core/config.ts";
 import { ExitCode } from "../core/errors.ts";
 import { printJson } from "./output.ts";

@@ -1,9 +1,9 @@
 /** `spfs ls SPEC [PATH] [--json]`: the merged listing, read from the store (no service needed). */
 import type { Config } from "../core/config.ts";
 import { SpfsError } from "../core/errors.ts";
-import { resolveSpec } from "../core/refs.ts";
-import { openRepo } from "../core/repo.ts";
-import { type Child, Vfs } from "../core/vfs.ts";
+import { resolveSpec } from "../core/store/refs.ts";
+import { openRepo } from "../core/store/repo.ts";
+import { type Child, Vfs } from "../core/fs/vfs.ts";
 import { printJson, table } from "./output.ts";
 
 function modeString(c: Child): string {

@@ -1,5 +1,6 @@
 /** Shared CLI output: errors with hints, JSON, tables, sizes. */
 import { SpfsError } from "../core/errors.ts";
+import type { RuntimeInfo } from "../proto/protocol.ts";
 
 /** Prints an error (with its hint) to stderr and returns the exit code to use. */
 export function reportError(e: unknown, json = false): number {
@@ -46,3 +47,7 @@ export function table(rows: string[][]): string {
 export function shortDigest(d: string): string {
   return d.startsWith("sha256:") ? d.slice(7, 19) : d;
 }
+
+/** "edit,durable", "edit" or "ro": a runtime's kind for tables. */
+export const runtimeFlags = (r: RuntimeInfo) =>
+  [r.editable ? "edit" : "ro", r.durable ? "durable" : ""].filter(Boolean).join(",");

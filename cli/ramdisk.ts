@@ -1,6 +1,6 @@
 /** `spfs ramdisk create|destroy|list`: RAM disks for scratch dirs. */
 import type { Config } from "../core/config.ts";
-import { createRamdisk, destroyRamdisk, listRamdisks, parseSize } from "../core/ramdisk.ts";
+import { createRamdisk, destroyRamdisk, listRamdisks, parseSize } from "../core/runtime/ramdisk.ts";
 import { formatBytes, printJson, table } from "./output.ts";
 
 export async function create(

@@ -3,7 +3,7 @@
  * environment, run CMD with inherited stdio, forward SIGINT/SIGTERM, unregister, and exit with
  * CMD's exit code (128+N when a signal N ended it).
  */
-import { ensureService } from "../core/client.ts";
+import { ensureService } from "../core/client/rpc.ts";
 import type { Config } from "../core/config.ts";
 import { ExitCode, SpfsError } from "../core/errors.ts";
 import type { MountResult } from "../proto/protocol.ts";

@@ -1,34 +1,9 @@
 /** `spfs runtime list|info|remove|prune` */
-import { ensureService } from "../core/client.ts";
+import { ensureService } from "../core/client/rpc.ts";
 import type { Config } from "../core/config.ts";
 import { SpfsError } from "../core/errors.ts";
-import type { RuntimeInfo } from "../proto/protocol.ts";
-import { printJson, shortDigest, table } from "./output.ts";
-
-async function fetchAll(cfg: Config): Promise<RuntimeInfo[]> {
-  const c = await ensureService(cfg);
-  const r = await c.call<{ runtimes: RuntimeInfo[] }>("runtimes");
-  c.close();
-  return r.runtimes;
-}
-
-/** "edit,durable", "edit" or "ro": a runtime's kind for tables. */
-export const runtimeFlags = (r: RuntimeInfo) =>
-  [r.editable ? "edit" : "ro", r.durable ? "durable" : ""].filter(Boolean).join(",");
-
-/**
- * The running or durable runtime with id or name `ref`.
- * @throws SpfsError RuntimeNotFound.
- */
-export async function findRuntime(cfg: Config, ref: string): Promise<RuntimeInfo> {
-  const r = (await fetchAll(cfg)).find((x) => x.id === ref || x.name === ref);
-  if (!r) {
-    throw new SpfsError("RuntimeNotFound", `no runtime with id or name "${ref}"`, {
-      hint: "list them with `spfs runtime list`",
-    });
-  }
-  return r;
-}
+import { fetchAll, findRuntime } from "../core/client/runtimes.ts";
+import { printJson, runtimeFlags, shortDigest, table } from "./output.ts";
 
 /** Prints every running runtime and every durable one. */
 export async function list(cfg: Config, o: { json?: boolean }): Promise<number> {

@@ -1,5 +1,5 @@
 /** `spfs service [--foreground] [--stop] [--mountpoint PATH]` */
-import { connectHealthy, startService, stopService } from "../core/client.ts";
+import { connectHealthy, startService, stopService } from "../core/client/rpc.ts";
 import { type Config, runtimePaths } from "../core/config.ts";
 import { SpfsError } from "../core/errors.ts";
 import { printJson } from "./output.ts";
@@ -36,14 +36,14 @@ async function start(cfg: Config, o: ServiceOpts): Promise<number> {
       format: o.logFile ? "json" : cfg.logFormat,
       level: cfg.logLevel,
     });
-    const { runService, startupErrorPath } = await import("../core/service.ts");
+    const { runService } = await import("../core/service/main.ts");
     try {
       return await runService(cfg);
     } catch (e) {
       if (e instanceof SpfsError && o.logFile) {
         // the client that started us in the background reads this to show the typed error
         try {
-          Deno.writeTextFileSync(startupErrorPath(cfg), JSON.stringify(e.toJSON()));
+          Deno.writeTextFileSync(runtimePaths(cfg).startupError, JSON.stringify(e.toJSON()));
         } catch { /* runtime dir unusable: the exit code still says it failed */ }
       }
       throw e;

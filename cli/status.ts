@@ -1,9 +1,9 @@
 /** `spfs status [--json]` */
-import { checkProtocol, RpcClient } from "../core/client.ts";
+import { checkProtocol, RpcClient } from "../core/client/rpc.ts";
 import type { Config } from "../core/config.ts";
 import type { StatusResult } from "../proto/protocol.ts";
 import { formatBytes, printJson, shortDigest, table } from "./output.ts";
-import { runtimeFlags } from "./runtime.ts";
+import { runtimeFlags } from "./output.ts";
 
 export async function status(cfg: Config, o: { json?: boolean; prometheus?: boolean }): Promise<number> {
   const c = await RpcClient.connect(cfg);

@@ -1,8 +1,8 @@
 /** `spfs tag REF NAME` and `spfs tags [NAME]` */
 import type { Config } from "../core/config.ts";
 import { SpfsError } from "../core/errors.ts";
-import { resolveRef } from "../core/refs.ts";
-import { openRepo } from "../core/repo.ts";
+import { resolveRef } from "../core/store/refs.ts";
+import { openRepo } from "../core/store/repo.ts";
 import { printJson, shortDigest, table } from "./output.ts";
 
 export function tag(cfg: Config, ref: string, name: string, o: { json?: boolean }): Promise<number> {

@@ -2,7 +2,7 @@
  * Every path default lives here. Precedence: flag > environment (`SPFS_*`) > platform default.
  */
 import { join } from "node:path";
-import { platform } from "../ffi/platform.ts";
+import { os } from "../ffi/os.ts";
 import { SpfsError } from "./errors.ts";
 
 /** Resolved settings and the paths derived from them (all absolute). */
@@ -68,14 +68,27 @@ function seconds(v: string | undefined): number | undefined {
   return n;
 }
 
+/** Default storage root (ARCHITECTURE.md "Storage"). */
+function storageRootDefault(env: Record<string, string | undefined>, home: string): string {
+  return os === "darwin"
+    ? `${home}/Library/Application Support/spfs`
+    : `${env.XDG_DATA_HOME || `${home}/.local/share`}/spfs`;
+}
+
+/** Default runtime dir for the socket, pidfile and logs. */
+function runtimeDirDefault(env: Record<string, string | undefined>, uid: number): string {
+  if (os === "linux" && env.XDG_RUNTIME_DIR) return `${env.XDG_RUNTIME_DIR}/spfs`;
+  return `${(env.TMPDIR || "/tmp").replace(/\/$/, "")}/spfs-${uid}`;
+}
+
 /** Reads the config from flags and the environment. Never touches the disk. */
 export function loadConfig(flags: ConfigFlags = {}): Config {
   const env = Deno.env.toObject();
   const abs = (p: string) => (p.startsWith("/") ? p : join(Deno.cwd(), p));
   return {
-    storageRoot: abs(flags.storage ?? env.SPFS_STORAGE_ROOT ?? platform.storageRootDefault(env, home())),
+    storageRoot: abs(flags.storage ?? env.SPFS_STORAGE_ROOT ?? storageRootDefault(env, home())),
     runtimeDir: abs(
-      flags.runtimeDir ?? env.SPFS_RUNTIME_DIR ?? platform.runtimeDirDefault(env, Deno.uid() ?? 0),
+      flags.runtimeDir ?? env.SPFS_RUNTIME_DIR ?? runtimeDirDefault(env, Deno.uid() ?? 0),
     ),
     mountpoint: abs(flags.mountpoint ?? env.SPFS_MOUNTPOINT ?? "/spfs"),
     libfuse: env.SPFS_LIBFUSE,
@@ -98,6 +111,8 @@ export function runtimePaths(cfg: Config) {
     pidFile: join(cfg.runtimeDir, "service.pid"),
     startLock: join(cfg.runtimeDir, "start.lock"),
     log: join(cfg.runtimeDir, "service.log"),
+    /** Where a failed start leaves its typed error for the client that launched it. */
+    startupError: join(cfg.runtimeDir, "startup-error.json"),
   };
 }
 
@@ -125,4 +140,20 @@ export function configEnv(cfg: Config): Record<string, string> {
   if (cfg.metricsListen) out.SPFS_METRICS_LISTEN = cfg.metricsListen;
   if (cfg.libfuse) out.SPFS_LIBFUSE = cfg.libfuse;
   return out;
+}
+
+/** Creates the runtime dir with mode 0700. */
+export function ensureRuntimeDir(cfg: Config): void {
+  Deno.mkdirSync(cfg.runtimeDir, { recursive: true, mode: 0o700 });
+  Deno.chmodSync(cfg.runtimeDir, 0o700);
+}
+
+/** Reads the pid recorded in the pid file, if any. */
+export function readPidFile(cfg: Config): number | undefined {
+  try {
+    const n = Number(Deno.readTextFileSync(runtimePaths(cfg).pidFile).trim());
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
 }

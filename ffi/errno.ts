@@ -4,7 +4,7 @@
  * bsd/sys/errno.h. The low numbers agree; ENOTEMPTY, ENOTSUP, EDQUOT and the xattr "no such
  * attribute" code differ, and a wrong one reaches the caller as a different error.
  */
-import { platform } from "./platform.ts";
+import { os } from "./os.ts";
 
 /** The errno names spfs uses. */
 export interface Errnos {
@@ -73,14 +73,14 @@ export const DARWIN_ERRNOS: Errnos = {
 };
 
 /** The host's errno values. */
-export const E: Readonly<Errnos> = Object.freeze(platform.os === "darwin" ? DARWIN_ERRNOS : LINUX_ERRNOS);
+export const E: Readonly<Errnos> = Object.freeze(os === "darwin" ? DARWIN_ERRNOS : LINUX_ERRNOS);
 
 /**
  * The symbolic name of errno `n` on this host ("errno N" when spfs has no name for it). Linux
  * names 95 EOPNOTSUPP (ENOTSUP is its alias there); Darwin keeps the two apart.
  */
 export function errnoName(n: number): string {
-  if (n === E.ENOTSUP && platform.os === "linux") return "EOPNOTSUPP";
+  if (n === E.ENOTSUP && os === "linux") return "EOPNOTSUPP";
   return Object.entries(E).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
 }
 

@@ -6,8 +6,9 @@
  * back to polling /proc. macOS: one kqueue with an EVFILT_PROC/NOTE_EXIT filter per pid and an
  * EVFILT_USER filter to wake the blocking kevent(2) for close (xnu bsd/sys/event.h, kqueue(2)).
  */
-import { libc } from "./libc.ts";
-import { darwinFfi as darwin } from "./platform.ts";
+import { libc } from "./sys.ts";
+import * as darwin from "./darwin/libsystem.ts";
+import { os } from "./os.ts";
 import { E } from "./errno.ts";
 
 const POLLIN = 1, EFD_CLOEXEC = 0o2000000, EFD_NONBLOCK = 0o4000, PIDFD_NONBLOCK = 0o4000;
@@ -106,25 +107,25 @@ class KqueueWatcher implements ExitWatcher {
   #nextToken = 1n;
   #closed = false;
   #loop?: Promise<void>;
-  readonly #one = new Uint8Array(darwin!.KEVENT_SIZE);
+  readonly #one = new Uint8Array(darwin.KEVENT_SIZE);
 
   constructor(kq: number) {
     this.#kq = kq;
     this.#change({
       ident: 1,
-      filter: darwin!.KQ.EVFILT_USER,
-      flags: darwin!.KQ.EV_ADD | darwin!.KQ.EV_CLEAR,
+      filter: darwin.KQ.EVFILT_USER,
+      flags: darwin.KQ.EV_ADD | darwin.KQ.EV_CLEAR,
     });
   }
 
   #change(e: { ident: number; filter: number; flags: number; fflags?: number; udata?: bigint }): number {
-    darwin!.encodeKevent(new DataView(this.#one.buffer), 0, { fflags: 0, data: 0n, udata: 0n, ...e });
-    const rc = darwin!.libSystem().kevent(this.#kq, this.#one, 1, null, 0, null);
-    return rc < 0 ? darwin!.errnoDarwin() : 0;
+    darwin.encodeKevent(new DataView(this.#one.buffer), 0, { fflags: 0, data: 0n, udata: 0n, ...e });
+    const rc = darwin.libSystem().kevent(this.#kq, this.#one, 1, null, 0, null);
+    return rc < 0 ? darwin.errnoDarwin() : 0;
   }
 
   watch(pid: number, onExit: () => void): void {
-    const K = darwin!.KQ, token = this.#nextToken++;
+    const K = darwin.KQ, token = this.#nextToken++;
     this.#byPid.set(pid, { token, onExit });
     const err = this.#change({
       ident: pid,
@@ -144,17 +145,17 @@ class KqueueWatcher implements ExitWatcher {
 
   unwatch(pid: number): void {
     if (!this.#byPid.delete(pid)) return;
-    this.#change({ ident: pid, filter: darwin!.KQ.EVFILT_PROC, flags: darwin!.KQ.EV_DELETE });
+    this.#change({ ident: pid, filter: darwin.KQ.EVFILT_PROC, flags: darwin.KQ.EV_DELETE });
   }
 
   async #run(): Promise<void> {
-    const K = darwin!.KQ, N = 16;
-    const buf = new Uint8Array(N * darwin!.KEVENT_SIZE), v = new DataView(buf.buffer);
+    const K = darwin.KQ, N = 16;
+    const buf = new Uint8Array(N * darwin.KEVENT_SIZE), v = new DataView(buf.buffer);
     while (!this.#closed) {
-      const n = await darwin!.libSystem().kevent_wait(this.#kq, null, 0, buf, N, null);
+      const n = await darwin.libSystem().kevent_wait(this.#kq, null, 0, buf, N, null);
       if (this.#closed) break;
       for (let i = 0; i < n; i++) {
-        const ev = darwin!.decodeKevent(v, i * darwin!.KEVENT_SIZE);
+        const ev = darwin.decodeKevent(v, i * darwin.KEVENT_SIZE);
         if (ev.filter !== K.EVFILT_PROC || !(ev.fflags & K.NOTE_EXIT)) continue;
         const w = this.#byPid.get(ev.ident);
         if (!w || w.token !== ev.udata) continue;
@@ -162,15 +163,15 @@ class KqueueWatcher implements ExitWatcher {
         w.onExit();
       }
     }
-    darwin!.libSystem().close(this.#kq);
+    darwin.libSystem().close(this.#kq);
   }
 
   close(): void {
     this.#closed = true;
     this.#byPid.clear();
     if (this.#loop) {
-      this.#change({ ident: 1, filter: darwin!.KQ.EVFILT_USER, flags: 0, fflags: darwin!.KQ.NOTE_TRIGGER });
-    } else darwin!.libSystem().close(this.#kq);
+      this.#change({ ident: 1, filter: darwin.KQ.EVFILT_USER, flags: 0, fflags: darwin.KQ.NOTE_TRIGGER });
+    } else darwin.libSystem().close(this.#kq);
   }
 }
 
@@ -184,7 +185,7 @@ class PollingWatcher implements ExitWatcher {
 
 /** The best exit watcher for this platform: pidfd on Linux 5.3+, kqueue on macOS, else polling. */
 export function createExitWatcher(): ExitWatcher {
-  if (darwin) {
+  if (os === "darwin") {
     try {
       const kq = darwin.libSystem().kqueue();
       return kq >= 0 ? new KqueueWatcher(kq) : new PollingWatcher();

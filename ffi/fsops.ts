@@ -15,9 +15,10 @@ import {
   O_EXCL,
   O_RDONLY,
   O_WRONLY,
-} from "./libc.ts";
+} from "./sys.ts";
 import { type Attr, decodeStat, hostStatLayout, STAT_SIZE } from "./stat.ts";
 import { E } from "./errno.ts";
+import type { FsStats } from "./types.ts";
 
 const layout = hostStatLayout();
 const statBuf = new Uint8Array(STAT_SIZE[layout]);
@@ -56,17 +57,7 @@ export function rename(from: string, to: string, flags = 0): number {
   return check(libc().renameat2(AT_FDCWD, cstr(from), AT_FDCWD, cstr(to), flags));
 }
 
-/** `struct statfs` (Linux x86_64/aarch64, 120 bytes; reference/ffi-abi.md §3). Sizes in bytes/blocks. */
-export interface FsStats {
-  type: number;
-  bsize: number;
-  blocks: number;
-  bfree: number;
-  bavail: number;
-  files: number;
-  ffree: number;
-  namemax: number;
-}
+export type { FsStats };
 
 /** statfs(2) of `path`, or an errno. */
 export function statfs(path: string): FsStats | number {

@@ -4,8 +4,8 @@
  * outside the run sees an empty mount point. Uses /spfs when it can (root), else a temp dir.
  */
 import { runner } from "../core/runner.ts";
-import { mountsAt } from "../ffi/mounts.ts";
-import { npmPackageDir, Sandbox, TREE_LISTING } from "./harness.ts";
+import { mountsAt } from "../ffi/sys.ts";
+import { npmPackageDir, Sandbox, TREE_LISTING } from "../tests/support/sandbox.ts";
 
 const say = (s: string) => console.log(`\n\x1b[1m==> ${s}\x1b[0m`);
 class DemoFailure extends Error {}

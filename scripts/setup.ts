@@ -5,7 +5,7 @@
  * and exits 1. Also pre-fetches the npm dependencies so the first run does not pay for it.
  */
 import { loadConfig } from "../core/config.ts";
-import { checkLibfuse } from "../core/fusecheck.ts";
+import { checkLibfuse } from "../core/platform/checks.ts";
 import { runner } from "../core/runner.ts";
 
 const bench = Deno.args.includes("--bench");

@@ -5,8 +5,8 @@
  */
 import { join } from "node:path";
 import { runner } from "../../core/runner.ts";
-import { selfArgv } from "../../core/client.ts";
-import { npmPackageDir, Sandbox } from "../harness.ts";
+import { selfArgv } from "../../core/client/rpc.ts";
+import { npmPackageDir, Sandbox } from "../../tests/support/sandbox.ts";
 
 const ROUNDS = Number(Deno.env.get("SPFS_BENCH_ROUNDS") ?? 7);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

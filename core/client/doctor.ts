@@ -1,0 +1,245 @@
+/**
+ * `spfs doctor`: every precondition spfs depends on, checked independently so one failure does not
+ * hide the next. Each failed check names the typed error behind it and the exact command that fixes
+ * it. Read-only: nothing is created or repaired.
+ */
+import { DatabaseSync } from "node:sqlite";
+import { dirname } from "node:path";
+import { fuse3Session } from "../../ffi/fuse/abi.ts";
+import { fsTypeName, statfs } from "../../ffi/fsops.ts";
+import { mounts, mountsAt } from "../../ffi/sys.ts";
+import { platform } from "../platform/facts.ts";
+import { checkProtocol, RpcClient } from "./rpc.ts";
+import { type Config, runtimePaths, storagePaths } from "../config.ts";
+import { type ErrorCode, SpfsError } from "../errors.ts";
+import { checkDevice, checkLibfuse, checkMountpoint, checkSyntheticConf } from "../platform/checks.ts";
+import type { HealthResult } from "../../proto/protocol.ts";
+
+/** One check's outcome. `fix` is a command line (or short instruction) that repairs a failure. */
+export interface DoctorCheck {
+  name: string;
+  status: "ok" | "warn" | "fail";
+  detail: string;
+  code?: ErrorCode;
+  fix?: string;
+}
+
+/** Below this much free space (bytes) on the storage volume, the storage check fails. */
+export const MIN_FREE_BYTES = 256 * 1024 * 1024;
+/** How long the service gets to answer `health` (ms). */
+const HEALTH_TIMEOUT_MS = 3000;
+
+const ok = (name: string, detail: string): DoctorCheck => ({ name, status: "ok", detail });
+const fail = (name: string, e: SpfsError): DoctorCheck => ({
+  name,
+  status: "fail",
+  detail: e.message,
+  code: e.code,
+  fix: e.hint,
+});
+/** Runs `fn`; a thrown SpfsError becomes a failed check, anything else propagates (a bug). */
+function guard(name: string, fn: () => DoctorCheck): DoctorCheck {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof SpfsError) return fail(name, e);
+    throw e;
+  }
+}
+
+function libfuse(cfg: Config): DoctorCheck {
+  return guard("libfuse", () => {
+    const name = checkLibfuse(cfg);
+    let version = "version unknown";
+    try {
+      const lib = Deno.dlopen(name, { fuse_pkgversion: fuse3Session.fuse_pkgversion });
+      version = Deno.UnsafePointerView.getCString(lib.symbols.fuse_pkgversion()!);
+      lib.close();
+    } catch { /* libfuse 2 has no fuse_pkgversion */ }
+    return ok("libfuse", `${name} ${version}`);
+  });
+}
+
+function device(cfg: Config): DoctorCheck {
+  return guard("fuse device", () => {
+    checkDevice(cfg);
+    return ok("fuse device", platform.fuseDeviceCheck ? `${cfg.fuseDevice} opens read-write` : "present");
+  });
+}
+
+function mountpoint(cfg: Config): DoctorCheck {
+  return guard("mount point", () => {
+    checkSyntheticConf(cfg);
+    if (checkMountpoint(cfg) === "stale") {
+      throw new SpfsError("MountFailed", `${cfg.mountpoint} is a stale FUSE mount (its service died)`, {
+        hint: platform.unmountArgv(cfg.mountpoint).join(" "),
+      });
+    }
+    const mounted = mountsAt(cfg.mountpoint);
+    const top = mounted.at(-1);
+    if (top && top.fstype !== "fuse.spfs") {
+      throw new SpfsError("MountFailed", `${cfg.mountpoint} has a ${top.fstype} filesystem mounted on it`, {
+        hint: `sudo umount ${cfg.mountpoint}, or set SPFS_MOUNTPOINT to another empty directory`,
+      });
+    }
+    return ok("mount point", top ? `${cfg.mountpoint} (spfs mounted)` : `${cfg.mountpoint} is a directory`);
+  });
+}
+
+/** The nearest existing ancestor of `p` (itself when it exists). */
+function existingAncestor(p: string): string {
+  for (let d = p;; d = dirname(d)) {
+    try {
+      Deno.statSync(d);
+      return d;
+    } catch { /* go up */ }
+    if (d === "/") return "/";
+  }
+}
+
+function storage(cfg: Config): DoctorCheck {
+  return guard("storage", () => {
+    const root = cfg.storageRoot;
+    const at = existingAncestor(root);
+    if (!Deno.statSync(at).isDirectory) {
+      throw new SpfsError("StorageError", `storage root ${at} is not a directory`, {
+        hint: `move it away (mv ${at} ${at}.bak), or set SPFS_STORAGE_ROOT elsewhere`,
+      });
+    }
+    const probe = `${at}/.spfs-doctor-${Deno.pid}`;
+    try {
+      Deno.writeTextFileSync(probe, "");
+      Deno.removeSync(probe);
+    } catch (e) {
+      const fix = /read-only/i.test(String(e))
+        ? `sudo mount -o remount,rw ${at}`
+        : `sudo chown -R $(id -u):$(id -g) ${at}`;
+      throw new SpfsError("StorageError", `storage root ${at} is not writable: ${(e as Error).message}`, {
+        hint: `${fix}, or set SPFS_STORAGE_ROOT to a directory you can write`,
+      });
+    }
+    const st = statfs(at);
+    if (typeof st === "number") return ok("storage", `${root} is writable (free space unknown)`);
+    const free = st.bavail * st.bsize;
+    const mib = (n: number) => `${Math.floor(n / 1048576)} MiB`;
+    if (free < MIN_FREE_BYTES) {
+      throw new SpfsError("StorageFull", `only ${mib(free)} free on the storage volume of ${root}`, {
+        hint: `free space there (df -h ${at}), or set SPFS_STORAGE_ROOT to a volume with ${
+          mib(MIN_FREE_BYTES)
+        } or more free`,
+      });
+    }
+    const exists = at === root ? "" : " (created on first use)";
+    return ok("storage", `${root}${exists}: ${fsTypeName(st.type)}, ${mib(free)} free`);
+  });
+}
+
+function database(cfg: Config): DoctorCheck {
+  return guard("database", () => {
+    const db = storagePaths(cfg.storageRoot).db;
+    try {
+      Deno.statSync(db);
+    } catch {
+      return ok("database", `${db} does not exist yet (created on first use)`);
+    }
+    const fix =
+      `stop the service (spfs service --stop), then rebuild it: mv ${db} ${db}.bad && sqlite3 ${db}.bad .recover | sqlite3 ${db}`;
+    let result: string;
+    try {
+      const h = new DatabaseSync(db, { readOnly: true });
+      try {
+        result = (h.prepare("PRAGMA quick_check").all() as { quick_check: string }[])
+          .map((r) => r.quick_check).join("; ");
+      } finally {
+        h.close();
+      }
+    } catch (e) {
+      throw new SpfsError("DatabaseCorrupt", `${db} cannot be read: ${(e as Error).message}`, { hint: fix });
+    }
+    if (result !== "ok") {
+      throw new SpfsError("DatabaseCorrupt", `${db} failed PRAGMA quick_check: ${result.slice(0, 200)}`, {
+        hint: fix,
+      });
+    }
+    return ok("database", `${db}: quick_check ok`);
+  });
+}
+
+async function service(cfg: Config): Promise<DoctorCheck> {
+  const name = "service";
+  const sock = runtimePaths(cfg).socket;
+  try {
+    Deno.lstatSync(sock);
+  } catch {
+    return ok(name, "not running (spfs run starts it on demand)");
+  }
+  let c: RpcClient | undefined;
+  try {
+    c = await RpcClient.connect(cfg);
+    const call = c.call<HealthResult>("health");
+    const h = await Promise.race([
+      call,
+      new Promise<never>((_, rej) =>
+        setTimeout(() =>
+          rej(
+            new SpfsError("ServiceConnectionFailed", `the service at ${sock} did not answer within 3 s`, {
+              hint: "restart it: spfs service --stop; spfs service",
+              details: { address: sock, cause: "timeout" },
+            }),
+          ), HEALTH_TIMEOUT_MS)
+      ),
+    ]);
+    checkProtocol(h);
+    return ok(name, `pid ${h.pid}, version ${h.version}, protocol ${h.protocol}, up ${h.uptime_s} s`);
+  } catch (e) {
+    if (!(e instanceof SpfsError)) throw e;
+    if (e.code === "ServiceNotRunning") {
+      return fail(
+        name,
+        new SpfsError("ServiceNotRunning", `stale socket ${sock}: nothing listens on it`, {
+          hint: `rm ${sock}  (or just run spfs: a new service replaces it)`,
+        }),
+      );
+    }
+    return fail(name, e);
+  } finally {
+    c?.close();
+  }
+}
+
+function staleMounts(): DoctorCheck {
+  const name = "stale mounts";
+  if (!platform.mountTable) return ok(name, "not checked on this platform");
+  const spfs = mounts().filter((m) => m.fstype === "fuse.spfs");
+  const stale = spfs.filter((m) => {
+    try {
+      Deno.statSync(m.mountpoint);
+      return false;
+    } catch (e) {
+      return e instanceof Deno.errors.NotConnected || /not connected/i.test(String(e));
+    }
+  }).map((m) => m.mountpoint);
+  if (!stale.length) return ok(name, `none (${spfs.length} live spfs mount${spfs.length === 1 ? "" : "s"})`);
+  return {
+    name,
+    status: "fail",
+    code: "MountFailed",
+    detail: `${stale.length} spfs mount${stale.length === 1 ? " is" : "s are"} stale (service killed): ${
+      stale.join(", ")
+    }`,
+    fix: stale.map((m) => platform.unmountArgv(m).join(" ")).join(" && "),
+  };
+}
+
+/** Runs every check, in order. Never throws for a failed check; only for a bug. */
+export async function runDoctor(cfg: Config): Promise<DoctorCheck[]> {
+  return [
+    libfuse(cfg),
+    device(cfg),
+    mountpoint(cfg),
+    storage(cfg),
+    database(cfg),
+    await service(cfg),
+    staleMounts(),
+  ];
+}

@@ -1,0 +1,233 @@
+/**
+ * RPC client for the service, and the cold-start logic of `spfs run`: connect, or start the service
+ * detached (under a start lock so concurrent cold starts leave exactly one), then wait for `health`.
+ */
+import { fileURLToPath } from "node:url";
+import { type Config, configEnv, ensureRuntimeDir, runtimePaths } from "../config.ts";
+import { SpfsError, spfsErrorFrom } from "../errors.ts";
+import {
+  type HealthResult,
+  MAX_FRAME_BYTES,
+  type MethodName,
+  PROTOCOL_VERSION,
+  protocolMajor,
+  type RpcResponse,
+} from "../../proto/protocol.ts";
+import { readFrames } from "../../proto/framing.ts";
+import { processExited, procInfo } from "../../ffi/sys.ts";
+
+/** How long a client waits for a freshly started service to answer `health` (ms). */
+const START_TIMEOUT_MS = 20_000;
+
+/** One connection to the service; calls are sequential. */
+export class RpcClient {
+  readonly #conn: Deno.UnixConn;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #pending: ((r: RpcResponse) => void)[] = [];
+  #nextId = 1;
+  #closed = false;
+
+  private constructor(conn: Deno.UnixConn) {
+    this.#conn = conn;
+    this.#writer = conn.writable.getWriter();
+    void readFrames(conn.readable.getReader(), 64 * MAX_FRAME_BYTES, (line) => {
+      this.#pending.shift()?.(JSON.parse(line));
+    }).catch(() => {}).finally(() => {
+      this.#closed = true;
+      for (const p of this.#pending.splice(0)) {
+        p({ jsonrpc: "2.0", id: null, error: { code: -1, message: "the service closed the connection" } });
+      }
+    });
+  }
+
+  /**
+   * Connects to the service socket.
+   * @throws SpfsError ServiceNotRunning when nothing listens, ServiceConnectionFailed otherwise.
+   */
+  static async connect(cfg: Config): Promise<RpcClient> {
+    const path = runtimePaths(cfg).socket;
+    try {
+      return new RpcClient(await Deno.connect({ transport: "unix", path }));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.ConnectionRefused) {
+        throw new SpfsError("ServiceNotRunning", `the spfs service is not running (no listener at ${path})`, {
+          hint: "start it with `spfs service` (spfs run starts it for you)",
+          details: { address: path },
+        });
+      }
+      throw new SpfsError("ServiceConnectionFailed", `cannot connect to the spfs service at ${path}: ${e}`, {
+        hint: "check the runtime dir permissions, or restart it: `spfs service --stop; spfs service`",
+        details: { address: path, cause: String(e) },
+      });
+    }
+  }
+
+  /**
+   * Calls a method and returns its result.
+   * @throws SpfsError rebuilt from the service's error data, or RpcError for protocol errors.
+   */
+  async call<T = unknown>(method: MethodName, params?: unknown): Promise<T> {
+    if (this.#closed) throw new SpfsError("ServiceConnectionFailed", "the service connection is closed");
+    const id = this.#nextId++;
+    const reply = new Promise<RpcResponse>((r) => this.#pending.push(r));
+    const frame = JSON.stringify({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) });
+    await this.#writer.write(new TextEncoder().encode(frame + "\n"));
+    const r = await reply;
+    if (r.error) {
+      throw spfsErrorFrom(r.error.data) ??
+        new SpfsError("RpcError", `service error ${r.error.code}: ${r.error.message}`);
+    }
+    return r.result as T;
+  }
+
+  close(): void {
+    try {
+      this.#conn.close();
+    } catch { /* closed */ }
+  }
+}
+
+/** Checks a health result's protocol major against ours. */
+export function checkProtocol(h: HealthResult): void {
+  if (protocolMajor(h.protocol) !== protocolMajor(PROTOCOL_VERSION)) {
+    throw new SpfsError(
+      "ProtocolMismatch",
+      `the running service speaks protocol ${h.protocol} (version ${h.version}); this client speaks ${PROTOCOL_VERSION}`,
+      { hint: "restart the service: `spfs service --stop && spfs service`" },
+    );
+  }
+}
+
+/** argv that starts this spfs (compiled binary or `deno run` of main.ts) with `args`. */
+export function selfArgv(args: string[]): string[] {
+  if (Deno.build.standalone) return [Deno.execPath(), ...args];
+  const main = fileURLToPath(new URL("../../main.ts", import.meta.url));
+  return [Deno.execPath(), "run", "-A", "--quiet", main, ...args];
+}
+
+/**
+ * Starts the service detached and returns its pid. It logs to `<runtime dir>/service.log`.
+ * A failed start leaves its typed error in startup-error.json (read by waitForService).
+ */
+export function spawnService(cfg: Config, extraArgs: string[] = []): Deno.ChildProcess {
+  const argv = selfArgv(["service", "--foreground", "--log-file", runtimePaths(cfg).log, ...extraArgs]);
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    cwd: "/",
+    env: configEnv(cfg),
+    detached: true,
+  }).spawn();
+  child.unref();
+  return child;
+}
+
+function readStartupError(cfg: Config): SpfsError | undefined {
+  try {
+    return spfsErrorFrom(JSON.parse(Deno.readTextFileSync(runtimePaths(cfg).startupError)));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A client of a healthy service plus its health, or undefined when none answers.
+ * @throws SpfsError ProtocolMismatch when one answers with another protocol major.
+ */
+export async function connectHealthy(
+  cfg: Config,
+): Promise<{ client: RpcClient; health: HealthResult } | undefined> {
+  let client: RpcClient | undefined;
+  try {
+    client = await RpcClient.connect(cfg);
+    const health = await client.call<HealthResult>("health");
+    checkProtocol(health);
+    return { client, health };
+  } catch (e) {
+    client?.close();
+    if (e instanceof SpfsError && e.code === "ProtocolMismatch") throw e;
+    return undefined;
+  }
+}
+
+/** Polls `health` until it answers, the child exits, or the timeout passes. */
+export async function waitForService(
+  cfg: Config,
+  child?: Deno.ChildProcess,
+  timeoutMs = START_TIMEOUT_MS,
+): Promise<{ client: RpcClient; health: HealthResult }> {
+  let exited: Deno.CommandStatus | undefined;
+  void child?.status.then((s) => exited = s);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const up = await connectHealthy(cfg);
+    if (up) return up;
+    if (exited) {
+      throw readStartupError(cfg) ??
+        new SpfsError("ServiceNotRunning", `the spfs service exited during start-up (code ${exited.code})`, {
+          hint: `see ${runtimePaths(cfg).log}`,
+        });
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new SpfsError("ServiceNotRunning", `the spfs service did not answer within ${timeoutMs / 1000} s`, {
+    hint: `see ${runtimePaths(cfg).log}`,
+  });
+}
+
+/**
+ * Starts the service detached and waits for it. The FUSE checks run here first, so a problem the
+ * user can fix is reported by this process, not lost in the service log.
+ * @throws SpfsError from the checks, or from the service's start-up.
+ */
+export async function startService(cfg: Config): Promise<{ client: RpcClient; health: HealthResult }> {
+  const { preflight } = await import("../platform/checks.ts");
+  ensureRuntimeDir(cfg);
+  preflight(cfg);
+  return await waitForService(cfg, spawnService(cfg));
+}
+
+/**
+ * Returns a client of a healthy service, starting one when none answers. Concurrent callers
+ * serialise on `<runtime dir>/start.lock`, so exactly one service starts.
+ */
+export async function ensureService(cfg: Config): Promise<RpcClient> {
+  const up = await connectHealthy(cfg);
+  if (up) return up.client;
+  ensureRuntimeDir(cfg);
+  const lock = await Deno.open(runtimePaths(cfg).startLock, { create: true, write: true });
+  await lock.lock(true);
+  try {
+    return ((await connectHealthy(cfg)) ?? (await startService(cfg))).client;
+  } finally {
+    await lock.unlock();
+    lock.close();
+  }
+}
+
+/** How long `stopService` waits for the service process to exit (ms). */
+const STOP_TIMEOUT_MS = 15_000;
+
+/**
+ * Asks the service to shut down and waits until its process has exited. Returns its pid.
+ * @throws SpfsError ServiceNotRunning when none answers, ServiceConnectionFailed on timeout.
+ */
+export async function stopService(cfg: Config): Promise<number> {
+  const c = await RpcClient.connect(cfg);
+  const h = await c.call<HealthResult>("health");
+  const startTime = procInfo(h.pid)?.startTime;
+  await c.call("shutdown");
+  c.close();
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (processExited(h.pid, startTime)) return h.pid;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new SpfsError(
+    "ServiceConnectionFailed",
+    `the spfs service (pid ${h.pid}) did not exit within ${STOP_TIMEOUT_MS / 1000} s`,
+    { hint: `kill it: kill -9 ${h.pid} (the next start cleans up its mount)` },
+  );
+}

@@ -1,0 +1,250 @@
+/**
+ * Read-only merged views of layer stacks and the inode table they share.
+ *
+ * Inode rules (ARCHITECTURE.md "Routing and kernel caches"): a file inode is keyed by (blob digest,
+ * mode) and a symlink by its target blob, so identical immutable content may share one inode across
+ * environments (good for the page cache) while different content never does. A directory inode is
+ * keyed by (layer stack, path): its merged listing depends on both, and the kernel forbids two
+ * dentries for one directory. Numbers are never reused while the service runs.
+ *
+ * Only the root inode is shared by every environment, so only lookups in the root depend on the
+ * caller. Below it each directory inode belongs to one stack, and whoever holds its dentry sees
+ * that stack, as with an open file handle.
+ */
+import { SpfsError } from "../errors.ts";
+import type { Digest, Manifest } from "../store/objects.ts";
+import type { ObjectStore } from "../store/store.ts";
+import type { Attr } from "../../ffi/stat.ts";
+
+export const ROOT_INO = 1;
+const S_IFDIR = 0o040000, S_IFREG = 0o100000, S_IFLNK = 0o120000;
+const BLKSIZE = 65536;
+
+/** A merged child entry: file/symlink carry a blob digest, a dir carries its manifests bottom→top. */
+export interface Child {
+  kind: "file" | "dir" | "symlink";
+  mode: number;
+  size: number;
+  digest?: Digest;
+  sources?: Digest[];
+}
+
+/** An interned inode. `nlookup` counts kernel references (lookup replies minus forgets). */
+export interface Node extends Child {
+  ino: number;
+  key: string;
+  nlookup: number;
+  /** Dirs only: the stack the listing belongs to. */
+  stackKey?: string;
+  /** Dirs: the path of the listing. Files and symlinks: the path they were first reached at (for logs). */
+  path?: string;
+}
+
+/** A directory of one stack: its path and manifests bottom→top. */
+export interface DirRef {
+  stackKey: string;
+  path: string;
+  sources: Digest[];
+}
+
+/** One environment's view: its layers and their root manifests, bottom to top. */
+export interface View {
+  stackKey: string;
+  layers: Digest[];
+  rootSources: Digest[];
+}
+
+/** Errno values (the host's: ffi/errno.ts). */
+import { E } from "../../ffi/errno.ts";
+export { E };
+
+/** The shared inode table and manifest cache of one service. */
+export class Vfs {
+  readonly nodes = new Map<number, Node>();
+  /** Inodes that belong to an editable runtime, mapped to its overlay. */
+  readonly owners = new Map<number, unknown>();
+  readonly #byKey = new Map<string, number>();
+  readonly #manifests = new Map<Digest, Manifest>();
+  readonly #listings = new Map<string, Map<string, Child>>();
+  readonly #store: ObjectStore;
+  readonly #uid: number;
+  readonly #gid: number;
+  #nextIno = ROOT_INO + 1;
+  /** Listing-cache lookups (merged manifests per directory). */
+  readonly stats = { hits: 0, misses: 0 };
+
+  constructor(store: ObjectStore, uid: number, gid: number) {
+    this.#store = store;
+    this.#uid = uid;
+    this.#gid = gid;
+  }
+
+  /**
+   * Builds the view of a layer stack (reads each layer object).
+   * @throws SpfsError UnknownRef/CorruptObject when a layer is missing or damaged.
+   */
+  view(layers: Digest[]): View {
+    const rootSources = layers.map((d) => {
+      const obj = this.#store.readObject(d);
+      if (obj.type !== "spfs/layer@1") throw new SpfsError("UsageError", `${d} is not a layer`);
+      return obj.manifest;
+    });
+    return { stackKey: layers.join("+"), layers, rootSources };
+  }
+
+  manifest(d: Digest): Manifest {
+    let m = this.#manifests.get(d);
+    if (m) return m;
+    const obj = this.#store.readObject(d);
+    if (obj.type !== "spfs/manifest@1") throw new SpfsError("CorruptObject", `${d} is not a manifest`);
+    m = obj;
+    if (this.#manifests.size >= 50_000) this.#manifests.delete(this.#manifests.keys().next().value!);
+    this.#manifests.set(d, m);
+    return m;
+  }
+
+  /** Merged children of a directory given its manifests bottom→top. Masks delete; upper wins. */
+  merge(sources: Digest[]): Map<string, Child> {
+    const out = new Map<string, Child>();
+    for (const src of sources) {
+      for (const e of this.manifest(src).entries) {
+        if (e.kind === "mask") {
+          out.delete(e.name);
+        } else if (e.kind === "dir") {
+          const prev = out.get(e.name);
+          out.set(e.name, {
+            kind: "dir",
+            mode: e.mode,
+            size: 0,
+            sources: prev?.kind === "dir" && !e.opaque ? [...prev.sources!, e.digest] : [e.digest],
+          });
+        } else {
+          out.set(e.name, { kind: e.kind, mode: e.mode, size: e.size, digest: e.digest });
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Children of dir `path` of a stack (cached per stack and path). */
+  children(stackKey: string, path: string, sources: Digest[]): Map<string, Child> {
+    const key = `${stackKey}\0${path}`;
+    let c = this.#listings.get(key);
+    if (c) this.stats.hits++;
+    else {
+      this.stats.misses++;
+      c = this.merge(sources);
+      if (this.#listings.size >= 20_000) this.#listings.delete(this.#listings.keys().next().value!);
+      this.#listings.set(key, c);
+    }
+    return c;
+  }
+
+  /** Merged children of a directory given only its manifests (cached by those manifests). */
+  childrenOf(sources: Digest[]): Map<string, Child> {
+    return this.children("*", sources.join(","), sources);
+  }
+
+  /** A fresh inode number (never reused while the service runs). */
+  allocIno(): number {
+    return this.#nextIno++;
+  }
+
+  /** The uid and gid lower entries are served with. */
+  get owner(): { uid: number; gid: number } {
+    return { uid: this.#uid, gid: this.#gid };
+  }
+
+  /**
+   * The directory an inode stands for. The shared root resolves through the caller's `view`
+   * (null: an outsider, who sees nothing); every other directory inode belongs to one stack.
+   */
+  dirOf(view: View | null, ino: number): DirRef | number {
+    if (ino === ROOT_INO) {
+      return view ? { stackKey: view.stackKey, path: "", sources: view.rootSources } : E.ENOENT;
+    }
+    const n = this.nodes.get(ino);
+    if (!n) return E.ENOENT;
+    if (n.kind !== "dir") return E.ENOTDIR;
+    return { stackKey: n.stackKey!, path: n.path!, sources: n.sources! };
+  }
+
+  /** Interns the inode for a child of `dir`. */
+  intern(dir: DirRef, name: string, c: Child): Node {
+    const path = `${dir.path}/${name}`;
+    const key = c.kind === "dir"
+      ? `d\0${dir.stackKey}\0${path}`
+      : c.kind === "file"
+      ? `f\0${c.digest}\0${c.mode}`
+      : `l\0${c.digest}`;
+    const ino = this.#byKey.get(key);
+    if (ino !== undefined) return this.nodes.get(ino)!;
+    // files and symlinks are shared by content, so their path is only where they were first seen
+    const node: Node = { ...c, ino: this.#nextIno++, key, nlookup: 0, path };
+    if (c.kind === "dir") node.stackKey = dir.stackKey;
+    this.nodes.set(node.ino, node);
+    this.#byKey.set(key, node.ino);
+    return node;
+  }
+
+  /** lookup(parent, name): the node (its nlookup incremented) or an errno. `view` matters only at the root. */
+  lookup(view: View | null, parent: number, name: string): Node | number {
+    const dir = this.dirOf(view, parent);
+    if (typeof dir === "number") return dir;
+    const c = this.children(dir.stackKey, dir.path, dir.sources).get(name);
+    if (!c) return E.ENOENT;
+    const node = this.intern(dir, name, c);
+    node.nlookup++;
+    return node;
+  }
+
+  /** The listing of a directory inode (`view` matters only at the root; null there lists nothing). */
+  list(view: View | null, ino: number): [string, Node][] | number {
+    if (!view && ino === ROOT_INO) return [];
+    const dir = this.dirOf(view, ino);
+    if (typeof dir === "number") return dir;
+    const out: [string, Node][] = [];
+    for (const [name, c] of this.children(dir.stackKey, dir.path, dir.sources)) {
+      out.push([name, this.intern(dir, name, c)]);
+    }
+    return out;
+  }
+
+  /** Drops `n` kernel references; a node nobody references is forgotten (its number never reused). */
+  forget(ino: number, n: number): void {
+    const node = this.nodes.get(ino);
+    if (!node || ino === ROOT_INO) return;
+    node.nlookup -= n;
+    if (node.nlookup <= 0) {
+      this.nodes.delete(ino);
+      this.#byKey.delete(node.key);
+    }
+  }
+
+  /** Attributes of an inode, or undefined when unknown. */
+  attr(ino: number): Attr | undefined {
+    if (ino === ROOT_INO) return this.#attr(ROOT_INO, { kind: "dir", mode: 0o755, size: 0 });
+    const n = this.nodes.get(ino);
+    return n && this.#attr(ino, n);
+  }
+
+  #attr(ino: number, c: Child): Attr {
+    const type = c.kind === "dir" ? S_IFDIR : c.kind === "file" ? S_IFREG : S_IFLNK;
+    return {
+      ino,
+      mode: type | (c.mode & 0o7777),
+      nlink: 1, // 1 on dirs tells find/fts not to use the leaf-count optimisation
+      uid: this.#uid,
+      gid: this.#gid,
+      size: c.size,
+      blocks: Math.ceil(c.size / 512),
+      blksize: BLKSIZE,
+      time: 0,
+    };
+  }
+
+  /** The object path of a blob (for open/readlink). */
+  blobPath(d: Digest): string {
+    return this.#store.path(d);
+  }
+}

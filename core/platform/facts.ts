@@ -1,0 +1,64 @@
+/**
+ * Per-OS policy, chosen once: how to install FUSE, how to unmount, which service manager and RAM
+ * disk kind this host has, and which runtime features are available. Code that needs a
+ * difference asks for one of these capabilities, never for an OS name. Native calls live in
+ * `ffi/sys.ts`; path defaults in `core/config.ts`.
+ */
+import { os } from "../../ffi/os.ts";
+import { LIBFUSE_CANDIDATES } from "../../ffi/fuse/abi.ts";
+
+/** Platform policy the rest of spfs needs, without any OS test of its own. */
+export interface Platform {
+  /** The OS name, for messages only. */
+  name: "Linux" | "macOS";
+  /** dlopen names tried in order for the FUSE library. */
+  libfuseCandidates: string[];
+  /** Shell command that installs FUSE here. */
+  fuseInstallCommand: string;
+  /** macOS only: synthetic.conf(5), which creates root-level mount points such as /spfs. */
+  syntheticConf?: string;
+  /** Command to unmount a FUSE mount point lazily, as argv. */
+  unmountArgv(mountpoint: string): string[];
+  /** The user service manager `spfs launchagent` installs into. */
+  serviceManager: "systemd" | "launchd";
+  /** What `spfs ramdisk create` makes. */
+  ramdisk: "tmpfs" | "apfs";
+  /** Whether the mount table is readable (Linux mountinfo); macOS spfs reads none. */
+  mountTable: boolean;
+  /** Whether /dev/fuse is opened read-write as a check (macFUSE's devices are per mount). */
+  fuseDeviceCheck: boolean;
+  /**
+   * Whether editable runtimes work here. Their scratch layer needs libc calls (renameat2, xattrs,
+   * open with a mode) that have no macOS binding yet: `open` is variadic, and Apple arm64 passes
+   * the mode on the stack, which Deno FFI cannot do.
+   */
+  editableRuntimes: boolean;
+}
+
+const linux: Platform = {
+  name: "Linux",
+  libfuseCandidates: LIBFUSE_CANDIDATES.linux,
+  fuseInstallCommand: "sudo apt-get install -y fuse3   # Debian/Ubuntu; Fedora: sudo dnf install fuse3",
+  unmountArgv: (mp) => ["fusermount3", "-u", "-z", mp],
+  serviceManager: "systemd",
+  ramdisk: "tmpfs",
+  mountTable: true,
+  fuseDeviceCheck: true,
+  editableRuntimes: true,
+};
+
+const darwin: Platform = {
+  name: "macOS",
+  libfuseCandidates: LIBFUSE_CANDIDATES.darwin,
+  fuseInstallCommand: "brew install --cask macfuse   # then allow the system extension and reboot",
+  syntheticConf: "/etc/synthetic.conf",
+  unmountArgv: (mp) => ["umount", "-f", mp],
+  serviceManager: "launchd",
+  ramdisk: "apfs",
+  mountTable: false,
+  fuseDeviceCheck: false,
+  editableRuntimes: false,
+};
+
+/** The platform policy of this host. */
+export const platform: Platform = os === "darwin" ? darwin : linux;

@@ -1,0 +1,270 @@
+/**
+ * Content-addressed object store: `objects/sha256/ab/cdef…`, mode 0444. Every write goes
+ * tmp → fsync → rename, so a crash never leaves a partial object at its final path.
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { processExited } from "../../ffi/sys.ts";
+import { storagePaths } from "../config.ts";
+import { SpfsError } from "../errors.ts";
+import {
+  decodeObject,
+  type Digest,
+  DIGEST_RE,
+  digestBytes,
+  looksStructured,
+  type StructuredObject,
+} from "./objects.ts";
+
+const CHUNK = 1 << 20;
+
+/** Storage-level failure mapped to a user-facing error (disk full gets its own message). */
+export function storageError(what: string, e: unknown): SpfsError {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (/No space left|ENOSPC/i.test(msg)) {
+    return new SpfsError("StorageFull", `storage full while ${what}`, {
+      hint: "free space on the storage volume (or set SPFS_STORAGE_ROOT elsewhere) and retry",
+      cause: e,
+    });
+  }
+  return new SpfsError("StorageError", `${what}: ${msg}`, { cause: e });
+}
+
+/** The object store under one storage root. */
+export class ObjectStore {
+  readonly root: string;
+  readonly objectsDir: string;
+  readonly tmpDir: string;
+  #seq = 0;
+
+  private constructor(root: string) {
+    this.root = root;
+    const p = storagePaths(root);
+    this.objectsDir = p.objects;
+    this.tmpDir = p.tmp;
+  }
+
+  /**
+   * Opens (creating if needed) the store and sweeps tmp files left by dead writers.
+   * @throws SpfsError StorageError when the root cannot be created or written.
+   */
+  static open(root: string): ObjectStore {
+    const s = new ObjectStore(root);
+    try {
+      Deno.mkdirSync(s.objectsDir, { recursive: true });
+      Deno.mkdirSync(s.tmpDir, { recursive: true });
+    } catch (e) {
+      throw storageError(`creating storage root ${root}`, e);
+    }
+    s.sweepTmp();
+    return s;
+  }
+
+  /** Removes tmp files whose writer process is gone (names start with the writer pid). */
+  sweepTmp(): number {
+    let n = 0;
+    for (const e of Deno.readDirSync(this.tmpDir)) {
+      const pid = Number(e.name.split(".")[0]);
+      // a zombie counts as gone: a killed writer whose parent does not reap it never writes again
+      if (pid === Deno.pid || (Number.isInteger(pid) && pid > 0 && !processExited(pid))) continue;
+      try {
+        Deno.removeSync(join(this.tmpDir, e.name), { recursive: true });
+        n++;
+      } catch { /* raced with another sweeper */ }
+    }
+    return n;
+  }
+
+  /** Final path of an object. Throws on a malformed digest. */
+  path(digest: Digest): string {
+    if (!DIGEST_RE.test(digest)) throw new SpfsError("UnknownRef", `not a digest: ${digest}`);
+    const hex = digest.slice(7);
+    return join(this.objectsDir, hex.slice(0, 2), hex.slice(2));
+  }
+
+  has(digest: Digest): boolean {
+    try {
+      Deno.statSync(this.path(digest));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** A fresh tmp path owned by this process. */
+  tmpPath(): string {
+    return join(this.tmpDir, `${Deno.pid}.${Date.now().toString(36)}.${(this.#seq++).toString(36)}`);
+  }
+
+  /** Moves a fully written, fsynced tmp file to its object path (0444). Idempotent. */
+  #publish(tmp: string, digest: Digest): void {
+    const dst = this.path(digest);
+    Deno.chmodSync(tmp, 0o444);
+    try {
+      Deno.renameSync(tmp, dst);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      Deno.mkdirSync(join(dst, ".."), { recursive: true });
+      Deno.renameSync(tmp, dst);
+    }
+  }
+
+  /**
+   * Stores bytes as an object and returns its digest. Skips the write when it already exists.
+   * @throws SpfsError StorageError (including "storage full") with no partial object left.
+   */
+  putBytes(bytes: Uint8Array): Digest {
+    const digest = digestBytes(bytes);
+    if (this.has(digest)) return digest;
+    const tmp = this.tmpPath();
+    try {
+      const f = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o644 });
+      try {
+        let off = 0;
+        while (off < bytes.length) off += f.writeSync(bytes.subarray(off));
+        f.syncSync();
+      } finally {
+        f.close();
+      }
+      this.#publish(tmp, digest);
+    } catch (e) {
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* already gone */ }
+      throw storageError("writing an object", e);
+    }
+    return digest;
+  }
+
+  /**
+   * Streams a file into the store, hashing while copying. Returns its digest and size in bytes.
+   * `onBytes` reports progress (bytes since the last call).
+   * @throws SpfsError StorageError with no partial object left.
+   */
+  async putFile(src: string, onBytes?: (n: number) => void): Promise<{ digest: Digest; size: number }> {
+    const tmp = this.tmpPath();
+    const hash = createHash("sha256");
+    let size = 0;
+    try {
+      const input = await Deno.open(src, { read: true });
+      const out = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
+      try {
+        const buf = new Uint8Array(CHUNK);
+        while (true) {
+          const n = await input.read(buf);
+          if (n === null) break;
+          const chunk = buf.subarray(0, n);
+          hash.update(chunk);
+          let off = 0;
+          while (off < n) off += await out.write(chunk.subarray(off));
+          size += n;
+          onBytes?.(n);
+        }
+        await out.sync();
+      } finally {
+        input.close();
+        out.close();
+      }
+      const digest = `sha256:${hash.digest("hex")}`;
+      if (this.has(digest)) Deno.removeSync(tmp);
+      else this.#publish(tmp, digest);
+      return { digest, size };
+    } catch (e) {
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* never created */ }
+      throw storageError(`importing ${src}`, e);
+    }
+  }
+
+  /** fsyncs every fan-out dir so the renames themselves are durable. */
+  syncDirs(): void {
+    for (const d of Deno.readDirSync(this.objectsDir)) {
+      try {
+        const f = Deno.openSync(join(this.objectsDir, d.name), { read: true });
+        f.syncSync();
+        f.close();
+      } catch { /* best effort: some filesystems refuse fsync on dirs */ }
+    }
+  }
+
+  /**
+   * Reads an object and verifies its digest.
+   * @throws SpfsError UnknownRef when missing, CorruptObject when the bytes do not match.
+   */
+  readVerified(digest: Digest): Uint8Array {
+    let bytes: Uint8Array;
+    try {
+      bytes = Deno.readFileSync(this.path(digest));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new SpfsError("UnknownRef", `object ${digest} is not in the store at ${this.root}`);
+      }
+      throw storageError(`reading ${digest}`, e);
+    }
+    if (digestBytes(bytes) !== digest) {
+      throw new SpfsError("CorruptObject", `object ${digest} does not match its digest`, {
+        hint: "run `spfs check`; re-import the source to repair it",
+      });
+    }
+    return bytes;
+  }
+
+  /** Reads and decodes a manifest, layer or platform. */
+  readObject(digest: Digest): StructuredObject {
+    return decodeObject(this.readVerified(digest), digest);
+  }
+
+  /** Object kind without full decoding: "blob" or the structured type. */
+  kindOf(digest: Digest): "blob" | "manifest" | "layer" | "platform" {
+    const f = Deno.openSync(this.path(digest), { read: true });
+    try {
+      const head = new Uint8Array(32);
+      const n = f.readSync(head) ?? 0;
+      if (!looksStructured(head.subarray(0, n))) return "blob";
+    } finally {
+      f.close();
+    }
+    return this.readObject(digest).type.slice(5, -2) as "manifest" | "layer" | "platform";
+  }
+
+  /** Every digest starting with a hex prefix (at least 2 hex chars). */
+  findByPrefix(hexPrefix: string): Digest[] {
+    const dir = join(this.objectsDir, hexPrefix.slice(0, 2));
+    const rest = hexPrefix.slice(2);
+    const out: Digest[] = [];
+    try {
+      for (const e of Deno.readDirSync(dir)) {
+        if (e.name.startsWith(rest)) out.push(`sha256:${hexPrefix.slice(0, 2)}${e.name}`);
+      }
+    } catch { /* no such fan-out dir */ }
+    return out.sort();
+  }
+
+  /** Every object digest in the store. */
+  *all(): Generator<Digest> {
+    for (const d of Deno.readDirSync(this.objectsDir)) {
+      if (!d.isDirectory) continue;
+      for (const e of Deno.readDirSync(join(this.objectsDir, d.name))) yield `sha256:${d.name}${e.name}`;
+    }
+  }
+
+  /** Verifies every object's bytes against its digest; returns the corrupt ones. */
+  async verifyAll(progress?: (done: number) => void): Promise<Digest[]> {
+    const bad: Digest[] = [];
+    let done = 0;
+    for (const d of this.all()) {
+      progress?.(++done);
+      const hash = createHash("sha256");
+      const f = await Deno.open(this.path(d), { read: true });
+      try {
+        for await (const chunk of f.readable) hash.update(chunk);
+      } catch {
+        bad.push(d);
+        continue;
+      }
+      if (`sha256:${hash.digest("hex")}` !== d) bad.push(d);
+    }
+    return bad;
+  }
+}

@@ -1,0 +1,300 @@
+/**
+ * The FUSE ABI the worker serves through, one per library flavour, chosen once from the library
+ * that loaded: Linux libfuse 3.14+ (`linux3`), macFUSE 5 `libfuse3.4.dylib` (`macfuse3`, vanilla
+ * mode: darwin extensions off) and macFUSE 4 `libfuse.2.dylib` (`macfuse2`). Each flavour gives the
+ * ops-table slots, the callback signatures, the `fuse_file_info`/`fuse_ctx` offsets, the stat and
+ * statvfs codecs, the mount options and the session calls. Facts: reference/ffi-abi.md §6–7.
+ */
+import {
+  CTX,
+  encodeStatvfs,
+  FI,
+  FI_BITS,
+  OP_SIGNATURES,
+  OPS,
+  OPS_SLOTS,
+  replySymbols,
+  type StatVfs,
+} from "./lowlevel.ts";
+import {
+  CTX_MAC,
+  FI_MAC2,
+  FI_MAC2_BITS,
+  MAC_FUSE_LIBS,
+  MACFUSE2_OPS,
+  MACFUSE2_OPS_SIZE,
+  MACFUSE2_XATTR_SIGNATURES,
+  MACFUSE3_OPS,
+  MACFUSE3_OPS_SIZE,
+} from "./macfuse.ts";
+import { encodeStatvfsDarwin } from "../darwin/libsystem.ts";
+import { linuxStatLayout, type StatLayout } from "../stat.ts";
+import { type Os, os as hostOs } from "../os.ts";
+
+export type FuseFlavour = "linux3" | "macfuse3" | "macfuse2";
+/** The ops spfs implements. */
+export type OpName = keyof typeof OP_SIGNATURES;
+
+export interface FuseAbi {
+  flavour: FuseFlavour;
+  /** Slot index (8-byte slots) of each op spfs implements. */
+  slot: Record<OpName, number>;
+  /** Length of `struct fuse_lowlevel_ops` in slots (its byte size / 8). */
+  slots: number;
+  /** Callback parameter types per op (`mode_t` is u16 and `dev_t` i32 on Darwin). */
+  signature: Record<OpName, readonly Deno.NativeType[]>;
+  /** `fuse_file_info` byte offsets. */
+  fi: { flags: number; bits: number; fh: number; size: number };
+  /** Bits of the `fuse_file_info` bit word; 0 where the flavour lacks the flag. */
+  fiBits: { keep_cache: number; cache_readdir: number };
+  /** `fuse_ctx` offsets. On Linux `pid` is the caller's thread id; on macOS its process id. */
+  ctx: { uid: number; gid: number; pid: number };
+  statLayout: StatLayout;
+  /** The `struct statvfs` that `fuse_reply_statfs` takes (Linux glibc or Darwin). */
+  encodeStatvfs(s: StatVfs): Uint8Array;
+  /** `-o` mount options (macFUSE has volname and noappledouble, no subtype). */
+  mountOptions: string;
+  /** libfuse3 `fuse_session_new`, its 3.17 `_versioned` form (macFUSE 5), or libfuse2 channels. */
+  session: "fuse3" | "fuse3-versioned" | "fuse2";
+}
+
+const LINUX_OPTIONS = "fsname=spfs,subtype=spfs,default_permissions";
+const MAC_OPTIONS = "fsname=spfs,volname=spfs,default_permissions,noappledouble";
+
+/** Darwin C types in the callbacks that take them (sys/_types: mode_t u16, dev_t i32). */
+const DARWIN_MODE_SIGNATURES = {
+  mknod: ["pointer", "u64", "pointer", "u16", "i32"],
+  mkdir: ["pointer", "u64", "pointer", "u16"],
+  create: ["pointer", "u64", "pointer", "u16", "pointer"],
+} as const;
+
+const pick = (table: Record<string, number>): Record<OpName, number> =>
+  Object.fromEntries((Object.keys(OP_SIGNATURES) as OpName[]).map((op) => [op, table[op]])) as Record<
+    OpName,
+    number
+  >;
+
+export const FUSE_ABIS: Record<FuseFlavour, FuseAbi> = {
+  linux3: {
+    flavour: "linux3",
+    slot: pick(OPS),
+    slots: OPS_SLOTS,
+    signature: OP_SIGNATURES,
+    fi: FI,
+    fiBits: { keep_cache: FI_BITS.keep_cache, cache_readdir: FI_BITS.cache_readdir },
+    ctx: CTX,
+    statLayout: linuxStatLayout(),
+    encodeStatvfs,
+    mountOptions: LINUX_OPTIONS,
+    session: "fuse3",
+  },
+  macfuse3: {
+    flavour: "macfuse3",
+    slot: pick(MACFUSE3_OPS),
+    slots: MACFUSE3_OPS_SIZE / 8,
+    signature: { ...OP_SIGNATURES, ...DARWIN_MODE_SIGNATURES },
+    // 3.17 `fuse_file_info` keeps the 3.14 prefix: flags@0, bit word@4, fh@16
+    fi: FI,
+    fiBits: { keep_cache: FI_BITS.keep_cache, cache_readdir: FI_BITS.cache_readdir },
+    ctx: CTX_MAC,
+    statLayout: "darwin",
+    encodeStatvfs: encodeStatvfsDarwin,
+    mountOptions: MAC_OPTIONS,
+    session: "fuse3-versioned",
+  },
+  macfuse2: {
+    flavour: "macfuse2",
+    slot: pick(MACFUSE2_OPS),
+    slots: MACFUSE2_OPS_SIZE / 8,
+    signature: {
+      ...OP_SIGNATURES,
+      ...DARWIN_MODE_SIGNATURES,
+      ...MACFUSE2_XATTR_SIGNATURES,
+      // libfuse 2.9 rename has no flags argument
+      rename: ["pointer", "u64", "pointer", "u64", "pointer"],
+    },
+    fi: FI_MAC2,
+    fiBits: { keep_cache: FI_MAC2_BITS.keep_cache, cache_readdir: 0 },
+    ctx: CTX_MAC,
+    statLayout: "darwin",
+    encodeStatvfs: encodeStatvfsDarwin,
+    mountOptions: MAC_OPTIONS,
+    session: "fuse2",
+  },
+};
+
+/** dlopen names tried in order for the FUSE library, per OS. */
+export const LIBFUSE_CANDIDATES: Record<Os, string[]> = {
+  linux: [
+    "libfuse3.so.3",
+    "/usr/lib/x86_64-linux-gnu/libfuse3.so.3",
+    "/usr/lib/aarch64-linux-gnu/libfuse3.so.3",
+  ],
+  darwin: [MAC_FUSE_LIBS.macfuse3, MAC_FUSE_LIBS.macfuse2],
+};
+
+/** The flavour of a FUSE library by the name it was opened as (LIBFUSE_CANDIDATES). */
+export function flavourOf(libName: string, os: Os = hostOs): FuseFlavour {
+  if (os === "linux") return "linux3";
+  return libName === MAC_FUSE_LIBS.macfuse2 || /libfuse\.2\.dylib$/.test(libName) ? "macfuse2" : "macfuse3";
+}
+
+/** libfuse 3 session calls (Linux 3.14+). */
+export const fuse3Session = {
+  fuse_session_new: { parameters: ["buffer", "buffer", "usize", "pointer"], result: "pointer" },
+  fuse_session_mount: { parameters: ["pointer", "buffer"], result: "i32" },
+  fuse_session_loop: { parameters: ["pointer"], result: "i32" },
+  fuse_session_unmount: { parameters: ["pointer"], result: "void" },
+  fuse_session_destroy: { parameters: ["pointer"], result: "void" },
+  fuse_pkgversion: { parameters: [], result: "pointer" },
+} as const;
+/** libfuse 3.17 (macFUSE 5): `fuse_session_new` is a header macro over this symbol. */
+const fuse3VersionedSession = {
+  ...fuse3Session,
+  fuse_session_new: {
+    name: "fuse_session_new_versioned",
+    parameters: ["buffer", "buffer", "usize", "buffer", "pointer"],
+    result: "pointer",
+  },
+} as const;
+/** libfuse 2.9 (macFUSE 4): a channel from fuse_mount, a session from fuse_lowlevel_new. */
+const fuse2Session = {
+  fuse_mount: { parameters: ["buffer", "buffer"], result: "pointer" },
+  fuse_lowlevel_new: { parameters: ["buffer", "buffer", "usize", "pointer"], result: "pointer" },
+  fuse_session_add_chan: { parameters: ["pointer", "pointer"], result: "void" },
+  fuse_session_remove_chan: { parameters: ["pointer"], result: "void" },
+  fuse_session_loop: { parameters: ["pointer"], result: "i32" },
+  fuse_session_destroy: { parameters: ["pointer"], result: "void" },
+  fuse_unmount: { parameters: ["buffer", "pointer"], result: "void" },
+  fuse_version: { parameters: [], result: "i32" },
+} as const;
+
+/** The reply functions, the same names and C signatures in every flavour. */
+export type FuseReplies = Deno.DynamicLibrary<typeof replySymbols>["symbols"];
+
+/** A mounted FUSE session. */
+export interface FuseSession {
+  abi: FuseAbi;
+  /** The library name it was opened as, and libfuse's version string ("3.14.0", "2.9"). */
+  name: string;
+  version: string;
+  reply: FuseReplies;
+  /** Serves requests on this thread until the mount goes away; libfuse's return code. */
+  loop(): number;
+  /** Unmounts (when still mounted) and frees the session. */
+  close(): void;
+}
+
+/**
+ * `struct libfuse_version` {major, minor, hotfix, padding} for `fuse_session_new_versioned`; bit 0
+ * of the 4th u32 is macFUSE's `darwin_extensions_enabled`, left 0 so the vanilla structs apply.
+ */
+export function encodeLibfuseVersion(
+  major: number,
+  minor: number,
+  hotfix: number,
+  darwinExt = false,
+): Uint8Array {
+  return new Uint8Array(new Uint32Array([major, minor, hotfix, darwinExt ? 1 : 0]).buffer);
+}
+
+/** `struct fuse_args` {argc@0, argv@8, allocated@16} = 24 bytes; keeps its C strings alive. */
+export function encodeFuseArgs(argv: string[]): { args: Uint8Array; keep: unknown[] } {
+  const enc = new TextEncoder();
+  const strs = argv.map((a) => enc.encode(a + "\0"));
+  const ptrs = new BigUint64Array(argv.length + 1);
+  strs.forEach((s, i) => ptrs[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s))));
+  const args = new Uint8Array(24), v = new DataView(args.buffer);
+  v.setInt32(0, argv.length, true);
+  v.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(ptrs))), true);
+  return { args, keep: [strs, ptrs] };
+}
+
+function dlopenFirst<S extends Deno.ForeignLibraryInterface>(
+  candidates: string[],
+  symbols: (name: string) => S,
+): { lib: Deno.DynamicLibrary<S>; name: string } {
+  let last: unknown;
+  for (const name of candidates) {
+    try {
+      return { lib: Deno.dlopen(name, symbols(name)), name };
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last ?? new Error("no libfuse candidates");
+}
+
+/**
+ * Loads the first FUSE library of `candidates` that opens, creates a session over the ops table
+ * that `buildOps` returns for its ABI (`abi.slots` function pointers) and mounts it on `mountpoint`.
+ * @throws Error naming the step that failed (load, session creation, mount); libfuse prints its
+ *   own reason to stderr.
+ */
+export function mountSession(
+  candidates: string[],
+  buildOps: (abi: FuseAbi, reply: FuseReplies) => Uint8Array,
+  mountpoint: string,
+): FuseSession {
+  const enc = (s: string) => new TextEncoder().encode(s + "\0");
+  const mp = enc(mountpoint);
+  const { lib: replies, name } = dlopenFirst(candidates, () => replySymbols);
+  const abi = FUSE_ABIS[flavourOf(name)];
+  const ops = buildOps(abi, replies.symbols);
+  const argv = encodeFuseArgs(["spfs", "-o", abi.mountOptions]);
+  if (abi.session === "fuse2") {
+    const S = Deno.dlopen(name, fuse2Session).symbols;
+    const ch = S.fuse_mount(mp, argv.args);
+    if (!ch) throw new Error(`fuse_mount on ${mountpoint} failed`);
+    const se = S.fuse_lowlevel_new(argv.args, ops, BigInt(ops.byteLength), null);
+    if (!se) {
+      S.fuse_unmount(mp, ch);
+      throw new Error("fuse_lowlevel_new failed");
+    }
+    S.fuse_session_add_chan(se, ch);
+    const v = S.fuse_version();
+    let closed = false;
+    return {
+      abi,
+      name,
+      version: `${Math.floor(v / 10)}.${v % 10}`,
+      reply: replies.symbols,
+      loop: () => S.fuse_session_loop(se),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        S.fuse_session_remove_chan(ch);
+        S.fuse_session_destroy(se);
+        S.fuse_unmount(mp, ch);
+        void argv.keep;
+      },
+    };
+  }
+  const S = Deno.dlopen(name, abi.session === "fuse3" ? fuse3Session : fuse3VersionedSession)
+    .symbols as Deno.DynamicLibrary<typeof fuse3Session>["symbols"] & {
+      fuse_session_new: (...a: unknown[]) => Deno.PointerValue;
+    };
+  const se = abi.session === "fuse3"
+    ? S.fuse_session_new(argv.args, ops, BigInt(ops.byteLength), null)
+    : S.fuse_session_new(argv.args, ops, BigInt(ops.byteLength), encodeLibfuseVersion(3, 17, 4), null);
+  if (!se) throw new Error("fuse_session_new failed (libfuse printed why to the service's stderr)");
+  if (S.fuse_session_mount(se, mp) !== 0) {
+    S.fuse_session_destroy(se);
+    throw new Error(`fuse_session_mount on ${mountpoint} failed`);
+  }
+  let closed = false;
+  return {
+    abi,
+    name,
+    version: Deno.UnsafePointerView.getCString(S.fuse_pkgversion()!),
+    reply: replies.symbols,
+    loop: () => S.fuse_session_loop(se),
+    close: () => {
+      if (closed) return;
+      closed = true;
+      S.fuse_session_unmount(se);
+      S.fuse_session_destroy(se);
+      void argv.keep;
+    },
+  };
+}

@@ -1,0 +1,127 @@
+/**
+ * The facade that picks the host's native calls once (the std `path/join.ts` habit): callers
+ * import libc, errno, open flags and process facts from here and never test the OS themselves.
+ * Linux: glibc (`linux/libc.ts`) and procfs (`linux/proc.ts`). macOS: libSystem
+ * (`darwin/libsystem.ts`), where only the read-only serving calls are bound; any other libc
+ * call throws "not available on macOS" when called, because editable runtimes have no macOS port
+ * yet (the service refuses them before any such call).
+ */
+import { os } from "./os.ts";
+import { E, RESOURCE_ERRNOS } from "./errno.ts";
+import { cstr, ErrnoError } from "./types.ts";
+import { type Libc, LINUX_O_FLAGS, linuxErrno, linuxLibc, linuxSymbols } from "./linux/libc.ts";
+import * as linuxProc from "./linux/proc.ts";
+import * as darwin from "./darwin/libsystem.ts";
+import { type MountEntry, parseMountinfo } from "./linux/mounts.ts";
+
+export { cstr, ErrnoError };
+export type { Libc, MountEntry };
+export { AT_FDCWD, AT_SYMLINK_NOFOLLOW, FICLONE, RENAME_EXCHANGE, RENAME_NOREPLACE } from "./linux/libc.ts";
+export type { ProcInfo } from "./linux/proc.ts";
+
+let syms: Libc | undefined;
+/** The libc symbol table of this host (see the module comment for macOS). */
+export function libc(): Libc {
+  if (syms) return syms;
+  if (os === "linux") return syms = linuxLibc();
+  const mac = darwin.libSystem() as unknown as Record<string, unknown>;
+  return syms = Object.fromEntries(
+    Object.keys(linuxSymbols).map((k) => [
+      k,
+      mac[k] ?? (() => {
+        throw new Error(`libc ${k}() is not available on macOS in this version of spfs`);
+      }),
+    ]),
+  ) as unknown as Libc;
+}
+
+/** errno of the last failed synchronous libc call on this thread. */
+export function errno(): number {
+  return os === "darwin" ? darwin.errnoDarwin() : linuxErrno();
+}
+
+/** The errno to answer a FUSE request that threw `e`: a resource errno when it was one, else EIO. */
+export function errnoOfException(e: unknown): number {
+  const n = e instanceof ErrnoError
+    ? e.errno
+    : Number(/\(os error (\d+)\)/.exec(e instanceof Error ? e.message : String(e))?.[1]);
+  return RESOURCE_ERRNOS.has(n) ? n : E.EIO;
+}
+
+/** The host's open(2) flags; the FUSE kernel module hands the caller's flags over in these too. */
+export const {
+  O_RDONLY,
+  O_WRONLY,
+  O_RDWR,
+  O_ACCMODE,
+  O_CREAT,
+  O_EXCL,
+  O_NOCTTY,
+  O_TRUNC,
+  O_APPEND,
+  O_NOATIME,
+  O_CLOEXEC,
+  O_NOFOLLOW,
+}: Record<keyof typeof LINUX_O_FLAGS, number> = os === "darwin"
+  ? darwin.DARWIN_O_FLAGS as Record<keyof typeof LINUX_O_FLAGS, number>
+  : LINUX_O_FLAGS;
+
+/** Flags from <sys/file.h>. */
+export const LOCK_EX = 2, LOCK_NB = 4;
+
+/**
+ * Takes an exclusive, non-blocking flock(2) on `path` (created if missing). Returns the fd that
+ * holds it (keep it open for as long as the lock must hold), or null when another process has it.
+ * @throws Error when `path` cannot be opened.
+ */
+export function tryFlock(path: string): number | null {
+  Deno.writeFileSync(path, new Uint8Array(), { append: true, mode: 0o600 });
+  const S = libc();
+  const fd = S.open(cstr(path), O_RDWR | O_CLOEXEC);
+  if (fd < 0) throw new Error(`cannot open ${path}: errno ${errno()}`);
+  if (S.flock(fd, LOCK_EX | LOCK_NB) !== 0) {
+    S.close(fd);
+    return null;
+  }
+  return fd;
+}
+
+/**
+ * ppid and start time of a live pid (Linux: also a tid; clock ticks since boot) or null when it is
+ * gone. macOS: proc_pidinfo (start time in µs).
+ * @throws ErrnoError when /proc cannot be read for another reason (EMFILE, ENFILE, ENOMEM).
+ */
+export const procInfo: (pid: number) => linuxProc.ProcInfo | null = os === "darwin"
+  ? darwin.procInfoDarwin
+  : linuxProc.procInfo;
+
+/** Thread-group id (the process pid) of a thread id, or null when it is gone. macFUSE reports pids. */
+export const tgidOf: (tid: number) => number | null = os === "darwin"
+  ? (tid) => darwin.procInfoDarwin(tid) ? tid : null
+  : linuxProc.tgidOf;
+
+/** True while a process with this pid exists (zombies count as existing). */
+export const processAlive: (pid: number) => boolean = os === "darwin"
+  ? (pid) => !!darwin.procInfoDarwin(pid)
+  : linuxProc.processAlive;
+
+/**
+ * True once `pid` has exited: gone, a zombie (Linux state Z), or reused (its start time no longer
+ * matches `startTime`, when given).
+ */
+export const processExited: (pid: number, startTime?: number) => boolean = os === "darwin"
+  ? (pid, startTime) => {
+    const i = darwin.procInfoDarwin(pid);
+    return !i || (startTime !== undefined && i.startTime !== startTime);
+  }
+  : linuxProc.processExited;
+
+/** Every mount this process sees (Linux mountinfo; empty on macOS, where spfs reads no mount table). */
+export function mounts(): MountEntry[] {
+  return os === "linux" ? parseMountinfo(Deno.readTextFileSync("/proc/self/mountinfo")) : [];
+}
+
+/** Mounts whose mount point is exactly `path` (topmost last). */
+export function mountsAt(path: string): MountEntry[] {
+  return mounts().filter((m) => m.mountpoint === path);
+}

@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { mountsAt } from "../../ffi/sys.ts";
+import { processExited, procInfo } from "../../ffi/sys.ts";
+import { Sandbox } from "../support/sandbox.ts";
+import { exists, fuseTest, waitFor, writeTree } from "../support/fuse.ts";
+
+async function waitGone(pid: number, ms: number): Promise<number> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    if (processExited(pid)) return performance.now() - t0;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return -1;
+}
+
+fuseTest(
+  "idle timeout: the service exits after the last runtime ends, and the next run starts it again",
+  async () => {
+    const sb = Sandbox.create();
+    const idle = { SPFS_SERVICE_IDLE_TIMEOUT: "2" };
+    try {
+      writeTree(join(sb.root, "src"), { "f": "x\n" });
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "idle"]);
+      assert.equal(await sb.ok(["run", "idle", "--", "cat", `${sb.mountpoint}/f`], idle), "x\n");
+      const pid = sb.servicePid()!;
+      assert.ok(procInfo(pid), "the service is up after the run");
+      const after = await waitGone(pid, 20_000);
+      assert.ok(after >= 0, "the idle service exited");
+      console.log(`  idle service exited ${(after / 1000).toFixed(1)} s after the run ended (timeout 2 s)`);
+      assert.deepEqual(mountsAt(sb.mountpoint), [], "it unmounted on the way out");
+      assert.equal(await sb.ok(["run", "idle", "--", "cat", `${sb.mountpoint}/f`], idle), "x\n");
+      assert.notEqual(sb.servicePid(), pid);
+    } finally {
+      await sb.dispose();
+    }
+  },
+);
+
+fuseTest(
+  "spfs service --if-not-running exits 0 and names the running pid; bad idle timeouts are usage errors",
+  async () => {
+    const sb = Sandbox.create();
+    try {
+      await sb.ok(["service", "--idle-timeout", "0"]);
+      const pid = sb.servicePid()!;
+      const r = await sb.spfs(["service", "--if-not-running"]);
+      assert.equal(r.code, 0);
+      assert.match(r.stderr, new RegExp(`already running \\(pid ${pid}\\)`));
+      const j = await sb.spfs(["service", "--if-not-running", "--json"]);
+      assert.equal(JSON.parse(j.stdout).pid, pid);
+      const bad = await sb.spfs(["service", "--idle-timeout", "soon"]);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--idle-timeout must be a number of seconds/);
+      const badEnv = await sb.spfs(["status"], { SPFS_SERVICE_IDLE_TIMEOUT: "-1" });
+      assert.equal(badEnv.code, 2);
+      assert.match(badEnv.stderr, /SPFS_SERVICE_IDLE_TIMEOUT must be a number of seconds/);
+    } finally {
+      await sb.dispose();
+    }
+  },
+);
+
+fuseTest(
+  "root exit: a SIGKILLed run is unregistered at once (pidfd), and processes it had routed linger",
+  async () => {
+    const sb = Sandbox.create();
+    try {
+      writeTree(join(sb.root, "src"), { "f": "x\n" });
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "base"]);
+      await sb.ok(["service", "--idle-timeout", "0"]);
+      const log = Deno.readTextFileSync(join(sb.runtime, "service.log"));
+      assert.match(log, /root-process exit watch: \\?"pidfd\\?"/);
+      const M = sb.mountpoint, out = join(sb.root, "out");
+      const ready = join(sb.root, "ready");
+      // the background job touches /spfs while the root lives, then outlives it
+      const run = sb.command([
+        "run",
+        "base",
+        "--",
+        "sh",
+        "-c",
+        `(ls ${M} >/dev/null; touch ${ready}; sleep 2; cat ${M}/f > ${out}) & sleep 4`,
+      ]).spawn();
+      await waitFor("the background job to touch the mount", () => exists(ready));
+      Deno.kill(run.pid, "SIGKILL");
+      const t0 = performance.now();
+      let gone = -1;
+      while (performance.now() - t0 < 5000) {
+        const s = JSON.parse(await sb.ok(["status", "--json"]));
+        if (s.runtimes.length === 0) {
+          gone = performance.now() - t0;
+          break;
+        }
+      }
+      assert.ok(gone >= 0, "the runtime was unregistered");
+      console.log(
+        `  runtime unregistered within ${gone.toFixed(0)} ms of SIGKILL (includes one status call)`,
+      );
+      await run.output().catch(() => {});
+      for (let i = 0; i < 200; i++) {
+        try {
+          if (Deno.readTextFileSync(out) !== "") break;
+        } catch { /* not yet */ }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(Deno.readTextFileSync(out), "x\n", "the lingering process still sees the environment");
+      const outsider = await new Deno.Command("ls", { args: ["-A", M], stdout: "piped" }).output();
+      assert.equal(new TextDecoder().decode(outsider.stdout), "", "outsiders still see nothing");
+    } finally {
+      await sb.dispose();
+    }
+  },
+);

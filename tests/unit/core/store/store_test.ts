@@ -1,0 +1,184 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { importDir } from "../../../../core/store/importer.ts";
+import {
+  decodeObject,
+  digestBytes,
+  encodeLayer,
+  encodeManifest,
+  type Entry,
+} from "../../../../core/store/objects.ts";
+import { resolveRef, resolveSpec } from "../../../../core/store/refs.ts";
+import { ObjectStore } from "../../../../core/store/store.ts";
+import { TagDb } from "../../../../core/store/tags.ts";
+import { SpfsError } from "../../../../core/errors.ts";
+
+function tmp(): string {
+  return Deno.makeTempDirSync({ prefix: "spfs-unit-" });
+}
+
+Deno.test("manifest encoding is canonical: entry order does not change bytes or digest", () => {
+  const a: Entry = {
+    name: "a",
+    kind: "file",
+    mode: 0o644,
+    size: 1,
+    digest: digestBytes(new Uint8Array([1])),
+  };
+  const b: Entry = {
+    name: 'b"q',
+    kind: "symlink",
+    mode: 0o777,
+    size: 1,
+    digest: digestBytes(new Uint8Array([2])),
+  };
+  const m1 = encodeManifest([a, b]), m2 = encodeManifest([b, a]);
+  assert.deepEqual(m1, m2);
+  assert.equal(digestBytes(m1), digestBytes(m2));
+  const dec = decodeObject(m1, digestBytes(m1));
+  assert.equal(dec.type, "spfs/manifest@1");
+  assert.throws(() => encodeManifest([a, a]), /duplicate/);
+});
+
+Deno.test("objects are written atomically, read-only, verified, and deduplicated", () => {
+  const root = tmp();
+  const s = ObjectStore.open(root);
+  const bytes = new TextEncoder().encode("hello");
+  const d = s.putBytes(bytes);
+  assert.equal(d, digestBytes(bytes));
+  assert.equal(s.putBytes(bytes), d);
+  assert.equal(Deno.statSync(s.path(d)).mode! & 0o777, 0o444);
+  assert.deepEqual([...Deno.readDirSync(s.tmpDir)], []);
+  assert.deepEqual(s.readVerified(d), bytes);
+  // corrupt it: reads refuse it
+  Deno.chmodSync(s.path(d), 0o644);
+  Deno.writeTextFileSync(s.path(d), "HELLO");
+  assert.throws(
+    () => s.readVerified(d),
+    (e: unknown) => e instanceof SpfsError && e.code === "CorruptObject",
+  );
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("a writer killed mid-import leaves no partial object, and its tmp file is swept on open", async () => {
+  const root = tmp();
+  const big = join(root, "big.bin");
+  const f = Deno.openSync(big, { write: true, create: true });
+  const chunk = crypto.getRandomValues(new Uint8Array(65536));
+  for (let i = 0; i < 1024; i++) f.writeSync(chunk); // 64 MiB
+  f.close();
+  const store = join(root, "store");
+  const script = `
+    import { ObjectStore } from ${
+    JSON.stringify(new URL("../../../../core/store/store.ts", import.meta.url).href)
+  };
+    const s = ObjectStore.open(${JSON.stringify(store)});
+    let told = false;
+    await s.putFile(${
+    JSON.stringify(big)
+  }, () => { if (!told) { told = true; console.log("writing"); } while (true) {} });`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", script],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const first = await reader.read();
+  assert.match(new TextDecoder().decode(first.value), /writing/);
+  child.kill("SIGKILL");
+  await child.status;
+  reader.releaseLock();
+  await child.stdout.cancel();
+  const tmpFiles = [...Deno.readDirSync(join(store, "tmp"))];
+  assert.equal(tmpFiles.length, 1, "the killed writer left its tmp file");
+  const s = ObjectStore.open(store);
+  assert.deepEqual([...s.all()], [], "no object became visible");
+  assert.deepEqual([...Deno.readDirSync(s.tmpDir)], [], "the tmp file was swept");
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("tags keep history; REFs resolve by tag, ~N, digest and unique prefix", () => {
+  const root = tmp();
+  const s = ObjectStore.open(root);
+  const tags = new TagDb(root);
+  const m = s.putBytes(encodeManifest([]));
+  const l1 = s.putBytes(encodeLayer(m, { n: "1" }));
+  const l2 = s.putBytes(encodeLayer(m, { n: "2" }));
+  tags.set("tool/1", l1);
+  tags.set("tool/1", l2);
+  assert.equal(resolveRef("tool/1", s, tags), l2);
+  assert.equal(resolveRef("tool/1~0", s, tags), l2);
+  assert.equal(resolveRef("tool/1~1", s, tags), l1);
+  assert.throws(() => resolveRef("tool/1~2", s, tags), /goes back too far/);
+  assert.equal(resolveRef(l1, s, tags), l1);
+  assert.equal(resolveRef(l1.slice(7, 19), s, tags), l1);
+  assert.equal(resolveRef("sha256:" + l1.slice(7, 19), s, tags), l1);
+  assert.throws(
+    () => resolveRef("nope", s, tags),
+    (e: unknown) => e instanceof SpfsError && e.code === "UnknownRef" && !!e.hint,
+  );
+  assert.throws(
+    () => tags.set("bad+name", l1),
+    (e: unknown) => e instanceof SpfsError && e.code === "InvalidTagName",
+  );
+  assert.deepEqual(resolveSpec("tool/1~1+tool/1", s, tags).layers, [l1, l2]);
+  assert.throws(() => resolveSpec(m, s, tags), /not a layer or platform/);
+  assert.deepEqual(tags.list().map((t) => t.name), ["tool/1"]);
+  assert.equal(tags.history("tool/1").length, 2);
+  tags.close();
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("an ambiguous digest prefix is refused with a hint", () => {
+  const root = tmp();
+  const s = ObjectStore.open(root);
+  const tags = new TagDb(root);
+  // find two blobs sharing a 4-hex prefix
+  const seen = new Map<string, string>();
+  let pair: [string, string] | undefined;
+  for (let i = 0; !pair; i++) {
+    const d = s.putBytes(new TextEncoder().encode(String(i)));
+    const p = d.slice(7, 11);
+    if (seen.has(p)) pair = [seen.get(p)!, d];
+    seen.set(p, d);
+  }
+  assert.throws(
+    () => resolveRef(pair![0].slice(7, 11), s, tags),
+    (e: unknown) => e instanceof SpfsError && e.code === "AmbiguousRef",
+  );
+  tags.close();
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("import keeps modes, symlinks and nesting; skips FIFOs", async () => {
+  const root = tmp();
+  const src = join(root, "src");
+  Deno.mkdirSync(join(src, "d/e"), { recursive: true });
+  Deno.writeTextFileSync(join(src, "x.sh"), "#!/bin/sh\n");
+  Deno.chmodSync(join(src, "x.sh"), 0o750);
+  Deno.writeTextFileSync(join(src, "d/e/f"), "f");
+  Deno.symlinkSync("../x.sh", join(src, "d/link"));
+  await new Deno.Command("mkfifo", { args: [join(src, "fifo")] }).output();
+  const s = ObjectStore.open(join(root, "store"));
+  const r = await importDir(src, s);
+  assert.equal(r.files, 2);
+  assert.equal(r.symlinks, 1);
+  assert.equal(r.skipped.length, 1);
+  const top = decodeObject(s.readVerified(r.manifest), r.manifest);
+  assert.equal(top.type, "spfs/manifest@1");
+  if (top.type !== "spfs/manifest@1") return;
+  const x = top.entries.find((e) => e.name === "x.sh")!;
+  assert.equal(x.mode, 0o750);
+  const d = top.entries.find((e) => e.name === "d")!;
+  const dm = decodeObject(s.readVerified(d.digest), d.digest);
+  if (dm.type !== "spfs/manifest@1") throw new Error("not a manifest");
+  const link = dm.entries.find((e) => e.name === "link")!;
+  assert.equal(new TextDecoder().decode(s.readVerified(link.digest)), "../x.sh");
+  // same tree, same digest
+  assert.equal((await importDir(src, s)).manifest, r.manifest);
+  await assert.rejects(
+    importDir(join(src, "x.sh"), s),
+    (e: unknown) => e instanceof SpfsError && e.code === "NotADirectory",
+  );
+  Deno.removeSync(root, { recursive: true });
+});
