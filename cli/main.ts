@@ -10,43 +10,15 @@ import { VERSION } from "../core/version.ts";
 import { reportError } from "./output.ts";
 
 /** Runs the CLI and resolves with the process exit code. */
-export async function main(argv: string[]): Promise<number> {
-  let code = 0;
-  let json = false;
-  const program = new Command("spfs")
-    .description(
-      "Run commands in content-addressed environments that appear at /spfs for one process tree only.",
-    )
-    .version(VERSION, "-V, --version")
-    .option("--storage <dir>", "storage root (env SPFS_STORAGE_ROOT)")
-    .option("--runtime-dir <dir>", "runtime dir for the socket, pid file and logs (env SPFS_RUNTIME_DIR)")
-    .option(
-      "-v, --verbose",
-      "debug logging (env SPFS_LOG=debug|info|warning|error)",
-      (_v, n: number) => n + 1,
-      0,
-    )
-    .option("--log-format <format>", "console log format: text or json (env SPFS_LOG_FORMAT)")
-    .enablePositionalOptions()
-    .showHelpAfterError("(run `spfs --help` for usage)")
-    .exitOverride();
+/** What each command group needs: the program, the config for a command, and the action wrapper. */
+interface Cli {
+  program: Command;
+  cfg: (extra?: ConfigFlags) => ReturnType<typeof loadConfig>;
+  act: <A extends unknown[]>(fn: (...a: A) => Promise<number | void>) => (...a: A) => Promise<void>;
+}
 
-  const cfg = (extra: ConfigFlags = {}) => {
-    const g = program.opts<{ storage?: string; runtimeDir?: string; verbose?: number; logFormat?: string }>();
-    return loadConfig({
-      storage: g.storage,
-      runtimeDir: g.runtimeDir,
-      verbose: g.verbose,
-      logFormat: g.logFormat,
-      ...extra,
-    });
-  };
-  const act = <A extends unknown[]>(fn: (...a: A) => Promise<number | void>) => async (...a: A) => {
-    const opts = a.at(-2) as { json?: boolean } | undefined;
-    json = !!opts?.json;
-    code = (await fn(...a)) ?? 0;
-  };
-
+/** Commands for storage: commit, tag, tags, ls, info, check, doctor. */
+function storageCommands({ program, cfg, act }: Cli): void {
   program.command("commit")
     .description(
       "import a directory tree as a layer, or (no DIR) commit a runtime's changes as a new layer on its stack",
@@ -112,7 +84,10 @@ export async function main(argv: string[]): Promise<number> {
     )
     .option("--json", "print {ok, checks: [{name, status, detail, code?, fix?}]} as JSON")
     .action(act(async (o: { json?: boolean }) => (await import("./doctor.ts")).doctor(cfg(), o)));
+}
 
+/** Commands for running: run, shell, diff. */
+function runCommands({ program, cfg, act }: Cli): void {
   const runtimeOptions = (c: Command) =>
     c.option("--edit", "give the runtime a writable scratch dir (changes can be committed)")
       .option("--keep-runtime", "keep the runtime after the command exits (durable; implies --edit)")
@@ -175,7 +150,10 @@ export async function main(argv: string[]): Promise<number> {
         (await import("./diff.ts")).diff(cfg(), refs, o)
       ),
     );
+}
 
+/** Commands for runtime list|info|remove|prune. */
+function runtimeCommands({ program, cfg, act }: Cli): void {
   const runtime = program.command("runtime").description("list, inspect and remove runtimes");
   runtime.command("list")
     .description("list running and durable runtimes")
@@ -207,7 +185,10 @@ export async function main(argv: string[]): Promise<number> {
         (await import("./runtime.ts")).prune(cfg(), o)
       ),
     );
+}
 
+/** Commands for launchagent install|uninstall|status. */
+function agentCommands({ program, cfg, act }: Cli): void {
   const agent = program.command("launchagent")
     .description("run the service under launchd (macOS) or systemd --user (Linux), started at login");
   const agentOpts = (c: Command) =>
@@ -238,7 +219,10 @@ export async function main(argv: string[]): Promise<number> {
   ).action(
     act(async (o: { label?: string; json?: boolean }) => (await import("./launchagent.ts")).status(cfg(), o)),
   );
+}
 
+/** Commands for ramdisk create|destroy|list. */
+function ramdiskCommands({ program, cfg, act }: Cli): void {
   const ramdisk = program.command("ramdisk").description(
     "RAM disks for scratch dirs (tmpfs on Linux, APFS on macOS)",
   );
@@ -266,7 +250,10 @@ export async function main(argv: string[]): Promise<number> {
     .description("list the RAM disks spfs created")
     .option("--json", "print JSON")
     .action(act(async (o: { json?: boolean }) => (await import("./ramdisk.ts")).list(cfg(), o)));
+}
 
+/** Commands for service and status. */
+function serviceCommands({ program, cfg, act }: Cli): void {
   program.command("service")
     .description("start the background service that owns the FUSE mount (detached unless --foreground)")
     .option("--mountpoint <dir>", "mount point (env SPFS_MOUNTPOINT, default /spfs)")
@@ -311,6 +298,51 @@ export async function main(argv: string[]): Promise<number> {
         (await import("./status.ts")).status(cfg(), o)
       ),
     );
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  let json = false;
+  const program = new Command("spfs")
+    .description(
+      "Run commands in content-addressed environments that appear at /spfs for one process tree only.",
+    )
+    .version(VERSION, "-V, --version")
+    .option("--storage <dir>", "storage root (env SPFS_STORAGE_ROOT)")
+    .option("--runtime-dir <dir>", "runtime dir for the socket, pid file and logs (env SPFS_RUNTIME_DIR)")
+    .option(
+      "-v, --verbose",
+      "debug logging (env SPFS_LOG=debug|info|warning|error)",
+      (_v, n: number) => n + 1,
+      0,
+    )
+    .option("--log-format <format>", "console log format: text or json (env SPFS_LOG_FORMAT)")
+    .enablePositionalOptions()
+    .showHelpAfterError("(run `spfs --help` for usage)")
+    .exitOverride();
+
+  const cfg = (extra: ConfigFlags = {}) => {
+    const g = program.opts<{ storage?: string; runtimeDir?: string; verbose?: number; logFormat?: string }>();
+    return loadConfig({
+      storage: g.storage,
+      runtimeDir: g.runtimeDir,
+      verbose: g.verbose,
+      logFormat: g.logFormat,
+      ...extra,
+    });
+  };
+  const act = <A extends unknown[]>(fn: (...a: A) => Promise<number | void>) => async (...a: A) => {
+    const opts = a.at(-2) as { json?: boolean } | undefined;
+    json = !!opts?.json;
+    code = (await fn(...a)) ?? 0;
+  };
+  const cli: Cli = { program, cfg, act };
+  storageCommands(cli);
+  runCommands(cli);
+  runtimeCommands(cli);
+  agentCommands(cli);
+  ramdiskCommands(cli);
+  serviceCommands(cli);
 
   try {
     await program.parseAsync(argv, { from: "user" });

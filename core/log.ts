@@ -40,6 +40,8 @@ export async function setupLogging(
 }
 
 /** A logger under the "spfs" category. */
+export type { Logger };
+
 export function logger(...category: string[]): Logger {
   return getLogger(["spfs", ...category]);
 }

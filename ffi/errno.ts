@@ -11,6 +11,7 @@ export interface Errnos {
   EPERM: number;
   ENOENT: number;
   ESRCH: number;
+  EINTR: number;
   EIO: number;
   EBADF: number;
   ENOMEM: number;
@@ -40,6 +41,7 @@ export const LINUX_ERRNOS: Errnos = {
   EPERM: 1,
   ENOENT: 2,
   ESRCH: 3,
+  EINTR: 4,
   EIO: 5,
   EBADF: 9,
   ENOMEM: 12,

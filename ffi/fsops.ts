@@ -29,6 +29,12 @@ export function lstat(path: string): Attr | number {
   return libc().lstat(cstr(path), statBuf) === 0 ? decodeStat(layout, statView) : errno();
 }
 
+/** fstat(2) of an open fd: its attributes, or an errno. */
+export function fstat(fd: number): Attr | number {
+  statBuf.fill(0);
+  return libc().fstat(fd, statBuf) === 0 ? decodeStat(layout, statView) : errno();
+}
+
 /** True when `path` exists, of any type (a dangling symlink counts). Portable: no libc call. */
 export function exists(path: string): boolean {
   try {

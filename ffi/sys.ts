@@ -62,9 +62,35 @@ export const {
   O_NOATIME,
   O_CLOEXEC,
   O_NOFOLLOW,
+  O_NONBLOCK,
 }: Record<keyof typeof LINUX_O_FLAGS, number> = os === "darwin"
   ? darwin.DARWIN_O_FLAGS as Record<keyof typeof LINUX_O_FLAGS, number>
   : LINUX_O_FLAGS;
+
+/**
+ * poll(2) on this thread, blocking it (the FUSE worker's loop). `nfds_t` is unsigned long on
+ * Linux and unsigned int on Darwin (poll.h), so the count's FFI type differs.
+ * @returns the number of ready fds, or -1 with errno set.
+ */
+export function pollHere(fds: Uint8Array, n: number, timeoutMs: number): number {
+  const poll = libc().poll_here as unknown as (f: Uint8Array, n: number | bigint, t: number) => number;
+  return poll(fds, os === "darwin" ? n : BigInt(n), timeoutMs);
+}
+
+/**
+ * A pipe for waking a thread that polls: `[read end, write end]`. Linux: pipe2 with O_CLOEXEC |
+ * O_NONBLOCK (pipe(7)), so children never inherit it and neither end ever blocks. Darwin has no
+ * pipe2 and fcntl is variadic (not callable through FFI on arm64): a plain pipe(2).
+ * @throws ErrnoError when the fd table is full.
+ */
+export function wakePipe(): [number, number] {
+  const fds = new Int32Array(2), b = new Uint8Array(fds.buffer);
+  const rc = os === "darwin"
+    ? libc().pipe(b)
+    : libc().pipe2(b, LINUX_O_FLAGS.O_CLOEXEC | LINUX_O_FLAGS.O_NONBLOCK);
+  if (rc !== 0) throw new ErrnoError(errno(), "pipe");
+  return [fds[0], fds[1]];
+}
 
 /** Flags from <sys/file.h>. */
 export const LOCK_EX = 2, LOCK_NB = 4;

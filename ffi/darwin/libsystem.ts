@@ -41,6 +41,9 @@ export function libSystemSymbols(arch: "x86_64" | "aarch64") {
     flock: { parameters: ["i32", "i32"], result: "i32" },
     read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
     write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+    // the FUSE worker's loop (poll.h, unistd.h): neither is variadic
+    poll_here: { name: "poll", parameters: ["buffer", "u32", "i32"], result: "i32" },
+    pipe: { parameters: ["buffer"], result: "i32" },
     // process-exit watch (sys/event.h); the waiting call blocks, so it runs off-thread
     kqueue: { parameters: [], result: "i32" },
     kevent: { parameters: ["i32", "buffer", "i32", "buffer", "i32", "buffer"], result: "i32" },
@@ -237,4 +240,5 @@ export const DARWIN_O_FLAGS: Record<string, number> = {
   O_NOATIME: 0,
   O_CLOEXEC: 0x1000000,
   O_NOFOLLOW: 0x100,
+  O_NONBLOCK: 0x4,
 };

@@ -143,7 +143,11 @@ export function flavourOf(libName: string, os: Os = hostOs): FuseFlavour {
 export const fuse3Session = {
   fuse_session_new: { parameters: ["buffer", "buffer", "usize", "pointer"], result: "pointer" },
   fuse_session_mount: { parameters: ["pointer", "buffer"], result: "i32" },
-  fuse_session_loop: { parameters: ["pointer"], result: "i32" },
+  // the worker's own loop (fuse_lowlevel.h): poll the fd, then receive and process one request
+  fuse_session_fd: { parameters: ["pointer"], result: "i32" },
+  fuse_session_receive_buf: { parameters: ["pointer", "buffer"], result: "i32" },
+  fuse_session_process_buf: { parameters: ["pointer", "buffer"], result: "void" },
+  fuse_session_exited: { parameters: ["pointer"], result: "i32" },
   fuse_session_unmount: { parameters: ["pointer"], result: "void" },
   fuse_session_destroy: { parameters: ["pointer"], result: "void" },
   fuse_pkgversion: { parameters: [], result: "pointer" },
@@ -163,11 +167,22 @@ const fuse2Session = {
   fuse_lowlevel_new: { parameters: ["buffer", "buffer", "usize", "pointer"], result: "pointer" },
   fuse_session_add_chan: { parameters: ["pointer", "pointer"], result: "void" },
   fuse_session_remove_chan: { parameters: ["pointer"], result: "void" },
-  fuse_session_loop: { parameters: ["pointer"], result: "i32" },
+  // the worker's own loop (libfuse 2.9 fuse_lowlevel.h): the caller owns the receive buffer
+  fuse_chan_fd: { parameters: ["pointer"], result: "i32" },
+  fuse_chan_bufsize: { parameters: ["pointer"], result: "usize" },
+  fuse_session_receive_buf: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  fuse_session_process_buf: { parameters: ["pointer", "buffer", "pointer"], result: "void" },
+  fuse_session_exited: { parameters: ["pointer"], result: "i32" },
   fuse_session_destroy: { parameters: ["pointer"], result: "void" },
   fuse_unmount: { parameters: ["buffer", "pointer"], result: "void" },
   fuse_version: { parameters: [], result: "i32" },
 } as const;
+
+/**
+ * `struct fuse_buf` (fuse_common.h): size@0 flags@8 mem@16 fd@24 pos@32, plus 3.17's mem_size@40;
+ * 48 bytes covers every flavour (reference/ffi-abi.md §7).
+ */
+export const FUSE_BUF_SIZE = 48;
 
 /** The reply functions, the same names and C signatures in every flavour. */
 export type FuseReplies = Deno.DynamicLibrary<typeof replySymbols>["symbols"];
@@ -179,8 +194,18 @@ export interface FuseSession {
   name: string;
   version: string;
   reply: FuseReplies;
-  /** Serves requests on this thread until the mount goes away; libfuse's return code. */
-  loop(): number;
+  /** The fd to poll(2) for requests (`/dev/fuse` or macFUSE's device). */
+  fd: number;
+  /**
+   * Reads one request (blocks unless `fd` polled readable): > 0 when one is ready to process,
+   * -EINTR to retry (an interrupted or aborted request), 0 or another negative errno when the
+   * session ended (unmounted).
+   */
+  receive(): number;
+  /** Runs the op callbacks for the request `receive` read, on this thread. */
+  process(): void;
+  /** True once libfuse has ended the session (unmount, fuse_session_exit). */
+  exited(): boolean;
   /** Unmounts (when still mounted) and frees the session. */
   close(): void;
 }
@@ -254,12 +279,26 @@ export function mountSession(
     S.fuse_session_add_chan(se, ch);
     const v = S.fuse_version();
     let closed = false;
+    // libfuse 2.9's fuse_session_loop: a caller-owned buffer of fuse_chan_bufsize, reset per read
+    const size = S.fuse_chan_bufsize(ch);
+    const mem = new Uint8Array(Number(size));
+    const fbuf = new Uint8Array(FUSE_BUF_SIZE), fv = new DataView(fbuf.buffer);
+    const chp = new BigUint64Array(1);
     return {
       abi,
       name,
       version: `${Math.floor(v / 10)}.${v % 10}`,
       reply: replies.symbols,
-      loop: () => S.fuse_session_loop(se),
+      fd: S.fuse_chan_fd(ch),
+      receive: () => {
+        fbuf.fill(0);
+        fv.setBigUint64(0, BigInt(size), true);
+        fv.setBigUint64(16, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(mem))), true);
+        chp[0] = BigInt(Deno.UnsafePointer.value(ch));
+        return S.fuse_session_receive_buf(se, fbuf, new Uint8Array(chp.buffer));
+      },
+      process: () => S.fuse_session_process_buf(se, fbuf, Deno.UnsafePointer.create(chp[0])),
+      exited: () => S.fuse_session_exited(se) !== 0,
       close: () => {
         if (closed) return;
         closed = true;
@@ -283,12 +322,17 @@ export function mountSession(
     throw new Error(`fuse_session_mount on ${mountpoint} failed`);
   }
   let closed = false;
+  // fuse_session_loop's own shape: one zeroed fuse_buf, its `mem` allocated by libfuse and reused
+  const fbuf = new Uint8Array(FUSE_BUF_SIZE);
   return {
     abi,
     name,
     version: Deno.UnsafePointerView.getCString(S.fuse_pkgversion()!),
     reply: replies.symbols,
-    loop: () => S.fuse_session_loop(se),
+    fd: S.fuse_session_fd(se),
+    receive: () => S.fuse_session_receive_buf(se, fbuf),
+    process: () => S.fuse_session_process_buf(se, fbuf),
+    exited: () => S.fuse_session_exited(se) !== 0,
     close: () => {
       if (closed) return;
       closed = true;

@@ -48,6 +48,10 @@ export const linuxSymbols = {
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  // the FUSE worker's loop: poll(2) on its own thread over the session fd and a wake pipe(2)
+  poll_here: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
+  pipe: { parameters: ["buffer"], result: "i32" },
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
 } as const;
 
 /** The libc calls spfs makes, with their Linux signatures. */
@@ -79,6 +83,7 @@ export const LINUX_O_FLAGS = {
   O_NOATIME: 0o1000000,
   O_CLOEXEC: 0o2000000,
   O_NOFOLLOW: 0o400000,
+  O_NONBLOCK: 0o4000,
 } as const;
 /** <linux/fs.h>: FICLONE = _IOW(0x94, 9, int); renameat2 flags; AT_FDCWD, AT_SYMLINK_NOFOLLOW. */
 export const FICLONE = 0x40049409, RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2;

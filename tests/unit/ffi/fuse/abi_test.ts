@@ -61,6 +61,7 @@ Deno.test("open(2) flags: Darwin bsd/sys/fcntl.h values; the host's are Linux he
     O_NOATIME: 0,
     O_CLOEXEC: 0x1000000,
     O_NOFOLLOW: 0x100,
+    O_NONBLOCK: 0x4,
   });
   assert.equal(LINUX_O_FLAGS.O_CLOEXEC, 0o2000000);
   if (Deno.build.os === "linux") {
@@ -224,6 +225,7 @@ Deno.test("the worker's ops table for each flavour: one callback per handler, at
           uid: 0,
           gid: 0,
           port: channel.port2,
+          wakeFd: -1,
           counters: new SharedArrayBuffer(CTR_BYTES),
           latency: new SharedArrayBuffer(4 * LAT_BUCKETS * OPS_SLOTS),
           slowUs: 1e9,

@@ -1,0 +1,96 @@
+/**
+ * The filesystem contract every FUSE op goes through (the go-fuse `fs/api.go` habit): one method
+ * per POSIX operation, inode numbers in, attributes or bytes out, and a positive errno as the only
+ * failure channel (`T | Errno`). Two backends implement it: `ReadOnlyBackend` (a layer stack,
+ * core/fs/readonly.ts) and `OverlayBackend` (an editable runtime, core/fs/overlay/backend.ts).
+ *
+ * The worker picks the backend per request: at the shared root inode by the caller's runtime, and
+ * below it by the inode's owner (ARCHITECTURE.md "Routing and kernel caches"). Once a file handle
+ * is open, its backend serves it whoever calls.
+ */
+import type { Attr } from "../../ffi/stat.ts";
+import type { StatVfs } from "../../ffi/types.ts";
+
+/** A positive errno value (the host's numbers, ffi/errno.ts). */
+export type Errno = number;
+
+/** Who asks: from `fuse_ctx`. New entries are owned by the caller when the service is root. */
+export interface Caller {
+  uid: number;
+  gid: number;
+}
+
+/** One directory entry for readdir: name, inode and the S_IFMT type bits. */
+export interface DirEntry {
+  name: string;
+  ino: number;
+  type: number;
+}
+
+/** What setattr changes; times in ns since the epoch, or "now". */
+export interface SetAttr {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  atime?: bigint | "now";
+  mtime?: bigint | "now";
+}
+
+/** An opened file: its handle (an fd the read path hands to the kernel) and cache policy. */
+export interface Opened {
+  fh: number;
+  /** The kernel may keep the page cache across opens (immutable content). */
+  keepCache: boolean;
+}
+
+/** The contract. Each method names the call it implements; read-only backends answer EROFS. */
+export interface FsBackend {
+  /** Seconds the kernel may cache attributes of this backend's inodes. */
+  readonly attrTimeout: number;
+  /** Whether a directory listing below the root may stay in the kernel's readdir cache. */
+  readonly cacheListings: boolean;
+  /** Whether writes can succeed here (decides EROFS vs EXDEV for cross-backend link/rename). */
+  readonly writable: boolean;
+  /** lookup: the child `name` of dir `parent`, counting one kernel reference. */
+  lookup(parent: number, name: string): Attr | Errno;
+  /** forget: drops `n` kernel references of `ino`. */
+  forget(ino: number, n: number): void;
+  /** getattr / fstat: `fh` is the open handle when the kernel passed one. */
+  getattr(ino: number, fh?: number): Attr | Errno;
+  /** setattr: chmod, chown, truncate, utimensat. */
+  setattr(ino: number, set: SetAttr, fh?: number): Attr | Errno;
+  /** readlink: the target bytes. */
+  readlink(ino: number): Uint8Array | Errno;
+  /** open: `flags` are the caller's open(2) flags. */
+  open(ino: number, flags: number): Opened | Errno;
+  /** create: O_CREAT of a new file, opened with `flags`. */
+  create(parent: number, name: string, mode: number, flags: number, who: Caller): [Attr, Opened] | Errno;
+  /** pwrite through an open handle: the bytes written. */
+  write(fh: number, buf: Deno.PointerValue, size: bigint, off: bigint): bigint | Errno;
+  /** release: the last close of a handle. */
+  release(fh: number): void;
+  /** opendir + readdir: the merged listing, without "." and "..". */
+  list(ino: number): DirEntry[] | Errno;
+  /** statfs of the filesystem holding `ino`. */
+  statfs(): StatVfs | Errno;
+  /** access(2) beyond the kernel's own mode check (`default_permissions`): EROFS for W_OK. */
+  access(ino: number, mask: number): Errno;
+  /** getxattr: the value, or only its length as an empty array of that size when `size` is 0. */
+  getxattr(ino: number, name: string, size: number): Uint8Array | Errno;
+  /** listxattr: NUL-separated names, or only the length when `size` is 0. */
+  listxattr(ino: number, size: number): Uint8Array | Errno;
+  setxattr(ino: number, name: string, value: Deno.PointerValue, size: number, flags: number): Errno;
+  removexattr(ino: number, name: string): Errno;
+  mknod(parent: number, name: string, mode: number, rdev: bigint, who: Caller): Attr | Errno;
+  mkdir(parent: number, name: string, mode: number, who: Caller): Attr | Errno;
+  symlink(parent: number, name: string, target: Uint8Array, who: Caller): Attr | Errno;
+  /** link: a new name for `ino` (the caller checked both are this backend's). */
+  link(ino: number, parent: number, name: string): Attr | Errno;
+  unlink(parent: number, name: string): Errno;
+  rmdir(parent: number, name: string): Errno;
+  /** rename and renameat2 flags (RENAME_NOREPLACE 1, RENAME_EXCHANGE 2). */
+  rename(parent: number, name: string, newParent: number, newName: string, flags: number): Errno;
+  /** fallocate(2). */
+  fallocate(ino: number, mode: number, off: bigint, len: bigint): Errno;
+}

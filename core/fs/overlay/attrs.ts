@@ -1,0 +1,108 @@
+/**
+ * Attributes: an upper entry's come from lstat of its scratch path; a lower entry's from its
+ * manifest entry plus any metadata override. setattr truncates after copy-up; mode, owner and
+ * times of a lower file are recorded as a sidecar without copying its data.
+ */
+import { check, lstat, rename, utimens } from "../../../ffi/fsops.ts";
+import { E } from "../../../ffi/errno.ts";
+import { cstr, libc } from "../../../ffi/sys.ts";
+import type { Attr } from "../../../ffi/stat.ts";
+import { META_PREFIX, type MetaOverride } from "../../store/scratch.ts";
+import type { SetAttr } from "../backend.ts";
+import { copyUp } from "./copyup.ts";
+import { baseName, type ONode, S_IFDIR, S_IFLNK, S_IFREG } from "./nodes.ts";
+import type { OverlayParts } from "./parts.ts";
+
+/** Attributes of a node, or an errno. */
+export function attrOf(ov: OverlayParts, n: ONode): Attr | number {
+  if (n.detached) return n.detached;
+  if (n.upper) {
+    const a = lstat(ov.upper.path(n));
+    if (typeof a === "number") return a;
+    return { ...a, ino: n.ino, nlink: n.kind === "dir" ? 1 : a.nlink };
+  }
+  const c = n.lower!;
+  const type = c.kind === "dir" ? S_IFDIR : c.kind === "file" ? S_IFREG : S_IFLNK;
+  const m = n.meta;
+  return {
+    ino: n.ino,
+    mode: type | ((m?.mode ?? c.mode) & 0o7777),
+    nlink: 1,
+    uid: m?.uid ?? ov.vfs.owner.uid,
+    gid: m?.gid ?? ov.vfs.owner.gid,
+    size: c.size,
+    blocks: Math.ceil(c.size / 512),
+    blksize: 65536,
+    time: 0,
+    atimeNs: m?.atimeNs !== undefined ? BigInt(m.atimeNs) : undefined,
+    mtimeNs: m?.mtimeNs !== undefined ? BigInt(m.mtimeNs) : undefined,
+    ctimeNs: m?.mtimeNs !== undefined ? BigInt(m.mtimeNs) : undefined,
+  };
+}
+
+/** setattr(2)-side changes of a node; `fd` is the open handle the kernel passed, if any. */
+export function setattr(ov: OverlayParts, n: ONode, set: SetAttr, fd: number | undefined): Attr | number {
+  if (n.detached && fd === undefined) return E.ENOENT;
+  let e = 0;
+  if (set.size !== undefined) {
+    if (n.kind === "dir") return E.EISDIR;
+    if ((e = copyUp(ov, n))) return e;
+    e = fd !== undefined && !n.detached
+      ? check(libc().ftruncate(fd, BigInt(set.size)))
+      : check(libc().truncate(cstr(ov.upper.path(n)), BigInt(set.size)));
+    if (e) return e;
+  }
+  const meta = set.mode !== undefined || set.uid !== undefined || set.gid !== undefined ||
+    set.atime !== undefined || set.mtime !== undefined;
+  if (meta) e = !n.upper && n.kind === "file" ? writeSidecar(ov, n, set) : setUpper(ov, n, set);
+  if (e) return e;
+  ov.gen++;
+  return attrOf(ov, n);
+}
+
+/** Records mode, owner and times of a lower file in its dir's metadata sidecar. */
+function writeSidecar(ov: OverlayParts, n: ONode, set: SetAttr): number {
+  const dir = ov.parentOf(n);
+  const e = ov.upper.ensure(dir, (m) => ov.parentOf(m));
+  if (e) return e;
+  const now = () => String(BigInt(Date.now()) * 1_000_000n);
+  const m: MetaOverride = {
+    ...(n.meta ?? { digest: n.lower!.digest!, size: n.lower!.size, mode: n.lower!.mode }),
+  };
+  if (set.mode !== undefined) m.mode = set.mode & 0o7777;
+  if (set.uid !== undefined) m.uid = set.uid;
+  if (set.gid !== undefined) m.gid = set.gid;
+  if (set.atime !== undefined) m.atimeNs = set.atime === "now" ? now() : String(set.atime);
+  if (set.mtime !== undefined) m.mtimeNs = set.mtime === "now" ? now() : String(set.mtime);
+  const name = baseName(n.path);
+  const tmp = ov.upper.tmp();
+  Deno.writeTextFileSync(tmp, JSON.stringify(m));
+  const rc = rename(tmp, `${ov.upper.path(dir)}/${META_PREFIX}${name}`);
+  if (rc) return rc;
+  ov.upper.state(dir)!.meta.set(name, m);
+  n.meta = m;
+  return 0;
+}
+
+/** chmod, lchown and utimensat of the scratch entry (copied up first). */
+function setUpper(ov: OverlayParts, n: ONode, set: SetAttr): number {
+  let e = copyUp(ov, n);
+  if (e) return e;
+  const p = cstr(ov.upper.path(n));
+  if (set.mode !== undefined && n.kind !== "symlink") e ||= check(libc().chmod(p, set.mode & 0o7777));
+  if (set.uid !== undefined || set.gid !== undefined) {
+    e ||= check(libc().lchown(p, set.uid ?? 0xffffffff, set.gid ?? 0xffffffff));
+  }
+  if (set.atime !== undefined || set.mtime !== undefined) {
+    e ||= utimens(ov.upper.path(n), set.atime, set.mtime);
+  }
+  return e;
+}
+
+/** The attributes to keep serving for a node that is going away (zeroes when it has none). */
+export function lastAttr(ov: OverlayParts, n: ONode): Attr {
+  const a = attrOf(ov, n);
+  return typeof a === "number"
+    ? { ino: n.ino, mode: 0, nlink: 0, uid: 0, gid: 0, size: 0, blocks: 0, blksize: 4096, time: 0 }
+    : a;
+}

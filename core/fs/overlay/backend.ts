@@ -1,0 +1,179 @@
+/**
+ * An editable runtime as an FsBackend: inode numbers in, the overlay's nodes inside. Owns the
+ * runtime's open file handles (fds in scratch or in the object store), so an unlinked file that
+ * is still open keeps serving live attributes through its fd.
+ */
+import { E } from "../../../ffi/errno.ts";
+import { fstat, statfs } from "../../../ffi/fsops.ts";
+import { errno, libc, O_ACCMODE } from "../../../ffi/sys.ts";
+import type { Attr } from "../../../ffi/stat.ts";
+import type { StatVfs } from "../../../ffi/types.ts";
+import type { Caller, DirEntry, Errno, FsBackend, Opened, SetAttr } from "../backend.ts";
+import type { BlobOpener } from "../blobs.ts";
+import { DT } from "../readonly.ts";
+import type { Digest } from "../../store/objects.ts";
+import { ROOT_INO, type Vfs } from "../vfs.ts";
+import { type ONode, Overlay } from "./overlay.ts";
+
+/** How copy-up copied a file. */
+export type CopyUpHow = "reflink" | "copy_file_range" | "copy";
+
+/** An open handle of this runtime. */
+interface Handle {
+  node: ONode;
+  write: boolean;
+}
+
+/** One editable runtime. */
+export class OverlayBackend implements FsBackend {
+  /** Scratch times and sizes move, so the kernel keeps attributes briefly. */
+  readonly attrTimeout = 1;
+  readonly writable = true;
+  readonly cacheListings = false;
+  readonly overlay: Overlay;
+  readonly #handles = new Map<number, Handle>();
+  readonly #blobs: BlobOpener;
+
+  constructor(
+    o: {
+      id: string;
+      scratch: string;
+      work: string;
+      vfs: Vfs;
+      layers: Digest[];
+      rootSources: Digest[];
+      reflink: boolean;
+      blobs: BlobOpener;
+      onCopyUp?: (how: CopyUpHow) => void;
+    },
+  ) {
+    this.#blobs = o.blobs;
+    this.overlay = new Overlay({ ...o, owner: this });
+  }
+
+  #attrOf(n: ONode | number): Attr | Errno {
+    return typeof n === "number" ? n : this.overlay.attr(n);
+  }
+
+  lookup(parent: number, name: string): Attr | Errno {
+    return this.#attrOf(this.overlay.lookup(parent, name));
+  }
+  forget(ino: number, n: number): void {
+    this.overlay.forget(ino, n);
+  }
+  /** An open handle's fd is the truth: the file may be unlinked. */
+  getattr(ino: number, fh?: number): Attr | Errno {
+    if (fh !== undefined && this.#handles.has(fh)) {
+      const a = fstat(fh);
+      if (typeof a !== "number") return { ...a, ino };
+    }
+    const n = this.overlay.node(ino);
+    if (!n) return E.ENOENT;
+    if (n.detached && n.openFds > 0) {
+      for (const [fd, h] of this.#handles) {
+        const a = h.node === n ? fstat(fd) : E.EBADF;
+        if (typeof a !== "number") return { ...a, ino };
+      }
+    }
+    return this.overlay.attr(n);
+  }
+  setattr(ino: number, set: SetAttr, fh?: number): Attr | Errno {
+    if (ino === ROOT_INO) return E.EPERM;
+    const n = this.overlay.node(ino);
+    return n ? this.overlay.setattr(n, set, fh) : E.ENOENT;
+  }
+  readlink(ino: number): Uint8Array | Errno {
+    const n = this.overlay.node(ino);
+    return n ? this.overlay.readlink(n) : E.ENOENT;
+  }
+  open(ino: number, flags: number): Opened | Errno {
+    const n = this.overlay.node(ino);
+    if (!n) return E.ENOENT;
+    const r = this.overlay.open(n, flags, this.#blobs.open);
+    if (typeof r === "number") return r;
+    this.#handles.set(r.fd, { node: n, write: r.write });
+    return { fh: r.fd, keepCache: false };
+  }
+  create(parent: number, name: string, mode: number, flags: number, who: Caller): [Attr, Opened] | Errno {
+    const r = this.overlay.create(parent, name, mode, flags, who);
+    if (typeof r === "number") return r;
+    const a = this.overlay.attr(r.node);
+    if (typeof a === "number") return a;
+    this.#handles.set(r.fd, { node: r.node, write: (flags & O_ACCMODE) !== 0 });
+    return [a, { fh: r.fd, keepCache: false }];
+  }
+  write(fh: number, buf: Deno.PointerValue, size: bigint, off: bigint): bigint | Errno {
+    if (!this.#handles.has(fh)) return E.EBADF;
+    const n = libc().pwrite(fh, buf, size, off);
+    if (n < 0) return errno();
+    this.overlay.gen++;
+    return BigInt(n);
+  }
+  release(fh: number): void {
+    const h = this.#handles.get(fh);
+    if (h) {
+      this.#handles.delete(fh);
+      this.overlay.released(h.node, h.write);
+    }
+    libc().close(fh);
+  }
+  list(ino: number): DirEntry[] | Errno {
+    const list = this.overlay.list(ino);
+    if (typeof list === "number") return list;
+    return list.map(([name, n]) => {
+      let type = DT[n.kind];
+      if (type === undefined) {
+        const a = this.overlay.attr(n);
+        type = typeof a === "number" ? 0 : a.mode & 0o170000;
+      }
+      return { name, ino: n.ino, type };
+    });
+  }
+  statfs(): StatVfs | Errno {
+    const st = statfs(this.overlay.scratch);
+    return typeof st === "number" ? st : { ...st, readonly: false };
+  }
+  access(): Errno {
+    return 0;
+  }
+  #withNode<T>(ino: number, f: (n: ONode) => T | Errno): T | Errno {
+    const n = this.overlay.node(ino);
+    return n ? f(n) : E.ENOENT;
+  }
+  getxattr(ino: number, name: string, size: number): Uint8Array | Errno {
+    return this.#withNode(ino, (n) => this.overlay.getxattr(n, name, size));
+  }
+  listxattr(ino: number, size: number): Uint8Array | Errno {
+    return this.#withNode(ino, (n) => this.overlay.listxattr(n, size));
+  }
+  setxattr(ino: number, name: string, value: Deno.PointerValue, size: number, flags: number): Errno {
+    return this.#withNode(ino, (n) => this.overlay.setxattr(n, name, value, size, flags));
+  }
+  removexattr(ino: number, name: string): Errno {
+    return this.#withNode(ino, (n) => this.overlay.removexattr(n, name));
+  }
+  mknod(parent: number, name: string, mode: number, rdev: bigint, who: Caller): Attr | Errno {
+    return this.#attrOf(this.overlay.mknod(parent, name, mode, rdev, who));
+  }
+  mkdir(parent: number, name: string, mode: number, who: Caller): Attr | Errno {
+    return this.#attrOf(this.overlay.mkdir(parent, name, mode, who));
+  }
+  symlink(parent: number, name: string, target: Uint8Array, who: Caller): Attr | Errno {
+    return this.#attrOf(this.overlay.symlink(parent, name, target, who));
+  }
+  link(ino: number, parent: number, name: string): Attr | Errno {
+    return this.#attrOf(this.overlay.link(ino, parent, name));
+  }
+  unlink(parent: number, name: string): Errno {
+    return this.overlay.unlink(parent, name);
+  }
+  rmdir(parent: number, name: string): Errno {
+    return this.overlay.rmdir(parent, name);
+  }
+  rename(parent: number, name: string, newParent: number, newName: string, flags: number): Errno {
+    return this.overlay.rename(parent, name, newParent, newName, flags);
+  }
+  fallocate(): Errno {
+    return E.ENOTSUP;
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * rename(2) and renameat2(2) with RENAME_NOREPLACE and RENAME_EXCHANGE. Both sides are copied up
+ * (a dir with its whole subtree, made opaque), the scratch entries are renamed with the same
+ * flags, the old name of a lower entry is masked, and the node table follows: inodes move with
+ * their paths.
+ */
+import { E } from "../../../ffi/errno.ts";
+import { rename as renameat2 } from "../../../ffi/fsops.ts";
+import { WH_PREFIX } from "../../store/scratch.ts";
+import { lastAttr } from "./attrs.ts";
+import { deepCopyUp } from "./copyup.ts";
+import type { ONode } from "./nodes.ts";
+import type { OverlayParts } from "./parts.ts";
+
+const RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2;
+
+/** True when the merged listing of dir `n` is empty. */
+export function isEmptyDir(ov: OverlayParts, n: ONode): boolean {
+  const l = ov.list(n.ino);
+  return typeof l !== "number" && l.length === 0;
+}
+
+/** The errno a rename of `src` over `dst` must fail with before anything changes, or 0. */
+function precheck(ov: OverlayParts, src: ONode, dst: ONode | undefined, flags: number): number {
+  if (dst && (flags & RENAME_NOREPLACE)) return E.EEXIST;
+  if (flags & RENAME_EXCHANGE) return dst ? 0 : E.ENOENT;
+  if (!dst) return 0;
+  if (src.kind === "dir" && dst.kind !== "dir") return E.ENOTDIR;
+  if (src.kind !== "dir" && dst.kind === "dir") return E.EISDIR;
+  if (dst.kind === "dir" && !isEmptyDir(ov, dst)) return E.ENOTEMPTY;
+  return 0;
+}
+
+/** rename of `name` in `dirIno` to `nname` in `ndirIno`: 0 or an errno. */
+export function renameNode(
+  ov: OverlayParts,
+  dirIno: number,
+  name: string,
+  ndirIno: number,
+  nname: string,
+  flags: number,
+): number {
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return E.EINVAL;
+  const dir = ov.node(dirIno), ndir = ov.node(ndirIno);
+  if (!dir || !ndir) return E.ENOENT;
+  if (ndir.kind !== "dir") return E.ENOTDIR;
+  if (nname.startsWith(WH_PREFIX)) return E.EINVAL;
+  const src = ov.child(dir, name);
+  if (!src) return E.ENOENT;
+  const dst = ov.child(ndir, nname);
+  if (src === dst) return 0;
+  let e = precheck(ov, src, dst, flags);
+  if (e) return e;
+  const dstLast = dst ? ov.attr(dst) : E.ENOENT;
+  const exchange = (flags & RENAME_EXCHANGE) !== 0;
+  e = deepCopyUp(ov, src) || (exchange ? deepCopyUp(ov, dst!) : 0) ||
+    ov.upper.ensure(ndir, (m) => ov.parentOf(m));
+  if (e) return e;
+  const lowerAtDst = ndir.lowerSources ? ov.vfs.childrenOf(ndir.lowerSources).get(nname) : undefined;
+  if (!exchange && (e = prepareTarget(ov, src, dst, ndir, nname, !!lowerAtDst))) return e;
+  const from = `${dir.path}/${name}`, to = `${ndir.path}/${nname}`;
+  const rc = renameat2(ov.upper.path(from), ov.upper.path(to), flags & RENAME_EXCHANGE);
+  if (rc) return rc;
+  if (exchange) {
+    const tmp = `${to}\0swap`;
+    ov.table.move(dst!, to, tmp);
+    ov.table.move(src, from, to);
+    ov.table.move(dst!, tmp, from);
+  } else {
+    if (src.lower && (e = ov.upper.addMask(dir, name, (m) => ov.parentOf(m)))) return e;
+    if (dst) ov.table.detach(dst, to, dstLast, (m) => lastAttr(ov, m));
+    ov.table.move(src, from, to);
+    src.lower = lowerAtDst ?? null;
+    if (src.kind === "dir") src.lowerSources = null;
+  }
+  ov.gen++;
+  return 0;
+}
+
+/** Clears what would show through at the target: its whiteouts, its mask, a lower dir under it. */
+function prepareTarget(
+  ov: OverlayParts,
+  src: ONode,
+  dst: ONode | undefined,
+  ndir: ONode,
+  nname: string,
+  lowerAtDst: boolean,
+): number {
+  let e = 0;
+  if (dst?.upper && dst.kind === "dir" && (e = ov.upper.clearMarkers(dst))) return e;
+  ov.upper.removeMask(ndir, nname);
+  if (src.kind === "dir" && lowerAtDst && !src.state?.opaque) e = ov.upper.markOpaque(src);
+  return e;
+}

@@ -1,0 +1,122 @@
+/**
+ * The upper (scratch) dir's own state: whiteout masks, opaque markers and metadata sidecars
+ * (core/store/scratch.ts), loaded once per dir; creating upper dirs along a path; temp names in
+ * `work/` for atomic copy-up. Paths here are scratch paths, never under the mount point.
+ */
+import { E } from "../../../ffi/errno.ts";
+import { check, touch } from "../../../ffi/fsops.ts";
+import { cstr, libc } from "../../../ffi/sys.ts";
+import { META_PREFIX, OPAQUE_NAME, parseScratchName, WH_PREFIX } from "../../store/scratch.ts";
+import type { Caller } from "../backend.ts";
+import type { DirState, ONode } from "./nodes.ts";
+
+const emptyState = (): DirState => ({ masks: new Set(), meta: new Map(), opaque: false });
+
+/** One runtime's scratch and work dirs. */
+export class UpperDir {
+  readonly #isRoot = Deno.uid() === 0;
+  #tmpSeq = 0;
+
+  constructor(readonly scratch: string, readonly work: string) {}
+
+  /** The scratch path of a node or of an overlay path ("" is the root). */
+  path(n: ONode | string): string {
+    return this.scratch + (typeof n === "string" ? n : n.path);
+  }
+
+  /** A fresh name in work/ (same filesystem as scratch, so a rename publishes atomically). */
+  tmp(): string {
+    return `${this.work}/cu-${Deno.pid}-${++this.#tmpSeq}`;
+  }
+
+  /** The whiteout state of an upper dir (read once); undefined when `dir` has no upper dir. */
+  state(dir: ONode): DirState | undefined {
+    if (!dir.upper) return undefined;
+    if (dir.state) return dir.state;
+    const st = emptyState();
+    for (const e of Deno.readDirSync(this.path(dir))) {
+      const p = parseScratchName(e.name);
+      if (p.kind === "opaque") st.opaque = true;
+      else if (p.kind === "mask") st.masks.add(p.name);
+      else if (p.kind === "meta") {
+        try {
+          st.meta.set(p.name, JSON.parse(Deno.readTextFileSync(`${this.path(dir)}/${e.name}`)));
+        } catch { /* a torn sidecar: ignore it, the lower attributes show */ }
+      }
+    }
+    if (st.opaque) dir.lowerSources = null;
+    dir.state = st;
+    return st;
+  }
+
+  /** Makes sure `dir` exists in scratch, creating its upper chain with the lower modes. */
+  ensure(dir: ONode, parentOf: (n: ONode) => ONode): number {
+    if (dir.upper) return 0;
+    const e = this.ensure(parentOf(dir), parentOf);
+    if (e) return e;
+    const path = this.path(dir);
+    const mode = dir.lower?.mode ?? 0o755;
+    let rc = check(libc().mkdir(cstr(path), mode));
+    if (rc === E.EEXIST) rc = 0;
+    if (rc) return rc;
+    check(libc().chmod(cstr(path), mode));
+    dir.upper = true;
+    dir.state = emptyState();
+    return 0;
+  }
+
+  /** Removes the mask of `name` in `dir`; true when there was one. */
+  removeMask(dir: ONode, name: string): boolean {
+    const st = this.state(dir);
+    if (!st?.masks.has(name)) return false;
+    check(libc().unlink(cstr(`${this.path(dir)}/${WH_PREFIX}${name}`)));
+    st.masks.delete(name);
+    return true;
+  }
+
+  /** Masks the lower entry `name` of `dir` (creating `dir` in scratch first). */
+  addMask(dir: ONode, name: string, parentOf: (n: ONode) => ONode): number {
+    const e = this.ensure(dir, parentOf);
+    if (e) return e;
+    const rc = touch(`${this.path(dir)}/${WH_PREFIX}${name}`);
+    if (rc) return rc;
+    this.state(dir)!.masks.add(name);
+    return 0;
+  }
+
+  /** Deletes the metadata sidecar of `name` in `dir`, if any. */
+  dropMeta(dir: ONode, name: string): void {
+    const st = this.state(dir);
+    if (!st?.meta.has(name)) return;
+    check(libc().unlink(cstr(`${this.path(dir)}/${META_PREFIX}${name}`)));
+    st.meta.delete(name);
+  }
+
+  /** Makes an upper dir opaque: no lower entry below it shows any more. */
+  markOpaque(n: ONode): number {
+    const rc = touch(`${this.path(n)}/${OPAQUE_NAME}`);
+    if (rc) return rc;
+    n.state!.opaque = true;
+    n.lowerSources = null;
+    return 0;
+  }
+
+  /** Deletes the whiteout files of an upper dir whose merged listing is empty. */
+  clearMarkers(n: ONode): number {
+    for (const e of Deno.readDirSync(this.path(n))) {
+      if (!e.name.startsWith(WH_PREFIX)) continue;
+      const rc = check(libc().unlink(cstr(`${this.path(n)}/${e.name}`)));
+      if (rc) return rc;
+    }
+    n.state = emptyState();
+    return 0;
+  }
+
+  /** A root service creates entries as their caller, as a local disk would. */
+  setOwner(path: string, who: Caller): void {
+    if (this.#isRoot && (who.uid !== 0 || who.gid !== 0)) check(libc().lchown(cstr(path), who.uid, who.gid));
+  }
+
+  /** A fresh, empty whiteout state (a dir just made in scratch). */
+  static emptyState = emptyState;
+}

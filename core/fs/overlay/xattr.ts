@@ -1,0 +1,48 @@
+/** Extended attributes of scratch entries: only user.* names exist; lower entries have none. */
+import { E } from "../../../ffi/errno.ts";
+import { check } from "../../../ffi/fsops.ts";
+import { cstr, errno, libc } from "../../../ffi/sys.ts";
+import { copyUp } from "./copyup.ts";
+import type { ONode } from "./nodes.ts";
+import type { OverlayParts } from "./parts.ts";
+
+/** getxattr: the value, or an empty array of its length when `size` is 0. */
+export function getxattr(ov: OverlayParts, n: ONode, name: string, size: number): Uint8Array | number {
+  if (!n.upper || !name.startsWith("user.")) return E.ENOATTR;
+  const buf = size > 0 ? new Uint8Array(size) : null;
+  const r = Number(libc().lgetxattr(cstr(ov.upper.path(n)), cstr(name), buf, BigInt(size)));
+  if (r < 0) return errno();
+  return size > 0 ? buf!.subarray(0, r) : new Uint8Array(r);
+}
+
+/** setxattr: user.* only (others ENOTSUP); copies a lower entry up first. */
+export function setxattr(
+  ov: OverlayParts,
+  n: ONode,
+  name: string,
+  value: Deno.PointerValue,
+  size: number,
+  flags: number,
+): number {
+  if (!name.startsWith("user.")) return E.ENOTSUP;
+  const e = copyUp(ov, n);
+  if (e) return e;
+  ov.gen++;
+  return check(libc().lsetxattr(cstr(ov.upper.path(n)), cstr(name), value, BigInt(size), flags));
+}
+
+/** listxattr: the NUL-separated user.* names, or only the needed size when `size` is 0. */
+export function listxattr(ov: OverlayParts, n: ONode, size: number): Uint8Array | number {
+  if (!n.upper) return new Uint8Array(0);
+  const buf = size > 0 ? new Uint8Array(size) : null;
+  const r = Number(libc().llistxattr(cstr(ov.upper.path(n)), buf, BigInt(size)));
+  if (r < 0) return errno();
+  return size > 0 ? buf!.subarray(0, r) : new Uint8Array(r);
+}
+
+/** removexattr. */
+export function removexattr(ov: OverlayParts, n: ONode, name: string): number {
+  if (!n.upper) return E.ENOATTR;
+  ov.gen++;
+  return check(libc().lremovexattr(cstr(ov.upper.path(n)), cstr(name)));
+}

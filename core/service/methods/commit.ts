@@ -1,0 +1,71 @@
+/**
+ * `commit`: turns a runtime's scratch into a new top layer. Scratch is imported while the runtime
+ * keeps running; then the worker swaps it out, but only if nothing changed meanwhile (else retry).
+ */
+import { SpfsError } from "../../errors.ts";
+import { importDir } from "../../store/importer.ts";
+import { encodeLayer } from "../../store/objects.ts";
+import { validateTagName } from "../../store/tags.ts";
+import type { CommitParams, CommitResult } from "../../../proto/protocol.ts";
+import type { WorkerReply } from "../worker/messages.ts";
+import type { Runtime } from "../runtimes.ts";
+import type { Service } from "../state.ts";
+
+/** @throws SpfsError RuntimeNotFound, NotEditable, RuntimeBusy, NothingToCommit, StorageError. */
+export async function commit(s: Service, p: CommitParams): Promise<CommitResult> {
+  if (p.tag) validateTagName(p.tag);
+  const rt = editableRuntime(s, p.runtime);
+  const d = s.rdb.dirs(rt.id);
+  for (let attempt = 1;; attempt++) {
+    const c = await s.worker.ask<Extract<WorkerReply, { gen: number }>>({ type: "commit-check", id: rt.id });
+    if ("ok" in c) throw new SpfsError("RuntimeNotFound", `runtime ${rt.id} is gone`);
+    if (c.writers > 0) {
+      throw new SpfsError("RuntimeBusy", `${c.writers} file(s) are open for writing in runtime ${rt.id}`, {
+        hint: "close them (or stop the programs writing) and commit again",
+      });
+    }
+    if ([...Deno.readDirSync(d.scratch)].length === 0) {
+      throw new SpfsError("NothingToCommit", `runtime ${rt.id} has no changes to commit`, {
+        hint: "see changes with `spfs diff`",
+      });
+    }
+    const result = await importDir(d.scratch, s.store, {}, { scratch: true });
+    const layer = s.store.putBytes(encodeLayer(result.manifest, { "spfs.runtime": rt.id }));
+    s.store.syncDirs();
+    const layers = [...rt.layers, layer];
+    const trash = `${d.root}/trash-${Date.now()}`;
+    const r = await s.worker.ask<WorkerReply>({ type: "rebase", id: rt.id, layers, gen: c.gen, trash });
+    if ("ok" in r && !r.ok) {
+      if (r.reason === "changed" && attempt < 3) continue;
+      throw new SpfsError("RuntimeBusy", `runtime ${rt.id} kept changing during the commit (${r.reason})`, {
+        hint: "stop the programs writing to /spfs and commit again",
+      });
+    }
+    rt.layers = layers;
+    if (rt.durable) s.rdb.put(rt);
+    if (p.tag) s.tags.set(p.tag, layer);
+    void Deno.remove(trash, { recursive: true }).catch(() => {});
+    s.log.info("committed runtime {runtime} as {layer}", { runtime: rt.id, layer, tag: p.tag });
+    const { manifest, files, dirs, symlinks, bytes, skipped } = result;
+    return { layer, manifest, layers, files, dirs, symlinks, bytes, tag: p.tag ?? null, skipped };
+  }
+}
+
+/** The running, editable runtime `ref`. */
+function editableRuntime(s: Service, ref: string): Runtime {
+  const rt = s.runtimes.find(ref);
+  if (!rt) {
+    if (s.rdb.find(ref)) {
+      throw new SpfsError("RuntimeNotFound", `runtime ${ref} is not running`, {
+        hint: `re-enter it with \`spfs run --rerun ${ref} -- spfs commit -t NAME\``,
+      });
+    }
+    throw s.runtimes.notFound(ref);
+  }
+  if (!rt.editable) {
+    throw new SpfsError("NotEditable", `runtime ${rt.id} is read-only; there is nothing to commit`, {
+      hint: "start runs with --edit to change and commit them",
+    });
+  }
+  return rt;
+}

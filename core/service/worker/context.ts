@@ -1,0 +1,126 @@
+/**
+ * What every FUSE op needs: the reply functions and ABI of the loaded library, the backend
+ * resolution rules, and reusable reply buffers (the worker serves one request at a time).
+ *
+ * Resolution (ARCHITECTURE.md "Routing and kernel caches"): the shared root inode resolves by the
+ * caller's runtime (`byCaller`); every other inode by the runtime that owns it (`byOwner`), so a
+ * dentry or an open handle keeps serving from its own runtime whoever asks.
+ */
+import { encodeEntryParam } from "../../../ffi/fuse/lowlevel.ts";
+import type { FuseAbi, FuseReplies } from "../../../ffi/fuse/abi.ts";
+import { type Attr, encodeStat, STAT_SIZE } from "../../../ffi/stat.ts";
+import { E } from "../../../ffi/errno.ts";
+import type { Caller, DirEntry, FsBackend } from "../../fs/backend.ts";
+import type { BlobOpener } from "../../fs/blobs.ts";
+import type { OverlayBackend } from "../../fs/overlay/backend.ts";
+import { ReadOnlyBackend } from "../../fs/readonly.ts";
+import type { Router } from "../../fs/router.ts";
+import { ROOT_INO, type Vfs, type View } from "../../fs/vfs.ts";
+import type { LogLevel } from "./messages.ts";
+
+/**
+ * Kernel entry timeouts in seconds. Root entries: 0, so every path walk asks again with the
+ * caller's pid (the dentry cache is keyed by path, not process). Entries below the root live in
+ * stack-bound directory inodes or in one runtime's inodes, so caching them cannot show one
+ * environment's data to another. Attribute timeouts come from the backend.
+ */
+export const ROOT_ENTRY_TIMEOUT = 0, ENTRY_TIMEOUT = 60;
+
+/** One registered runtime as the router holds it. */
+export type MountRec = View & { id: string; backend: FsBackend; overlay?: OverlayBackend };
+
+/** A pointer argument from libfuse. */
+export type Ptr = Deno.PointerValue;
+
+/** The worker's state and helpers, shared by every op. */
+export class WorkerContext {
+  /** Open file handles (fds) and the backend that serves each. */
+  readonly handles = new Map<number, FsBackend>();
+  /** Open directory listings by handle, with "." and "..". */
+  readonly dirHandles = new Map<number, DirEntry[]>();
+  nextDirHandle = 1;
+  /** Serves inodes below the root that no editable runtime owns, and outsiders at the root. */
+  readonly shared: ReadOnlyBackend;
+  readonly entryBuf: Uint8Array;
+  readonly statBuf: Uint8Array;
+  readonly statView: DataView;
+  dirBuf = new Uint8Array(64 * 1024);
+
+  constructor(
+    readonly S: FuseReplies,
+    readonly abi: FuseAbi,
+    readonly vfs: Vfs,
+    readonly router: Router<MountRec>,
+    readonly blobs: BlobOpener,
+    readonly counters: Int32Array,
+    readonly log: (level: LogLevel, message: string, fields?: Record<string, unknown>) => void,
+  ) {
+    this.shared = new ReadOnlyBackend(vfs, null, blobs);
+    this.entryBuf = encodeEntryParam(abi.statLayout, vfs.attr(ROOT_INO)!, 0, 0);
+    this.statBuf = new Uint8Array(STAT_SIZE[abi.statLayout]);
+    this.statView = new DataView(this.statBuf.buffer);
+  }
+
+  /** The runtime of the process tree `req` came from, or null for an outsider. */
+  mountOf(req: Ptr): MountRec | null {
+    const tid = new Deno.UnsafePointerView(this.S.fuse_req_ctx(req)!).getInt32(this.abi.ctx.pid);
+    return this.router.resolve(tid)?.mount ?? null;
+  }
+  /** The backend the caller of `req` sees at the root. */
+  byCaller(req: Ptr): FsBackend {
+    return this.mountOf(req)?.backend ?? this.shared;
+  }
+  /** The backend that owns `ino` (never the shared root). */
+  byOwner(ino: number): FsBackend {
+    return (this.vfs.owners.get(ino) as FsBackend | undefined) ?? this.shared;
+  }
+  /** The root through the caller, every other inode by its owner. */
+  resolve(req: Ptr, ino: number): FsBackend {
+    return ino === ROOT_INO ? this.byCaller(req) : this.byOwner(ino);
+  }
+  /** uid and gid of the caller. */
+  caller(req: Ptr): Caller {
+    const v = new Deno.UnsafePointerView(this.S.fuse_req_ctx(req)!);
+    return { uid: v.getUint32(this.abi.ctx.uid), gid: v.getUint32(this.abi.ctx.gid) };
+  }
+  name(p: Ptr): string {
+    return Deno.UnsafePointerView.getCString(p!);
+  }
+  /** A view of a `fuse_file_info`. */
+  fi(fi: Ptr): DataView {
+    return new DataView(Deno.UnsafePointerView.getArrayBuffer(fi!, this.abi.fi.size));
+  }
+  /** The handle (`fh`) of a `fuse_file_info`. */
+  fh(fi: Ptr): number {
+    return Number(this.fi(fi).getBigUint64(this.abi.fi.fh, true));
+  }
+  /** Sets bits of the `fuse_file_info` bit word (keep_cache, cache_readdir). */
+  setFiBits(v: DataView, bits: number): void {
+    v.setUint32(this.abi.fi.bits, (v.getUint32(this.abi.fi.bits, true) | bits) >>> 0, true);
+  }
+
+  /** Encodes an entry for `fuse_reply_entry`/`fuse_reply_create` into the shared buffer. */
+  entry(b: FsBackend, a: Attr, parent: number): Uint8Array {
+    const entryTimeout = parent === ROOT_INO ? ROOT_ENTRY_TIMEOUT : ENTRY_TIMEOUT;
+    return encodeEntryParam(this.abi.statLayout, a, b.attrTimeout, entryTimeout, this.entryBuf);
+  }
+  /** Replies to a request that creates or finds a name: the entry, or the errno. */
+  replyEntry(req: Ptr, b: FsBackend, a: Attr | number, parent: number): void {
+    if (typeof a === "number") return void this.S.fuse_reply_err(req, a);
+    this.S.fuse_reply_entry(req, this.entry(b, a, parent));
+  }
+  /** Replies with attributes, or the errno. */
+  replyAttr(req: Ptr, a: Attr | number, timeout: number): void {
+    if (typeof a === "number") return void this.S.fuse_reply_err(req, a);
+    this.statBuf.fill(0);
+    encodeStat(this.abi.statLayout, a, this.statView);
+    this.S.fuse_reply_attr(req, this.statBuf, timeout);
+  }
+  /** Replies to getxattr/listxattr: the length when `size` is 0, ERANGE when it is too small. */
+  replyBytes(req: Ptr, size: number, r: Uint8Array | number): void {
+    if (typeof r === "number") return void this.S.fuse_reply_err(req, r);
+    if (size === 0) return void this.S.fuse_reply_xattr(req, BigInt(r.length));
+    if (r.length > size) return void this.S.fuse_reply_err(req, E.ERANGE);
+    this.S.fuse_reply_buf(req, r, BigInt(r.length));
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * The one place that turns an op into a native callback: counts the request, times it into the
+ * op's latency histogram, logs slow requests, and converts an exception into an errno reply (EIO,
+ * or the resource errno it carried) with the op and path in the log (the spk `err!` habit).
+ */
+import type { FuseAbi, OpName } from "../../../ffi/fuse/abi.ts";
+import { OP_SIGNATURES, OPS as LINUX_SLOT } from "../../../ffi/fuse/lowlevel.ts";
+import { E } from "../../../ffi/errno.ts";
+import { errnoOfException } from "../../../ffi/sys.ts";
+import { bucketOf, CTR, LAT_BUCKETS } from "../../metrics.ts";
+import { ROOT_INO } from "../../fs/vfs.ts";
+import type { OverlayBackend } from "../../fs/overlay/backend.ts";
+import type { WorkerContext } from "./context.ts";
+
+/**
+ * The arguments libfuse passes to op `K`, typed from its libfuse 3 signature (Darwin's narrower
+ * mode_t and dev_t decode to the same JS types; libfuse 2.9's rename has no `flags`).
+ */
+export type OpArgs<K extends OpName> = Parameters<
+  Deno.UnsafeCallbackFunction<(typeof OP_SIGNATURES)[K], "void">
+>;
+/** One FUSE op: the context, then libfuse's own arguments. */
+export type Op<K extends OpName> = (c: WorkerContext, ...args: OpArgs<K>) => void;
+
+const WITH_NAME = new Set(["lookup", "mknod", "mkdir", "unlink", "rmdir", "create", "rename"]);
+
+/** Log fields naming what a request was about: its inode, and a path where one is known. */
+function describe(c: WorkerContext, op: string, args: unknown[]): Record<string, unknown> {
+  if (op === "init" || op === "destroy" || op === "forget_multi") return {};
+  const ino = typeof args[1] === "bigint" ? Number(args[1]) : undefined;
+  const out: Record<string, unknown> = { ino };
+  try {
+    if (ino === undefined) return out;
+    const ov = (c.vfs.owners.get(ino) as OverlayBackend | undefined)?.overlay;
+    const dirPath = ino === ROOT_INO ? "" : ov?.node(ino)?.path ?? c.vfs.nodes.get(ino)?.path;
+    if (WITH_NAME.has(op) && args[2]) {
+      out.path = `${dirPath ?? `<ino ${ino}>`}/${c.name(args[2] as Deno.PointerValue)}`;
+    } else if (dirPath !== undefined) out.path = dirPath || "/";
+    else if (c.vfs.nodes.get(ino)?.digest) out.blob = c.vfs.nodes.get(ino)!.digest;
+  } catch { /* best effort */ }
+  return out;
+}
+
+/**
+ * Wraps `fn` as the native callback for `op` in `abi`.
+ * @param slowUs requests slower than this are logged with their duration (µs)
+ */
+export function instrument<K extends OpName>(
+  c: WorkerContext,
+  abi: FuseAbi,
+  op: K,
+  fn: Op<K>,
+  latency: Int32Array,
+  slowUs: number,
+): Deno.UnsafeCallback {
+  const hasReply = op !== "init" && op !== "destroy" && op !== "forget" && op !== "forget_multi";
+  const def = { parameters: abi.signature[op] as Deno.NativeType[], result: "void" } as const;
+  // histograms are indexed by the Linux slot so metrics read the same on every platform
+  const hist = LINUX_SLOT[op] * LAT_BUCKETS;
+  const counters = c.counters;
+  return new Deno.UnsafeCallback(def, (...args: unknown[]) => {
+    counters[CTR.requests]++;
+    const t0 = performance.now();
+    try {
+      (fn as (c: WorkerContext, ...a: unknown[]) => void)(c, ...args);
+    } catch (e) {
+      counters[CTR.errors]++;
+      const err = errnoOfException(e);
+      c.log(err === E.EIO ? "error" : "warning", `${op} failed: ${e instanceof Error ? e.stack : e}`, {
+        op,
+        errno: err,
+        ...describe(c, op, args),
+      });
+      if (hasReply) c.S.fuse_reply_err(args[0] as Deno.PointerValue, err);
+    }
+    const us = (performance.now() - t0) * 1000;
+    latency[hist + bucketOf(us)]++;
+    if (us > slowUs) {
+      c.log("info", `slow ${op}`, { op, duration_us: Math.round(us), ...describe(c, op, args) });
+    }
+    counters[CTR.ancestryHits] = c.router.stats.hits;
+    counters[CTR.ancestryMisses] = c.router.stats.misses;
+    counters[CTR.listingHits] = c.vfs.stats.hits;
+    counters[CTR.listingMisses] = c.vfs.stats.misses;
+  });
+}

@@ -1,0 +1,108 @@
+/**
+ * The worker's side of the main thread's commands: register and unregister runtimes, and the two
+ * steps of a commit. Drained after each wake-up and before each request, so a registration is
+ * seen before the registered process's first request.
+ */
+import { receiveMessageOnPort } from "node:worker_threads";
+import type { MessagePort } from "node:worker_threads";
+import { CTR } from "../../metrics.ts";
+import type { BlobOpener } from "../../fs/blobs.ts";
+import { OverlayBackend } from "../../fs/overlay/backend.ts";
+import { ReadOnlyBackend } from "../../fs/readonly.ts";
+import type { Router } from "../../fs/router.ts";
+import type { Vfs } from "../../fs/vfs.ts";
+import type { MountRec } from "./context.ts";
+import type { LogLevel, ToWorker, WorkerReply } from "./messages.ts";
+
+/** Applies main-thread commands to the router and the editable runtimes. */
+export class Mailbox {
+  readonly #overlays = new Map<string, OverlayBackend>();
+
+  constructor(
+    readonly port: MessagePort,
+    readonly vfs: Vfs,
+    readonly router: Router<MountRec>,
+    readonly blobs: BlobOpener,
+    readonly counters: Int32Array,
+    readonly reply: (reqId: number, result: WorkerReply) => void,
+    readonly log: (level: LogLevel, message: string, fields?: Record<string, unknown>) => void,
+  ) {}
+
+  /** Applies every queued message. */
+  drain = (): void => {
+    for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {
+      this.apply(m.message as ToWorker);
+    }
+  };
+
+  apply(m: ToWorker): void {
+    switch (m.type) {
+      case "register":
+        return this.#register(m);
+      case "unregister":
+        return this.#unregister(m.pid);
+      case "commit-check": {
+        const ov = this.#overlays.get(m.id)?.overlay;
+        if (!ov) return this.reply(m.reqId, { ok: false, reason: "the runtime is not active" });
+        return this.reply(m.reqId, { gen: ov.gen, writers: ov.writers });
+      }
+      case "rebase":
+        return this.reply(m.reqId, this.#rebase(m));
+    }
+  }
+
+  #register(m: Extract<ToWorker, { type: "register" }>): void {
+    try {
+      const view = this.vfs.view(m.layers);
+      let overlay: OverlayBackend | undefined;
+      if (m.edit) {
+        overlay = new OverlayBackend({
+          id: m.id,
+          ...m.edit,
+          vfs: this.vfs,
+          layers: m.layers,
+          rootSources: view.rootSources,
+          blobs: this.blobs,
+          onCopyUp: (how) => {
+            this.counters[CTR.copyUps]++;
+            if (how === "reflink") this.counters[CTR.reflinks]++;
+          },
+        });
+        this.#overlays.set(m.id, overlay);
+      }
+      const backend = overlay ?? new ReadOnlyBackend(this.vfs, view, this.blobs);
+      this.router.register(m.pid, m.startTime, { ...view, id: m.id, backend, overlay });
+    } catch (e) {
+      this.log("error", `registration of ${m.pid} failed: ${e}`, { root_pid: m.pid, runtime: m.id });
+    }
+  }
+
+  #unregister(pid: number): void {
+    const r = this.router.unregister(pid);
+    const ov = r?.mount.overlay;
+    if (!r || !ov) return;
+    // lingering processes keep the runtime's layers, read-only: its scratch is going away
+    r.mount.overlay = undefined;
+    r.mount.backend = new ReadOnlyBackend(this.vfs, r.mount, this.blobs);
+    ov.overlay.dispose();
+    this.#overlays.delete(r.mount.id);
+  }
+
+  #rebase(m: Extract<ToWorker, { type: "rebase" }>): WorkerReply {
+    const ob = this.#overlays.get(m.id), ov = ob?.overlay;
+    if (!ov) return { ok: false, reason: "the runtime is not active" };
+    if (ov.gen !== m.gen) return { ok: false, reason: "changed" };
+    if (ov.writers > 0) return { ok: false, reason: `writers:${ov.writers}` };
+    try {
+      const view = this.vfs.view(m.layers);
+      Deno.renameSync(ov.scratch, m.trash);
+      Deno.mkdirSync(ov.scratch, { mode: 0o755 });
+      Deno.chmodSync(ov.scratch, 0o755);
+      ov.rebase(m.layers, view.rootSources);
+      for (const r of this.router.roots()) if (r.mount.overlay === ob) Object.assign(r.mount, view);
+      return { ok: true };
+    } catch (e) {
+      return { ok: false, reason: String(e) };
+    }
+  }
+}

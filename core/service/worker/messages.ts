@@ -1,0 +1,57 @@
+/** What the service's main thread and its FUSE worker say to each other. */
+import type { MessagePort } from "node:worker_threads";
+import type { Digest } from "../../store/objects.ts";
+
+/** Data the main thread passes when it starts the worker. */
+export interface FuseWorkerData {
+  storageRoot: string;
+  mountpoint: string;
+  libfuse: string[];
+  uid: number;
+  gid: number;
+  port: MessagePort;
+  /**
+   * Read end of the wake pipe: the main thread writes a byte after each message, so the worker's
+   * poll(2) wakes and drains its mailbox without any filesystem call under the mount point.
+   */
+  wakeFd: number;
+  /** Int32 counters shared with the main thread, indexed by metrics.ts `CTR`. */
+  counters: SharedArrayBuffer;
+  /** Int32 latency histograms, LAT_BUCKETS per OPS slot (metrics.ts). */
+  latency: SharedArrayBuffer;
+  /** Ops slower than this are logged with their duration (µs). */
+  slowUs: number;
+}
+
+/** Messages main → worker. */
+export type ToWorker =
+  | {
+    type: "register";
+    id: string;
+    pid: number;
+    startTime: number;
+    layers: Digest[];
+    /** Editable runtimes: where scratch lives and whether copy-up may reflink. */
+    edit?: { scratch: string; work: string; reflink: boolean };
+  }
+  | { type: "unregister"; pid: number }
+  /** Commit support: read the change counter, then swap scratch for a new top layer. */
+  | { type: "commit-check"; reqId: number; id: string }
+  | { type: "rebase"; reqId: number; id: string; layers: Digest[]; gen: number; trash: string };
+
+/** Answers to requests that carry a `reqId`. */
+export type WorkerReply =
+  | { gen: number; writers: number }
+  | { ok: true }
+  | { ok: false; reason: string };
+
+/** Log levels the worker forwards to the service log. */
+export type LogLevel = "debug" | "info" | "warning" | "error";
+
+/** Messages worker → main. */
+export type FromWorker =
+  | { type: "mounted"; libfuse: string; version: string }
+  | { type: "error"; message: string }
+  | { type: "log"; level: LogLevel; message: string; fields?: Record<string, unknown> }
+  | { type: "exited"; code: number }
+  | { type: "reply"; reqId: number; result: WorkerReply };

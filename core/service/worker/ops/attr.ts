@@ -1,0 +1,43 @@
+/** Attributes and permissions: getattr, setattr, access, statfs. */
+import { SETATTR } from "../../../../ffi/fuse/lowlevel.ts";
+import { decodeStat, STAT_SIZE } from "../../../../ffi/stat.ts";
+import type { SetAttr } from "../../../fs/backend.ts";
+import type { Op } from "../instrument.ts";
+
+/** getattr: by the inode's owner; an open handle (`fi`) answers for an unlinked file. */
+export const getattr: Op<"getattr"> = (c, req, ino, fi) => {
+  const b = c.byOwner(Number(ino));
+  c.replyAttr(req, b.getattr(Number(ino), fi ? c.fh(fi) : undefined), b.attrTimeout);
+};
+
+/** setattr: decodes `to_set` (FUSE_SET_ATTR_*) into the changes the backend makes. */
+export const setattr: Op<"setattr"> = (c, req, inoB, attrPtr, toSet, fi) => {
+  const ino = Number(inoB);
+  const b = c.resolve(req, ino);
+  const layout = c.abi.statLayout;
+  const a = decodeStat(
+    layout,
+    new DataView(Deno.UnsafePointerView.getArrayBuffer(attrPtr!, STAT_SIZE[layout])),
+  );
+  const t = toSet;
+  const set: SetAttr = {};
+  if (t & SETATTR.MODE) set.mode = a.mode;
+  if (t & SETATTR.UID) set.uid = a.uid;
+  if (t & SETATTR.GID) set.gid = a.gid;
+  if (t & SETATTR.SIZE) set.size = a.size;
+  if (t & SETATTR.ATIME) set.atime = t & SETATTR.ATIME_NOW ? "now" : a.atimeNs;
+  if (t & SETATTR.MTIME) set.mtime = t & SETATTR.MTIME_NOW ? "now" : a.mtimeNs;
+  c.replyAttr(req, b.setattr(ino, set, fi ? c.fh(fi) : undefined), b.attrTimeout);
+};
+
+/** access: the kernel checks mode bits (default_permissions); the backend adds EROFS. */
+export const access: Op<"access"> = (c, req, ino, mask) => {
+  c.S.fuse_reply_err(req, c.resolve(req, Number(ino)).access(Number(ino), mask));
+};
+
+/** statfs: read-only stacks report an empty read-only fs; editable ones their scratch's. */
+export const statfs: Op<"statfs"> = (c, req, ino) => {
+  const st = c.resolve(req, Number(ino)).statfs();
+  if (typeof st === "number") return void c.S.fuse_reply_err(req, st);
+  c.S.fuse_reply_statfs(req, c.abi.encodeStatvfs(st));
+};

@@ -1,0 +1,67 @@
+/** Directory listings: opendir, readdir, releasedir. */
+import { E } from "../../../../ffi/errno.ts";
+import { cstr } from "../../../../ffi/sys.ts";
+import { encodeStat } from "../../../../ffi/stat.ts";
+import type { DirEntry } from "../../../fs/backend.ts";
+import { ROOT_INO } from "../../../fs/vfs.ts";
+import type { Op } from "../instrument.ts";
+
+const S_IFDIR = 0o040000;
+
+/** opendir: snapshots the merged listing; a read-only stack's listing may stay in the kernel. */
+export const opendir: Op<"opendir"> = (c, req, inoB, fi) => {
+  const ino = Number(inoB);
+  const b = c.resolve(req, ino);
+  const list = b.list(ino);
+  if (typeof list === "number") return void c.S.fuse_reply_err(req, list);
+  const entries: DirEntry[] = [
+    { name: ".", ino, type: S_IFDIR },
+    { name: "..", ino: ROOT_INO, type: S_IFDIR },
+    ...list,
+  ];
+  const h = c.nextDirHandle++;
+  c.dirHandles.set(h, entries);
+  const v = c.fi(fi);
+  v.setBigUint64(c.abi.fi.fh, BigInt(h), true);
+  if (ino !== ROOT_INO && b.cacheListings) {
+    c.setFiBits(v, c.abi.fiBits.cache_readdir | c.abi.fiBits.keep_cache);
+  }
+  c.S.fuse_reply_open(req, fi);
+};
+
+/** readdir: entries from `off` that fit in `size` bytes. */
+export const readdir: Op<"readdir"> = (c, req, _ino, size, off, fi) => {
+  const entries = c.dirHandles.get(c.fh(fi));
+  if (!entries) return void c.S.fuse_reply_err(req, E.EIO);
+  const max = Number(size);
+  if (c.dirBuf.length < max) c.dirBuf = new Uint8Array(max);
+  let pos = 0;
+  for (let i = Number(off); i < entries.length; i++) {
+    const e = entries[i];
+    c.statBuf.fill(0);
+    encodeStat(c.abi.statLayout, {
+      ino: e.ino,
+      mode: e.type,
+      nlink: 0,
+      uid: 0,
+      gid: 0,
+      size: 0,
+      blocks: 0,
+      blksize: 0,
+      time: 0,
+    }, c.statView);
+    const rest = c.dirBuf.subarray(pos, max);
+    const n = Number(
+      c.S.fuse_add_direntry(req, rest, BigInt(rest.length), cstr(e.name), c.statBuf, BigInt(i + 1)),
+    );
+    if (n > rest.length) break;
+    pos += n;
+  }
+  c.S.fuse_reply_buf(req, c.dirBuf, BigInt(pos));
+};
+
+/** releasedir: drops the snapshot. */
+export const releasedir: Op<"releasedir"> = (c, req, _ino, fi) => {
+  c.dirHandles.delete(c.fh(fi));
+  c.S.fuse_reply_err(req, 0);
+};

@@ -1,0 +1,84 @@
+/** Open files: open, create, read, write, flush, fsync, release, fallocate. */
+import { encodeFdBufvec } from "../../../../ffi/fuse/lowlevel.ts";
+import { BUFVEC_SIZE } from "../../../../ffi/fuse/lowlevel.ts";
+import { check } from "../../../../ffi/fsops.ts";
+import { E } from "../../../../ffi/errno.ts";
+import { libc } from "../../../../ffi/sys.ts";
+import type { FsBackend, Opened } from "../../../fs/backend.ts";
+import { CTR } from "../../../metrics.ts";
+import type { Ptr, WorkerContext } from "../context.ts";
+import type { Op } from "../instrument.ts";
+
+const bufvec = new Uint8Array(BUFVEC_SIZE);
+const bufvecView = new DataView(bufvec.buffer);
+
+/** Records a new handle and writes it into the `fuse_file_info`. */
+function opened(c: WorkerContext, b: FsBackend, o: Opened, fi: Ptr): void {
+  c.handles.set(o.fh, b);
+  c.counters[CTR.openHandles]++;
+  const v = c.fi(fi);
+  v.setBigUint64(c.abi.fi.fh, BigInt(o.fh), true);
+  if (o.keepCache) c.setFiBits(v, c.abi.fiBits.keep_cache);
+}
+
+/** open: by the inode's owner; a write-open of a lower file copies it up there. */
+export const open: Op<"open"> = (c, req, ino, fi) => {
+  c.counters[CTR.opens]++;
+  const b = c.byOwner(Number(ino));
+  const r = b.open(Number(ino), c.fi(fi).getInt32(c.abi.fi.flags, true));
+  if (typeof r === "number") return void c.S.fuse_reply_err(req, r);
+  opened(c, b, r, fi);
+  c.S.fuse_reply_open(req, fi);
+};
+
+/** create: O_CREAT of a new name, replied with its entry and its open handle. */
+export const create: Op<"create"> = (c, req, parentB, name, mode, fi) => {
+  const parent = Number(parentB);
+  const b = c.resolve(req, parent);
+  const flags = c.fi(fi).getInt32(c.abi.fi.flags, true);
+  const r = b.create(parent, c.name(name), Number(mode), flags, c.caller(req));
+  if (typeof r === "number") return void c.S.fuse_reply_err(req, r);
+  opened(c, b, r[1], fi);
+  c.S.fuse_reply_create(req, c.entry(b, r[0], parent), fi);
+};
+
+/** read: the kernel reads straight from the handle's fd (an fd-backed fuse_bufvec, no copy here). */
+export const read: Op<"read"> = (c, req, _ino, size, off, fi) => {
+  encodeFdBufvec(bufvecView, c.fh(fi), Number(size), Number(off));
+  c.S.fuse_reply_data(req, bufvec, 0);
+};
+
+/** write: through the backend that opened the handle. */
+export const write: Op<"write"> = (c, req, _ino, buf, size, off, fi) => {
+  const fh = c.fh(fi);
+  const r = c.handles.get(fh)?.write(fh, buf, size, off) ?? E.EBADF;
+  if (typeof r === "number") return void c.S.fuse_reply_err(req, r);
+  c.S.fuse_reply_write(req, r);
+};
+
+/** flush: nothing is buffered here. */
+export const flush: Op<"flush"> = (c, req) => {
+  c.S.fuse_reply_err(req, 0);
+};
+
+/** fsync / fdatasync of the handle's fd. */
+export const fsync: Op<"fsync"> = (c, req, _ino, datasync, fi) => {
+  const fd = c.fh(fi);
+  c.S.fuse_reply_err(req, check(datasync ? libc().fdatasync(fd) : libc().fsync(fd)));
+};
+
+/** release: the last close of a handle. */
+export const release: Op<"release"> = (c, req, _ino, fi) => {
+  const fh = c.fh(fi);
+  const b = c.handles.get(fh);
+  c.handles.delete(fh);
+  if (b) b.release(fh);
+  else libc().close(fh);
+  c.counters[CTR.openHandles]--;
+  c.S.fuse_reply_err(req, 0);
+};
+
+/** fallocate: by the inode's owner. */
+export const fallocate: Op<"fallocate"> = (c, req, ino, mode, off, len) => {
+  c.S.fuse_reply_err(req, c.byOwner(Number(ino)).fallocate(Number(ino), mode, off, len));
+};

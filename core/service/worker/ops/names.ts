@@ -1,0 +1,59 @@
+/** The namespace: readlink, mknod, mkdir, symlink, link, unlink, rmdir, rename. */
+import { E } from "../../../../ffi/errno.ts";
+import type { Op } from "../instrument.ts";
+
+const enc = new TextEncoder();
+
+/** readlink: by the inode's owner; libfuse wants a NUL-terminated target. */
+export const readlink: Op<"readlink"> = (c, req, ino) => {
+  const target = c.byOwner(Number(ino)).readlink(Number(ino));
+  if (typeof target === "number") return void c.S.fuse_reply_err(req, target);
+  const z = new Uint8Array(target.length + 1);
+  z.set(target);
+  c.S.fuse_reply_readlink(req, z);
+};
+
+/** mknod: regular files, FIFOs and sockets. */
+export const mknod: Op<"mknod"> = (c, req, parent, name, mode, rdev) => {
+  const b = c.resolve(req, Number(parent));
+  const a = b.mknod(Number(parent), c.name(name), Number(mode), BigInt(rdev), c.caller(req));
+  c.replyEntry(req, b, a, Number(parent));
+};
+
+/** mkdir. */
+export const mkdir: Op<"mkdir"> = (c, req, parent, name, mode) => {
+  const b = c.resolve(req, Number(parent));
+  c.replyEntry(req, b, b.mkdir(Number(parent), c.name(name), Number(mode), c.caller(req)), Number(parent));
+};
+
+/** symlink: `link` is the target text. */
+export const symlink: Op<"symlink"> = (c, req, link, parent, name) => {
+  const b = c.resolve(req, Number(parent));
+  const target = enc.encode(c.name(link));
+  c.replyEntry(req, b, b.symlink(Number(parent), c.name(name), target, c.caller(req)), Number(parent));
+};
+
+/** link: both names must belong to one runtime (EXDEV otherwise). */
+export const link: Op<"link"> = (c, req, ino, parent, name) => {
+  const b = c.resolve(req, Number(parent));
+  if (b.writable && c.byOwner(Number(ino)) !== b) return void c.S.fuse_reply_err(req, E.EXDEV);
+  c.replyEntry(req, b, b.link(Number(ino), Number(parent), c.name(name)), Number(parent));
+};
+
+/** unlink. */
+export const unlink: Op<"unlink"> = (c, req, parent, name) => {
+  c.S.fuse_reply_err(req, c.resolve(req, Number(parent)).unlink(Number(parent), c.name(name)));
+};
+
+/** rmdir. */
+export const rmdir: Op<"rmdir"> = (c, req, parent, name) => {
+  c.S.fuse_reply_err(req, c.resolve(req, Number(parent)).rmdir(Number(parent), c.name(name)));
+};
+
+/** rename / renameat2 (libfuse 2.9 passes no flags): both dirs must belong to one runtime. */
+export const rename: Op<"rename"> = (c, req, parent, name, newParent, newName, flags) => {
+  const b = c.resolve(req, Number(parent));
+  if (b.writable && c.resolve(req, Number(newParent)) !== b) return void c.S.fuse_reply_err(req, E.EXDEV);
+  const e = b.rename(Number(parent), c.name(name), Number(newParent), c.name(newName), flags ?? 0);
+  c.S.fuse_reply_err(req, e);
+};

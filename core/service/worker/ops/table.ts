@@ -1,0 +1,53 @@
+/**
+ * The ops spfs implements, one function each (the libfuse `lo_oper` habit): a newcomer finds
+ * `unlink` here by its name. Ops decode arguments, pick one backend, reply; decisions live in
+ * the backends (core/fs/backend.ts). Slots per library flavour come from ffi/fuse/abi.ts.
+ */
+import type { OpName } from "../../../../ffi/fuse/abi.ts";
+import type { Op } from "../instrument.ts";
+import { access, getattr, setattr, statfs } from "./attr.ts";
+import { opendir, readdir, releasedir } from "./dir.ts";
+import { forget, forget_multi, lookup } from "./entry.ts";
+import { create, fallocate, flush, fsync, open, read, release, write } from "./file.ts";
+import { link, mkdir, mknod, readlink, rename, rmdir, symlink, unlink } from "./names.ts";
+import { getxattr, listxattr, removexattr, setxattr } from "./xattr.ts";
+
+/** init and destroy: nothing to set up or tear down per session. */
+const init: Op<"init"> = () => {};
+const destroy: Op<"destroy"> = () => {};
+
+/** Every op, by its `fuse_lowlevel_ops` name. */
+export const OPS_TABLE: { [K in OpName]: Op<K> } = {
+  init,
+  destroy,
+  lookup,
+  forget,
+  forget_multi,
+  getattr,
+  setattr,
+  readlink,
+  mknod,
+  mkdir,
+  unlink,
+  rmdir,
+  symlink,
+  rename,
+  link,
+  open,
+  read,
+  write,
+  flush,
+  release,
+  fsync,
+  opendir,
+  readdir,
+  releasedir,
+  statfs,
+  setxattr,
+  getxattr,
+  listxattr,
+  removexattr,
+  access,
+  create,
+  fallocate,
+};

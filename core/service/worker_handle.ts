@@ -1,0 +1,125 @@
+/**
+ * The main thread's handle on the FUSE worker: starts it and waits for the mount, sends it
+ * commands through its MessagePort and wakes it through a pipe (never through the mount), asks
+ * questions that expect an answer, and stops it by unmounting.
+ */
+import { MessageChannel, Worker } from "node:worker_threads";
+import type { Config } from "../config.ts";
+import { SpfsError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { runner } from "../runner.ts";
+import { libc, wakePipe } from "../../ffi/sys.ts";
+import { platform } from "../platform/facts.ts";
+import { libfuseCandidates } from "../platform/checks.ts";
+import type { FromWorker, FuseWorkerData, ToWorker, WorkerReply } from "./worker/messages.ts";
+
+const ONE = new Uint8Array([1]);
+
+/** A command that expects an answer, before the handle numbers it. */
+type Question<T = Extract<ToWorker, { reqId: number }>> = T extends unknown ? Omit<T, "reqId"> : never;
+
+/** A running FUSE worker. */
+export class WorkerHandle {
+  /** "libfuse3.so.3 3.14.0": the library that loaded and its version. */
+  libfuse = "";
+  /** Resolves with the worker's exit code (-1: crashed or terminated). */
+  readonly exited: Promise<number>;
+  #exit!: (code: number) => void;
+  #nextReq = 1;
+  readonly #pending = new Map<number, (r: WorkerReply) => void>();
+  readonly #port: MessageChannel["port1"];
+  readonly #worker: Worker;
+  readonly #wake: [number, number];
+  #stopped = false;
+
+  private constructor(
+    readonly cfg: Config,
+    shared: { counters: SharedArrayBuffer; latency: SharedArrayBuffer },
+  ) {
+    this.exited = new Promise<number>((r) => this.#exit = r);
+    const channel = new MessageChannel();
+    this.#port = channel.port1;
+    this.#wake = wakePipe();
+    const data: FuseWorkerData = {
+      storageRoot: cfg.storageRoot,
+      mountpoint: cfg.mountpoint,
+      libfuse: libfuseCandidates(cfg),
+      uid: Deno.uid() ?? 0,
+      gid: Deno.gid() ?? 0,
+      port: channel.port2,
+      wakeFd: this.#wake[0],
+      ...shared,
+      slowUs: 100_000,
+    };
+    this.#worker = new Worker(new URL("./worker/main.ts", import.meta.url), {
+      workerData: data,
+      transferList: [channel.port2 as any],
+    });
+  }
+
+  /**
+   * Starts the worker and resolves once it has mounted `cfg.mountpoint`.
+   * @throws SpfsError MountFailed with libfuse's reason, or when the worker crashes first.
+   */
+  static start(
+    cfg: Config,
+    shared: { counters: SharedArrayBuffer; latency: SharedArrayBuffer },
+    log: Logger,
+  ): Promise<WorkerHandle> {
+    const w = new WorkerHandle(cfg, shared);
+    return new Promise((resolve, reject) => {
+      w.#worker.on("message", (m: FromWorker) => {
+        switch (m.type) {
+          case "mounted":
+            w.libfuse = `${m.libfuse} ${m.version}`;
+            return resolve(w);
+          case "error":
+            return reject(
+              new SpfsError("MountFailed", `cannot mount ${cfg.mountpoint}: ${m.message}`, {
+                hint: "run `spfs service --foreground` to see libfuse's own message",
+              }),
+            );
+          case "log":
+            return log[m.level === "warning" ? "warn" : m.level](m.message, m.fields ?? {});
+          case "exited":
+            return w.#exit(m.code);
+          case "reply":
+            w.#pending.get(m.reqId)?.(m.result);
+            w.#pending.delete(m.reqId);
+        }
+      });
+      w.#worker.on("error", (e: unknown) => {
+        log.error("FUSE worker crashed: {error}", { error: String(e) });
+        reject(new SpfsError("MountFailed", `FUSE worker failed: ${e}`));
+        w.#exit(-1);
+      });
+      w.#worker.on("exit", () => w.#exit(-1));
+    });
+  }
+
+  /** Queues a command and wakes the worker's poll (a byte on the wake pipe). */
+  send(m: ToWorker): void {
+    if (this.#stopped) return; // the wake pipe is closed; its fd numbers may belong to others now
+    this.#port.postMessage(m);
+    libc().write(this.#wake[1], ONE, 1n);
+  }
+
+  /** Sends a question and resolves with the worker's answer. */
+  ask<R extends WorkerReply>(m: Question): Promise<R> {
+    const reqId = this.#nextReq++;
+    const p = new Promise<R>((res) => this.#pending.set(reqId, res as (r: WorkerReply) => void));
+    this.send({ ...m, reqId } as ToWorker);
+    return p;
+  }
+
+  /** Unmounts (a child process does: this process never touches its own mount), then ends the worker. */
+  async stop(log: Logger): Promise<void> {
+    const r = await runner().run(platform.unmountArgv(this.cfg.mountpoint));
+    if (r.code !== 0) log.warn("unmount: {stderr}", { stderr: r.stderr.trim() });
+    const timeout = new Promise<number>((res) => setTimeout(() => res(-2), 5000));
+    if (await Promise.race([this.exited, timeout]) === -2) log.warn("FUSE worker did not exit in 5 s");
+    await this.#worker.terminate();
+    this.#stopped = true;
+    for (const fd of this.#wake) libc().close(fd);
+  }
+}
