@@ -11,12 +11,8 @@ import type { StatVfs } from "../../../ffi/types.ts";
 import type { Caller, DirEntry, Errno, FsBackend, Opened, SetAttr } from "../backend.ts";
 import type { BlobOpener } from "../blobs.ts";
 import { DT } from "../readonly.ts";
-import type { Digest } from "../../store/objects.ts";
-import { ROOT_INO, type Vfs } from "../vfs.ts";
-import { type ONode, Overlay } from "./overlay.ts";
-
-/** How copy-up copied a file. */
-export type CopyUpHow = "reflink" | "copy_file_range" | "copy";
+import { ROOT_INO } from "../vfs.ts";
+import { type ONode, Overlay, type OverlayOptions } from "./overlay.ts";
 
 /** An open handle of this runtime. */
 interface Handle {
@@ -34,19 +30,7 @@ export class OverlayBackend implements FsBackend {
   readonly #handles = new Map<number, Handle>();
   readonly #blobs: BlobOpener;
 
-  constructor(
-    o: {
-      id: string;
-      scratch: string;
-      work: string;
-      vfs: Vfs;
-      layers: Digest[];
-      rootSources: Digest[];
-      reflink: boolean;
-      blobs: BlobOpener;
-      onCopyUp?: (how: CopyUpHow) => void;
-    },
-  ) {
+  constructor(o: OverlayOptions & { blobs: BlobOpener }) {
     this.#blobs = o.blobs;
     this.overlay = new Overlay({ ...o, owner: this });
   }

@@ -40,6 +40,21 @@ import * as xattr from "./xattr.ts";
 
 export type { Caller, Kind, ONode };
 
+/** What an overlay is made of: its runtime id, scratch and work dirs, and its layer stack. */
+export interface OverlayOptions {
+  id: string;
+  scratch: string;
+  work: string;
+  vfs: Vfs;
+  layers: Digest[];
+  /** The root manifests of `layers`, bottom to top (Vfs.view). */
+  rootSources: Digest[];
+  /** Whether copy-up may try a reflink (the backstore probe said so). */
+  reflink: boolean;
+  /** Called after each file copy-up with the method used. */
+  onCopyUp?: (how: CopyUpHow) => void;
+}
+
 /** One editable runtime's merged view. */
 export class Overlay implements OverlayParts {
   readonly id: string;
@@ -55,16 +70,7 @@ export class Overlay implements OverlayParts {
   readonly onCopyUp?: (how: CopyUpHow) => void;
 
   constructor(
-    o: {
-      id: string;
-      scratch: string;
-      work: string;
-      vfs: Vfs;
-      layers: Digest[];
-      rootSources: Digest[];
-      reflink: boolean;
-      /** Called after each file copy-up with the method used. */
-      onCopyUp?: (how: CopyUpHow) => void;
+    o: OverlayOptions & {
       /** What `vfs.owners` records for this runtime's inodes (its FUSE backend); default: this. */
       owner?: unknown;
     },
