@@ -30,6 +30,7 @@ export type ErrorCode =
   | "MountFailed"
   | "ServiceNotRunning"
   | "ServiceConnectionFailed"
+  | "ServiceStuck"
   | "ServiceAlreadyRunning"
   | "ProtocolMismatch"
   | "RpcError"
@@ -63,6 +64,7 @@ const exitFor: Record<ErrorCode, number> = {
   MountFailed: ExitCode.fuseUnavailable,
   ServiceNotRunning: ExitCode.serviceUnavailable,
   ServiceConnectionFailed: ExitCode.serviceUnavailable,
+  ServiceStuck: ExitCode.serviceUnavailable,
   ServiceAlreadyRunning: ExitCode.failure,
   ProtocolMismatch: ExitCode.serviceUnavailable,
   RpcError: ExitCode.failure,

@@ -14,6 +14,7 @@ export interface Errnos {
   EINTR: number;
   EIO: number;
   EBADF: number;
+  EAGAIN: number;
   ENOMEM: number;
   EACCES: number;
   EBUSY: number;
@@ -28,6 +29,7 @@ export interface Errnos {
   ENOSPC: number;
   EROFS: number;
   ERANGE: number;
+  ENAMETOOLONG: number;
   ENOSYS: number;
   ENOTEMPTY: number;
   /** getxattr of a missing attribute: ENODATA on Linux (= ENOATTR), ENOATTR on Darwin. */
@@ -44,6 +46,7 @@ export const LINUX_ERRNOS: Errnos = {
   EINTR: 4,
   EIO: 5,
   EBADF: 9,
+  EAGAIN: 11,
   ENOMEM: 12,
   EACCES: 13,
   EBUSY: 16,
@@ -58,6 +61,7 @@ export const LINUX_ERRNOS: Errnos = {
   ENOSPC: 28,
   EROFS: 30,
   ERANGE: 34,
+  ENAMETOOLONG: 36,
   ENOSYS: 38,
   ENOTEMPTY: 39,
   ENOATTR: 61,
@@ -67,6 +71,8 @@ export const LINUX_ERRNOS: Errnos = {
 
 export const DARWIN_ERRNOS: Errnos = {
   ...LINUX_ERRNOS,
+  EAGAIN: 35,
+  ENAMETOOLONG: 63,
   ENOSYS: 78,
   ENOTEMPTY: 66,
   ENOATTR: 93,

@@ -13,6 +13,8 @@ export interface Attr {
   size: number;
   /** 512-byte blocks. */
   blocks: number;
+  /** Device number of a block or character device (Linux encoding, makedev(3)); 0 otherwise. */
+  rdev?: number;
   blksize: number;
   /** atime = mtime = ctime, seconds since the epoch (used when the *Ns fields are absent). */
   time: number;
@@ -55,6 +57,7 @@ export function encodeStat(layout: StatLayout, a: Attr, v: DataView, o = 0): voi
       v.setUint32(o + 24, a.mode, le);
       v.setUint32(o + 28, a.uid, le);
       v.setUint32(o + 32, a.gid, le);
+      u64(40, a.rdev ?? 0);
       u64(48, a.size);
       u64(56, a.blksize);
       u64(64, a.blocks);
@@ -68,6 +71,7 @@ export function encodeStat(layout: StatLayout, a: Attr, v: DataView, o = 0): voi
       v.setUint32(o + 20, a.nlink, le);
       v.setUint32(o + 24, a.uid, le);
       v.setUint32(o + 28, a.gid, le);
+      u64(32, a.rdev ?? 0);
       u64(48, a.size);
       v.setInt32(o + 56, a.blksize, le);
       u64(64, a.blocks);
@@ -81,6 +85,7 @@ export function encodeStat(layout: StatLayout, a: Attr, v: DataView, o = 0): voi
       u64(8, a.ino);
       v.setUint32(o + 16, a.uid, le);
       v.setUint32(o + 20, a.gid, le);
+      v.setInt32(o + 24, a.rdev ?? 0, le);
       putTime(v, o + 32, a.time, a.atimeNs);
       putTime(v, o + 48, a.time, a.mtimeNs);
       putTime(v, o + 64, a.time, a.ctimeNs);
@@ -104,6 +109,7 @@ export function decodeStat(layout: StatLayout, v: DataView, o = 0): Attr {
         mode: v.getUint32(o + 24, le),
         uid: v.getUint32(o + 28, le),
         gid: v.getUint32(o + 32, le),
+        rdev: u64(40),
         size: u64(48),
         blksize: u64(56),
         blocks: u64(64),
@@ -119,6 +125,7 @@ export function decodeStat(layout: StatLayout, v: DataView, o = 0): Attr {
         nlink: v.getUint32(o + 20, le),
         uid: v.getUint32(o + 24, le),
         gid: v.getUint32(o + 28, le),
+        rdev: u64(32),
         size: u64(48),
         blksize: v.getInt32(o + 56, le),
         blocks: u64(64),
@@ -134,6 +141,7 @@ export function decodeStat(layout: StatLayout, v: DataView, o = 0): Attr {
         ino: u64(8),
         uid: v.getUint32(o + 16, le),
         gid: v.getUint32(o + 20, le),
+        rdev: v.getInt32(o + 24, le),
         time: u64(48),
         atimeNs: getTime(v, o + 32),
         mtimeNs: getTime(v, o + 48),

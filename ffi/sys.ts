@@ -63,6 +63,8 @@ export const {
   O_CLOEXEC,
   O_NOFOLLOW,
   O_NONBLOCK,
+  O_DIRECTORY,
+  O_PATH,
 }: Record<keyof typeof LINUX_O_FLAGS, number> = os === "darwin"
   ? darwin.DARWIN_O_FLAGS as Record<keyof typeof LINUX_O_FLAGS, number>
   : LINUX_O_FLAGS;
@@ -90,6 +92,16 @@ export function wakePipe(): [number, number] {
     : libc().pipe2(b, LINUX_O_FLAGS.O_CLOEXEC | LINUX_O_FLAGS.O_NONBLOCK);
   if (rc !== 0) throw new ErrnoError(errno(), "pipe");
   return [fds[0], fds[1]];
+}
+
+/**
+ * Makes `fd` non-blocking (fcntl F_SETFL, asm-generic/fcntl.h F_GETFL 3, F_SETFL 4). Darwin: fcntl
+ * is variadic, which Deno FFI cannot call there, so it answers false and the fd stays blocking.
+ */
+export function setNonblocking(fd: number): boolean {
+  if (os === "darwin") return false;
+  const flags = libc().fcntl(fd, 3, 0);
+  return flags >= 0 && libc().fcntl(fd, 4, flags | LINUX_O_FLAGS.O_NONBLOCK) === 0;
 }
 
 /** Flags from <sys/file.h>. */

@@ -12,7 +12,16 @@ import { platform } from "../platform/facts.ts";
 import { checkProtocol, RpcClient } from "./rpc.ts";
 import { type Config, runtimePaths, storagePaths } from "../config.ts";
 import { type ErrorCode, SpfsError } from "../errors.ts";
-import { checkDevice, checkLibfuse, checkMountpoint, checkSyntheticConf } from "../platform/checks.ts";
+import {
+  abortFile,
+  allowOther,
+  checkDevice,
+  checkLibfuse,
+  checkMountpoint,
+  checkSyntheticConf,
+  FUSE_CONF,
+  probeFuseMount,
+} from "../platform/checks.ts";
 import type { HealthResult } from "../../proto/protocol.ts";
 
 /** One check's outcome. `fix` is a command line (or short instruction) that repairs a failure. */
@@ -67,22 +76,39 @@ function device(cfg: Config): DoctorCheck {
   });
 }
 
-function mountpoint(cfg: Config): DoctorCheck {
-  return guard("mount point", () => {
+async function mountpoint(cfg: Config): Promise<DoctorCheck> {
+  const name = "mount point", mp = cfg.mountpoint;
+  try {
     checkSyntheticConf(cfg);
-    if (checkMountpoint(cfg) === "stale") {
-      throw new SpfsError("MountFailed", `${cfg.mountpoint} is a stale FUSE mount (its service died)`, {
-        hint: platform.unmountArgv(cfg.mountpoint).join(" "),
-      });
-    }
-    const mounted = mountsAt(cfg.mountpoint);
-    const top = mounted.at(-1);
+    const state = await checkMountpoint(cfg);
+    if (state !== "ok") return fail(name, deadMount(mp, state));
+    const top = mountsAt(mp).at(-1);
     if (top && top.fstype !== "fuse.spfs") {
-      throw new SpfsError("MountFailed", `${cfg.mountpoint} has a ${top.fstype} filesystem mounted on it`, {
-        hint: `sudo umount ${cfg.mountpoint}, or set SPFS_MOUNTPOINT to another empty directory`,
+      throw new SpfsError("MountFailed", `${mp} has a ${top.fstype} filesystem mounted on it`, {
+        hint: `sudo umount ${mp}, or set SPFS_MOUNTPOINT to another empty directory`,
       });
     }
-    return ok("mount point", top ? `${cfg.mountpoint} (spfs mounted)` : `${cfg.mountpoint} is a directory`);
+    return ok(name, top ? `${mp} (spfs mounted)` : `${mp} is a directory`);
+  } catch (e) {
+    if (e instanceof SpfsError) return fail(name, e);
+    throw e;
+  }
+}
+
+/** The error for a dead ("stale") or stuck ("hung") FUSE mount at `mp`, with its fix. */
+function deadMount(mp: string, state: "stale" | "hung"): SpfsError {
+  const m = mountsAt(mp).at(-1);
+  if (state === "stale") {
+    return new SpfsError("MountFailed", `${mp} is a stale FUSE mount (its service died)`, {
+      hint: platform.unmountArgv(mp).join(" "),
+    });
+  }
+  return new SpfsError("MountFailed", `hung FUSE mount at ${mp}: its server stopped answering`, {
+    hint:
+      `stop or kill its server; as root, \`echo 1 > ${
+        m ? abortFile(m) : "/sys/fs/fuse/connections/N/abort"
+      }\` ` +
+      `aborts it, and the next spfs run removes it`,
   });
 }
 
@@ -207,39 +233,47 @@ async function service(cfg: Config): Promise<DoctorCheck> {
   }
 }
 
-function staleMounts(): DoctorCheck {
+/** Dead or hung spfs mounts anywhere, probed concurrently. */
+async function staleMounts(): Promise<DoctorCheck> {
   const name = "stale mounts";
   if (!platform.mountTable) return ok(name, "not checked on this platform");
   const spfs = mounts().filter((m) => m.fstype === "fuse.spfs");
-  const stale = spfs.filter((m) => {
-    try {
-      Deno.statSync(m.mountpoint);
-      return false;
-    } catch (e) {
-      return e instanceof Deno.errors.NotConnected || /not connected/i.test(String(e));
-    }
-  }).map((m) => m.mountpoint);
-  if (!stale.length) return ok(name, `none (${spfs.length} live spfs mount${spfs.length === 1 ? "" : "s"})`);
+  const states = await Promise.all(spfs.map((m) => probeFuseMount(m.mountpoint)));
+  const bad = spfs.map((m, i) => [m.mountpoint, states[i]] as const)
+    .filter((b): b is [string, "stale" | "hung"] => b[1] === "stale" || b[1] === "hung");
+  if (!bad.length) return ok(name, `none (${spfs.length} live spfs mount${spfs.length === 1 ? "" : "s"})`);
+  const errs = bad.map(([mp, state]) => deadMount(mp, state));
+  const n = bad.filter((b) => b[1] === "stale").length, h = bad.length - n;
+  const what = [n && `${n} spfs mount${n === 1 ? " is" : "s are"} stale (service killed)`, h && `${h} hung`]
+    .filter(Boolean).join(", ");
   return {
     name,
     status: "fail",
     code: "MountFailed",
-    detail: `${stale.length} spfs mount${stale.length === 1 ? " is" : "s are"} stale (service killed): ${
-      stale.join(", ")
-    }`,
-    fix: stale.map((m) => platform.unmountArgv(m).join(" ")).join(" && "),
+    detail: `${what}: ${bad.map((b) => b[0]).join(", ")}`,
+    fix: errs.map((e) => e.hint).join(" && "),
   };
 }
 
-/** Runs every check, in order. Never throws for a failed check; only for a bug. */
+/** allow_other: without it, processes of other uids inside a runtime are locked out (EACCES). */
+function otherUsers(): DoctorCheck {
+  const name = "other users";
+  const a = allowOther();
+  if (a.ok) return ok(name, `allow_other (${a.why}): other uids inside a runtime get mode-bit permissions`);
+  return {
+    name,
+    status: "warn",
+    detail: `${a.why}: processes of other uids inside a runtime (su, sudo -u, dropped privileges) get EACCES`,
+    fix: `echo user_allow_other | sudo tee -a ${FUSE_CONF}  # then restart: spfs service --stop`,
+  };
+}
+
+/**
+ * Runs every check and returns them in order. Checks that may wait (a probe of a hung mount, a
+ * service that does not answer) run concurrently, so doctor finishes within a few seconds.
+ */
 export async function runDoctor(cfg: Config): Promise<DoctorCheck[]> {
-  return [
-    libfuse(cfg),
-    device(cfg),
-    mountpoint(cfg),
-    storage(cfg),
-    database(cfg),
-    await service(cfg),
-    staleMounts(),
-  ];
+  const sync = [libfuse(cfg), device(cfg)];
+  const [mp, svc, stale] = await Promise.all([mountpoint(cfg), service(cfg), staleMounts()]);
+  return [...sync, mp, otherUsers(), storage(cfg), database(cfg), svc, stale];
 }

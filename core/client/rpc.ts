@@ -3,7 +3,7 @@
  * detached (under a start lock so concurrent cold starts leave exactly one), then wait for `health`.
  */
 import { fileURLToPath } from "node:url";
-import { type Config, configEnv, ensureRuntimeDir, runtimePaths } from "../config.ts";
+import { type Config, configEnv, ensureRuntimeDir, readPidFile, runtimePaths } from "../config.ts";
 import { SpfsError, spfsErrorFrom } from "../errors.ts";
 import {
   type HealthResult,
@@ -142,14 +142,44 @@ export async function connectHealthy(
   let client: RpcClient | undefined;
   try {
     client = await RpcClient.connect(cfg);
-    const health = await client.call<HealthResult>("health");
+    const health = await withTimeout(
+      client.call<HealthResult>("health"),
+      HEALTH_TIMEOUT_MS,
+      () => stuck(cfg),
+    );
     checkProtocol(health);
     return { client, health };
   } catch (e) {
     client?.close();
-    if (e instanceof SpfsError && e.code === "ProtocolMismatch") throw e;
+    if (e instanceof SpfsError && (e.code === "ProtocolMismatch" || e.code === "ServiceStuck")) throw e;
     return undefined;
   }
+}
+
+/** How long a service gets to answer `health` before it counts as stuck (ms). */
+export const HEALTH_TIMEOUT_MS = 3000;
+
+/** Resolves like `p`, or rejects with `onTimeout()` after `ms`. */
+export function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, rej) => timer = setTimeout(() => rej(onTimeout()), ms));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** The error for a service that accepts connections but does not answer (stopped, or stuck on a hung mount). */
+function stuck(cfg: Config): SpfsError {
+  const pid = readPidFile(cfg);
+  return new SpfsError(
+    "ServiceStuck",
+    `the spfs service (pid ${pid ?? "unknown"}) did not answer within ${HEALTH_TIMEOUT_MS / 1000} s: ` +
+      `it is stopped or stuck (a hung FUSE mount at ${cfg.mountpoint}?)`,
+    {
+      hint: `see \`spfs doctor\`; \`kill -9 ${
+        pid ?? "PID"
+      }\` ends it, and the next spfs run cleans up its mount`,
+      details: { pid, address: runtimePaths(cfg).socket },
+    },
+  );
 }
 
 /** Polls `health` until it answers, the child exits, or the timeout passes. */

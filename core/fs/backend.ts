@@ -14,6 +14,20 @@ import type { StatVfs } from "../../ffi/types.ts";
 /** A positive errno value (the host's numbers, ffi/errno.ts). */
 export type Errno = number;
 
+/** The longest name a directory entry may have, in bytes (limits.h NAME_MAX, as on ext4). */
+export const NAME_MAX = 255;
+const enc = new TextEncoder();
+/** True when `name` is longer than NAME_MAX bytes of UTF-8 (a local disk answers ENAMETOOLONG). */
+export function nameTooLong(name: string): boolean {
+  return name.length * 3 > NAME_MAX && enc.encode(name).length > NAME_MAX;
+}
+
+/**
+ * The times a layer's entries show: 1980-01-01T00:00:00Z (s since the epoch). Layers are content
+ * addressed and keep no times; zip and wheel tools refuse anything earlier (Python's zipfile).
+ */
+export const LAYER_TIME_S = 315532800;
+
 /** Who asks: from `fuse_ctx`. New entries are owned by the caller when the service is root. */
 export interface Caller {
   uid: number;
@@ -91,6 +105,6 @@ export interface FsBackend {
   rmdir(parent: number, name: string): Errno;
   /** rename and renameat2 flags (RENAME_NOREPLACE 1, RENAME_EXCHANGE 2). */
   rename(parent: number, name: string, newParent: number, newName: string, flags: number): Errno;
-  /** fallocate(2). */
-  fallocate(ino: number, mode: number, off: bigint, len: bigint): Errno;
+  /** fallocate(2) through the open handle `fh` (mode 0, FALLOC_FL_KEEP_SIZE, …). */
+  fallocate(ino: number, fh: number | undefined, mode: number, off: bigint, len: bigint): Errno;
 }

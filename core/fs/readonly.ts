@@ -8,7 +8,7 @@ import { E } from "../../ffi/errno.ts";
 import { libc, O_ACCMODE, O_TRUNC } from "../../ffi/sys.ts";
 import type { Attr } from "../../ffi/stat.ts";
 import type { StatVfs } from "../../ffi/types.ts";
-import type { DirEntry, Errno, FsBackend, Opened } from "./backend.ts";
+import { type DirEntry, type Errno, type FsBackend, nameTooLong, type Opened } from "./backend.ts";
 import type { BlobOpener } from "./blobs.ts";
 import { ROOT_INO, type Vfs, type View } from "./vfs.ts";
 
@@ -35,6 +35,7 @@ export class ReadOnlyBackend implements FsBackend {
   constructor(readonly vfs: Vfs, readonly view: View | null, readonly blobs: BlobOpener) {}
 
   lookup(parent: number, name: string): Attr | Errno {
+    if (nameTooLong(name)) return E.ENAMETOOLONG;
     const n = this.vfs.lookup(this.view, parent, name);
     return typeof n === "number" ? n : this.vfs.attr(n.ino)!;
   }

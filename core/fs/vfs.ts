@@ -5,7 +5,8 @@
  * mode) and a symlink by its target blob, so identical immutable content may share one inode across
  * environments (good for the page cache) while different content never does. A directory inode is
  * keyed by (layer stack, path): its merged listing depends on both, and the kernel forbids two
- * dentries for one directory. Numbers are never reused while the service runs.
+ * dentries for one directory. A key keeps its number for the service's life, even after the kernel
+ * forgets the inode (git's index, tar and rsync key on inode numbers); numbers are never reused.
  *
  * Only the root inode is shared by every environment, so only lookups in the root depend on the
  * caller. Below it each directory inode belongs to one stack, and whoever holds its dentry sees
@@ -15,6 +16,7 @@ import { SpfsError } from "../errors.ts";
 import type { Digest, Manifest } from "../store/objects.ts";
 import type { ObjectStore } from "../store/store.ts";
 import type { Attr } from "../../ffi/stat.ts";
+import { LAYER_TIME_S } from "./backend.ts";
 
 export const ROOT_INO = 1;
 const S_IFDIR = 0o040000, S_IFREG = 0o100000, S_IFLNK = 0o120000;
@@ -66,6 +68,8 @@ export class Vfs {
   readonly #byKey = new Map<string, number>();
   readonly #manifests = new Map<Digest, Manifest>();
   readonly #listings = new Map<string, Map<string, Child>>();
+  /** Subdir counts of merged listings (listings are immutable once built). */
+  readonly #subdirs = new WeakMap<Map<string, Child>, number>();
   readonly #store: ObjectStore;
   readonly #uid: number;
   readonly #gid: number;
@@ -177,10 +181,11 @@ export class Vfs {
       : c.kind === "file"
       ? `f\0${c.digest}\0${c.mode}`
       : `l\0${c.digest}`;
-    const ino = this.#byKey.get(key);
-    if (ino !== undefined) return this.nodes.get(ino)!;
+    const known = this.#byKey.get(key);
+    const live = known !== undefined ? this.nodes.get(known) : undefined;
+    if (live) return live;
     // files and symlinks are shared by content, so their path is only where they were first seen
-    const node: Node = { ...c, ino: this.#nextIno++, key, nlookup: 0, path };
+    const node: Node = { ...c, ino: known ?? this.#nextIno++, key, nlookup: 0, path };
     if (c.kind === "dir") node.stackKey = dir.stackKey;
     this.nodes.set(node.ino, node);
     this.#byKey.set(key, node.ino);
@@ -215,31 +220,45 @@ export class Vfs {
     const node = this.nodes.get(ino);
     if (!node || ino === ROOT_INO) return;
     node.nlookup -= n;
-    if (node.nlookup <= 0) {
-      this.nodes.delete(ino);
-      this.#byKey.delete(node.key);
-    }
+    // the key keeps its number (#byKey): the next lookup of the same object gets it back
+    if (node.nlookup <= 0) this.nodes.delete(ino);
   }
 
   /** Attributes of an inode, or undefined when unknown. */
   attr(ino: number): Attr | undefined {
-    if (ino === ROOT_INO) return this.#attr(ROOT_INO, { kind: "dir", mode: 0o755, size: 0 });
+    // the root differs per caller, so its nlink is 1, which tells find/fts not to count on it
+    if (ino === ROOT_INO) return this.#attr(ROOT_INO, { kind: "dir", mode: 0o755, size: 0 }, 1);
     const n = this.nodes.get(ino);
-    return n && this.#attr(ino, n);
+    if (!n) return undefined;
+    return this.#attr(
+      ino,
+      n,
+      n.kind === "dir" ? 2 + this.subdirs(this.children(n.stackKey!, n.path!, n.sources!)) : 1,
+    );
   }
 
-  #attr(ino: number, c: Child): Attr {
+  /** How many of `children` are dirs (a dir's nlink is 2 plus that, as on a local disk). */
+  subdirs(children: Map<string, Child>): number {
+    let n = this.#subdirs.get(children);
+    if (n !== undefined) return n;
+    n = 0;
+    for (const c of children.values()) if (c.kind === "dir") n++;
+    this.#subdirs.set(children, n);
+    return n;
+  }
+
+  #attr(ino: number, c: Child, nlink: number): Attr {
     const type = c.kind === "dir" ? S_IFDIR : c.kind === "file" ? S_IFREG : S_IFLNK;
     return {
       ino,
       mode: type | (c.mode & 0o7777),
-      nlink: 1, // 1 on dirs tells find/fts not to use the leaf-count optimisation
+      nlink,
       uid: this.#uid,
       gid: this.#gid,
       size: c.size,
       blocks: Math.ceil(c.size / 512),
       blksize: BLKSIZE,
-      time: 0,
+      time: LAYER_TIME_S,
     };
   }
 

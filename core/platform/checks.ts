@@ -6,7 +6,7 @@
 import { replySymbols } from "../../ffi/fuse/lowlevel.ts";
 import { exists } from "../../ffi/fsops.ts";
 import { chooseMacFuse } from "../../ffi/fuse/macfuse.ts";
-import { mountsAt } from "../../ffi/sys.ts";
+import { type MountEntry, mountsAt } from "../../ffi/sys.ts";
 import { platform } from "./facts.ts";
 import type { Config } from "../config.ts";
 import { SpfsError } from "../errors.ts";
@@ -108,11 +108,55 @@ export function checkDevice(cfg: Config): void {
   }
 }
 
+/** fuse(8): `user_allow_other` in this file lets non-root users mount with allow_other. */
+export const FUSE_CONF = "/etc/fuse.conf";
+
 /**
- * Checks the mount point exists and is a directory. A dead FUSE mount there is reported as "stale".
+ * Whether the service may mount with allow_other: always as root, else only when fuse.conf says
+ * `user_allow_other`. Without it, processes of other uids inside a runtime get EACCES.
+ */
+export function allowOther(conf = FUSE_CONF): { ok: boolean; why: string } {
+  if (Deno.uid() === 0) return { ok: true, why: "the service runs as root" };
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(conf);
+  } catch { /* absent */ }
+  return /^\s*user_allow_other\s*$/m.test(text)
+    ? { ok: true, why: `${conf} has user_allow_other` }
+    : { ok: false, why: `${conf} lacks user_allow_other` };
+}
+
+/** What a probe of the mount point found: usable, a dead FUSE mount, or one whose server stopped answering. */
+export type MountState = "ok" | "stale" | "hung";
+/** How long a child gets to stat a FUSE mount point before it counts as hung (s). */
+const PROBE_TIMEOUT_S = 2;
+
+/**
+ * Probes a FUSE mount at `mp` from a child process (`timeout -s KILL`), so this process never
+ * blocks on a server that stopped answering: a stat there waits in the kernel for good.
+ * @returns undefined when no FUSE filesystem is mounted at `mp` (a plain stat is then safe).
+ */
+export async function probeFuseMount(mp: string): Promise<MountState | undefined> {
+  if (!mountsAt(mp).some((m) => m.fstype.startsWith("fuse"))) return undefined;
+  const r = await runner().run(["timeout", "-s", "KILL", String(PROBE_TIMEOUT_S), "stat", "-c", "%F", mp]);
+  if (r.code === 0) return "ok";
+  if (/not connected/i.test(r.stderr)) return "stale";
+  return r.code === 124 || r.code === 137 ? "hung" : "stale";
+}
+
+/**
+ * Checks the mount point exists and is a directory, without hanging on a stuck FUSE mount there.
+ * @returns "stale" for a dead FUSE mount, "hung" for one whose server stopped answering.
  * @throws SpfsError MountPointMissing with the command that creates it.
  */
-export function checkMountpoint(cfg: Config): "ok" | "stale" {
+export async function checkMountpoint(cfg: Config): Promise<MountState> {
+  const probed = await probeFuseMount(cfg.mountpoint);
+  if (probed && probed !== "ok") return probed;
+  return checkMountpointDir(cfg);
+}
+
+/** The stat-based checks of the mount point dir (safe: nothing hung is mounted there). */
+function checkMountpointDir(cfg: Config): MountState {
   const mp = cfg.mountpoint;
   const fix =
     `create it: \`sudo mkdir -p ${mp} && sudo chown $(id -u):$(id -g) ${mp}\`, or set SPFS_MOUNTPOINT to a directory you own`;
@@ -139,17 +183,46 @@ export function checkMountpoint(cfg: Config): "ok" | "stale" {
   }
 }
 
+/** The FUSE control filesystem (Documentation/filesystems/fuse.rst "Control filesystem"). */
+const FUSECTL = "/sys/fs/fuse/connections";
+
+/** The fusectl file that aborts the FUSE connection of mount `m` (its st_dev minor numbers it). */
+export function abortFile(m: MountEntry): string {
+  return `${FUSECTL}/${m.dev.split(":")[1]}/abort`;
+}
+
 /**
- * Unmounts a leftover FUSE mount at the mount point. Call only while holding the service lock:
- * then any spfs mount there belongs to a dead service. Returns true when one was removed.
- * @throws SpfsError MountFailed when another filesystem is mounted there or unmount fails.
+ * Aborts the FUSE connection of a hung mount, mounting fusectl first if needed: every request
+ * waiting on it fails with ENOTCONN, and the mount becomes stale (unmountable).
+ * @throws SpfsError MountFailed when the connection cannot be aborted (not root, no fusectl).
+ */
+export async function abortFuseConnection(m: MountEntry): Promise<void> {
+  const file = abortFile(m);
+  if (!exists(file)) await runner().run(["mount", "-t", "fusectl", "fusectl", FUSECTL]);
+  try {
+    Deno.writeTextFileSync(file, "1");
+  } catch (e) {
+    throw new SpfsError(
+      "MountFailed",
+      `hung FUSE mount at ${m.mountpoint}: cannot abort its connection (${e})`,
+      {
+        hint: `as root: echo 1 > ${file} && umount -l ${m.mountpoint}`,
+      },
+    );
+  }
+}
+
+/**
+ * Removes a dead or hung FUSE mount at the mount point. Call only while holding the service lock:
+ * then any spfs mount there belongs to a dead or stuck service. Returns true when one was removed.
+ * @throws SpfsError MountFailed when a live filesystem is mounted there or removal fails.
  */
 export async function cleanupStaleMount(cfg: Config): Promise<boolean> {
   const mp = cfg.mountpoint;
   const mounted = mountsAt(mp);
-  const stale = checkMountpoint(cfg) === "stale";
-  if (!mounted.length && !stale) return false;
-  if (!stale) {
+  const state = await checkMountpoint(cfg);
+  if (!mounted.length && state === "ok") return false;
+  if (state === "ok") {
     // it answers, so it is alive: another service (other runtime dir) or another filesystem
     const m = mounted.at(-1)!;
     throw new SpfsError(
@@ -161,6 +234,7 @@ export async function cleanupStaleMount(cfg: Config): Promise<boolean> {
       },
     );
   }
+  if (state === "hung") await abortFuseConnection(mounted.at(-1)!);
   for (let i = 0; i < Math.max(1, mounted.length); i++) {
     const r = await runner().run(platform.unmountArgv(mp));
     if (r.code !== 0) {
@@ -172,9 +246,12 @@ export async function cleanupStaleMount(cfg: Config): Promise<boolean> {
   return true;
 }
 
-/** All pre-mount checks in order: library, device, mount point (a stale mount passes). */
+/**
+ * The checks a client runs before starting a service: library, device, mount point. A FUSE mount
+ * already there is left to the service, which probes it and removes it if dead or hung.
+ */
 export function preflight(cfg: Config): void {
   checkLibfuse(cfg);
   checkDevice(cfg);
-  checkMountpoint(cfg);
+  if (!mountsAt(cfg.mountpoint).some((m) => m.fstype.startsWith("fuse"))) checkMountpointDir(cfg);
 }

@@ -79,14 +79,14 @@ export async function runService(cfg: Config): Promise<number> {
   return 0;
 }
 
-/** The FUSE library and device are usable, a stale mount is gone, the mount point is ready. */
+/** The FUSE library and device are usable, a dead or hung mount is gone, the mount point is ready. */
 async function preflight(cfg: Config): Promise<void> {
   checkLibfuse(cfg);
   checkDevice(cfg);
   if (await cleanupStaleMount(cfg)) {
-    log.warn("removed a stale FUSE mount at {mountpoint}", { mountpoint: cfg.mountpoint });
+    log.warn("removed a dead or hung FUSE mount at {mountpoint}", { mountpoint: cfg.mountpoint });
   }
-  checkMountpoint(cfg);
+  await checkMountpoint(cfg);
 }
 
 /** Opens storage, sweeps what a crash left, and mounts through a new worker. */

@@ -10,7 +10,7 @@ import type { Logger } from "../log.ts";
 import { runner } from "../runner.ts";
 import { libc, wakePipe } from "../../ffi/sys.ts";
 import { platform } from "../platform/facts.ts";
-import { libfuseCandidates } from "../platform/checks.ts";
+import { allowOther, libfuseCandidates } from "../platform/checks.ts";
 import type { FromWorker, FuseWorkerData, ToWorker, WorkerReply } from "./worker/messages.ts";
 
 const ONE = new Uint8Array([1]);
@@ -30,6 +30,7 @@ export class WorkerHandle {
   readonly #port: MessageChannel["port1"];
   readonly #worker: Worker;
   readonly #wake: [number, number];
+  readonly #seq = new Int32Array(new SharedArrayBuffer(4));
   #stopped = false;
 
   private constructor(
@@ -46,8 +47,10 @@ export class WorkerHandle {
       libfuse: libfuseCandidates(cfg),
       uid: Deno.uid() ?? 0,
       gid: Deno.gid() ?? 0,
+      allowOther: allowOther().ok,
       port: channel.port2,
       wakeFd: this.#wake[0],
+      mailboxSeq: this.#seq.buffer as SharedArrayBuffer,
       ...shared,
       slowUs: 100_000,
     };
@@ -101,6 +104,7 @@ export class WorkerHandle {
   send(m: ToWorker): void {
     if (this.#stopped) return; // the wake pipe is closed; its fd numbers may belong to others now
     this.#port.postMessage(m);
+    Atomics.add(this.#seq, 0, 1);
     libc().write(this.#wake[1], ONE, 1n);
   }
 

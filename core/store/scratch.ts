@@ -24,6 +24,8 @@ export interface MetaOverride {
   gid?: number;
   atimeNs?: string;
   mtimeNs?: string;
+  /** When the metadata last changed (chmod, chown, utimensat): now, as on a local disk. */
+  ctimeNs?: string;
 }
 
 /** What a scratch dir entry name means. */

@@ -241,4 +241,7 @@ export const DARWIN_O_FLAGS: Record<string, number> = {
   O_CLOEXEC: 0x1000000,
   O_NOFOLLOW: 0x100,
   O_NONBLOCK: 0x4,
+  O_DIRECTORY: 0x100000,
+  /** Darwin has no O_PATH; O_RDONLY|O_DIRECTORY serves the same purpose for directories. */
+  O_PATH: 0,
 };

@@ -252,7 +252,8 @@ function dlopenFirst<S extends Deno.ForeignLibraryInterface>(
 
 /**
  * Loads the first FUSE library of `candidates` that opens, creates a session over the ops table
- * that `buildOps` returns for its ABI (`abi.slots` function pointers) and mounts it on `mountpoint`.
+ * that `buildOps` returns for its ABI (`abi.slots` function pointers) and mounts it on `mountpoint`
+ * with the flavour's options plus `extraOptions`.
  * @throws Error naming the step that failed (load, session creation, mount); libfuse prints its
  *   own reason to stderr.
  */
@@ -260,13 +261,15 @@ export function mountSession(
   candidates: string[],
   buildOps: (abi: FuseAbi, reply: FuseReplies) => Uint8Array,
   mountpoint: string,
+  /** Extra `-o` options, e.g. "allow_other" (fuse(8)). */
+  extraOptions: string[] = [],
 ): FuseSession {
   const enc = (s: string) => new TextEncoder().encode(s + "\0");
   const mp = enc(mountpoint);
   const { lib: replies, name } = dlopenFirst(candidates, () => replySymbols);
   const abi = FUSE_ABIS[flavourOf(name)];
   const ops = buildOps(abi, replies.symbols);
-  const argv = encodeFuseArgs(["spfs", "-o", abi.mountOptions]);
+  const argv = encodeFuseArgs(["spfs", "-o", [abi.mountOptions, ...extraOptions].join(",")]);
   if (abi.session === "fuse2") {
     const S = Deno.dlopen(name, fuse2Session).symbols;
     const ch = S.fuse_mount(mp, argv.args);

@@ -52,6 +52,9 @@ export const linuxSymbols = {
   poll_here: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
   pipe: { parameters: ["buffer"], result: "i32" },
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  fallocate: { parameters: ["i32", "i32", "i64", "i64"], result: "i32" },
+  // variadic in C; the fixed 3-int form is valid on Linux x86_64/aarch64 (reference/ffi-abi.md §5)
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
 } as const;
 
 /** The libc calls spfs makes, with their Linux signatures. */
@@ -84,6 +87,8 @@ export const LINUX_O_FLAGS = {
   O_CLOEXEC: 0o2000000,
   O_NOFOLLOW: 0o400000,
   O_NONBLOCK: 0o4000,
+  O_DIRECTORY: 0o200000,
+  O_PATH: 0o10000000,
 } as const;
 /** <linux/fs.h>: FICLONE = _IOW(0x94, 9, int); renameat2 flags; AT_FDCWD, AT_SYMLINK_NOFOLLOW. */
 export const FICLONE = 0x40049409, RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2;

@@ -22,6 +22,7 @@ function posixTree(dir: string): void {
     ro: "RO",
     t: "TTTT",
     u: "U",
+    v: "V",
     "d/x": "X",
     "d/sub/y": "Y",
     "g/one": "1",

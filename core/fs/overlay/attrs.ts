@@ -7,8 +7,8 @@ import { check, lstat, rename, utimens } from "../../../ffi/fsops.ts";
 import { E } from "../../../ffi/errno.ts";
 import { cstr, libc } from "../../../ffi/sys.ts";
 import type { Attr } from "../../../ffi/stat.ts";
-import { META_PREFIX, type MetaOverride } from "../../store/scratch.ts";
-import type { SetAttr } from "../backend.ts";
+import { META_PREFIX, type MetaOverride, WH_PREFIX } from "../../store/scratch.ts";
+import { LAYER_TIME_S, type SetAttr } from "../backend.ts";
 import { copyUp } from "./copyup.ts";
 import { baseName, type ONode, S_IFDIR, S_IFLNK, S_IFREG } from "./nodes.ts";
 import type { OverlayParts } from "./parts.ts";
@@ -19,25 +19,48 @@ export function attrOf(ov: OverlayParts, n: ONode): Attr | number {
   if (n.upper) {
     const a = lstat(ov.upper.path(n));
     if (typeof a === "number") return a;
-    return { ...a, ino: n.ino, nlink: n.kind === "dir" ? 1 : a.nlink };
+    return { ...a, ino: n.ino, nlink: n.kind === "dir" ? 2 + subdirs(ov, n) : a.nlink };
   }
   const c = n.lower!;
   const type = c.kind === "dir" ? S_IFDIR : c.kind === "file" ? S_IFREG : S_IFLNK;
   const m = n.meta;
+  const ns = (t: string | undefined) => t !== undefined ? BigInt(t) : undefined;
   return {
     ino: n.ino,
     mode: type | ((m?.mode ?? c.mode) & 0o7777),
-    nlink: 1,
+    nlink: n.kind === "dir" ? 2 + subdirs(ov, n) : 1,
     uid: m?.uid ?? ov.vfs.owner.uid,
     gid: m?.gid ?? ov.vfs.owner.gid,
     size: c.size,
     blocks: Math.ceil(c.size / 512),
     blksize: 65536,
-    time: 0,
-    atimeNs: m?.atimeNs !== undefined ? BigInt(m.atimeNs) : undefined,
-    mtimeNs: m?.mtimeNs !== undefined ? BigInt(m.mtimeNs) : undefined,
-    ctimeNs: m?.mtimeNs !== undefined ? BigInt(m.mtimeNs) : undefined,
+    time: LAYER_TIME_S,
+    atimeNs: ns(m?.atimeNs),
+    mtimeNs: ns(m?.mtimeNs),
+    ctimeNs: ns(m?.ctimeNs ?? m?.mtimeNs),
   };
+}
+
+/**
+ * The subdirs of a merged dir (its nlink is 2 plus that, as on a local disk): lower dirs not
+ * masked or replaced by an upper non-dir, and upper dirs. Counted without creating nodes.
+ */
+function subdirs(ov: OverlayParts, dir: ONode): number {
+  const st = ov.upper.state(dir);
+  const upperKind = new Map<string, boolean>();
+  if (dir.upper) {
+    for (const e of Deno.readDirSync(ov.upper.path(dir))) {
+      if (!e.name.startsWith(WH_PREFIX)) upperKind.set(e.name, e.isDirectory);
+    }
+  }
+  let n = 0;
+  for (const isDir of upperKind.values()) if (isDir) n++;
+  if (dir.lowerSources) {
+    for (const [name, c] of ov.vfs.childrenOf(dir.lowerSources)) {
+      if (c.kind === "dir" && !st?.masks.has(name) && !upperKind.has(name)) n++;
+    }
+  }
+  return n;
 }
 
 /** setattr(2)-side changes of a node; `fd` is the open handle the kernel passed, if any. */
@@ -74,6 +97,7 @@ function writeSidecar(ov: OverlayParts, n: ONode, set: SetAttr): number {
   if (set.gid !== undefined) m.gid = set.gid;
   if (set.atime !== undefined) m.atimeNs = set.atime === "now" ? now() : String(set.atime);
   if (set.mtime !== undefined) m.mtimeNs = set.mtime === "now" ? now() : String(set.mtime);
+  m.ctimeNs = now(); // any change of metadata is a status change
   const name = baseName(n.path);
   const tmp = ov.upper.tmp();
   Deno.writeTextFileSync(tmp, JSON.stringify(m));

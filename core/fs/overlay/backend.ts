@@ -18,6 +18,8 @@ import { type ONode, Overlay, type OverlayOptions } from "./overlay.ts";
 interface Handle {
   node: ONode;
   write: boolean;
+  /** The fd is the scratch file (else the lower blob, whose own attributes are not the file's). */
+  upper: boolean;
 }
 
 /** One editable runtime. */
@@ -45,17 +47,18 @@ export class OverlayBackend implements FsBackend {
   forget(ino: number, n: number): void {
     this.overlay.forget(ino, n);
   }
-  /** An open handle's fd is the truth: the file may be unlinked. */
+  /** An open scratch file's fd is the truth: the file may be unlinked and still growing. */
   getattr(ino: number, fh?: number): Attr | Errno {
-    if (fh !== undefined && this.#handles.has(fh)) {
-      const a = fstat(fh);
+    const h = fh !== undefined ? this.#handles.get(fh) : undefined;
+    if (h?.upper) {
+      const a = fstat(fh!);
       if (typeof a !== "number") return { ...a, ino };
     }
     const n = this.overlay.node(ino);
     if (!n) return E.ENOENT;
     if (n.detached && n.openFds > 0) {
-      for (const [fd, h] of this.#handles) {
-        const a = h.node === n ? fstat(fd) : E.EBADF;
+      for (const [fd, o] of this.#handles) {
+        const a = o.node === n && o.upper ? fstat(fd) : E.EBADF;
         if (typeof a !== "number") return { ...a, ino };
       }
     }
@@ -75,7 +78,7 @@ export class OverlayBackend implements FsBackend {
     if (!n) return E.ENOENT;
     const r = this.overlay.open(n, flags, this.#blobs.open);
     if (typeof r === "number") return r;
-    this.#handles.set(r.fd, { node: n, write: r.write });
+    this.#handles.set(r.fd, { node: n, write: r.write, upper: n.upper });
     return { fh: r.fd, keepCache: false };
   }
   create(parent: number, name: string, mode: number, flags: number, who: Caller): [Attr, Opened] | Errno {
@@ -83,7 +86,7 @@ export class OverlayBackend implements FsBackend {
     if (typeof r === "number") return r;
     const a = this.overlay.attr(r.node);
     if (typeof a === "number") return a;
-    this.#handles.set(r.fd, { node: r.node, write: (flags & O_ACCMODE) !== 0 });
+    this.#handles.set(r.fd, { node: r.node, write: (flags & O_ACCMODE) !== 0, upper: true });
     return [a, { fh: r.fd, keepCache: false }];
   }
   write(fh: number, buf: Deno.PointerValue, size: bigint, off: bigint): bigint | Errno {
@@ -157,7 +160,11 @@ export class OverlayBackend implements FsBackend {
   rename(parent: number, name: string, newParent: number, newName: string, flags: number): Errno {
     return this.overlay.rename(parent, name, newParent, newName, flags);
   }
-  fallocate(): Errno {
-    return E.ENOTSUP;
+  /** fallocate on the handle's fd (the kernel opened it for writing, so it is in scratch). */
+  fallocate(_ino: number, fh: number | undefined, mode: number, off: bigint, len: bigint): Errno {
+    if (fh === undefined || !this.#handles.get(fh)?.write) return E.EBADF;
+    if (libc().fallocate(fh, mode, off, len) !== 0) return errno();
+    this.overlay.gen++;
+    return 0;
   }
 }

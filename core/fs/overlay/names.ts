@@ -7,10 +7,10 @@ import { E } from "../../../ffi/errno.ts";
 import { check, lstat } from "../../../ffi/fsops.ts";
 import { cstr, errno, libc, O_ACCMODE, O_CLOEXEC, O_CREAT, O_EXCL, O_RDONLY } from "../../../ffi/sys.ts";
 import { WH_PREFIX } from "../../store/scratch.ts";
-import type { Caller } from "../backend.ts";
+import { type Caller, nameTooLong } from "../backend.ts";
 import { lastAttr } from "./attrs.ts";
 import { copyUp } from "./copyup.ts";
-import { type Kind, kindOfMode, type ONode, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK } from "./nodes.ts";
+import { type Kind, kindOfMode, type ONode } from "./nodes.ts";
 import type { OverlayParts } from "./parts.ts";
 import { isEmptyDir } from "./rename.ts";
 import { UpperDir } from "./upper.ts";
@@ -21,6 +21,7 @@ function prepareCreate(
   dirIno: number,
   name: string,
 ): { dir: ONode; path: string; masked: boolean } | number {
+  if (nameTooLong(name)) return E.ENAMETOOLONG;
   const dir = ov.node(dirIno);
   if (!dir) return E.ENOENT;
   if (dir.kind !== "dir") return E.ENOTDIR;
@@ -61,7 +62,7 @@ export function create(
   return { node, fd };
 }
 
-/** mknod(2): regular files, FIFOs and sockets only. */
+/** mknod(2): files, FIFOs, sockets and (for a root service) block and character devices. */
 export function mknod(
   ov: OverlayParts,
   dirIno: number,
@@ -70,8 +71,6 @@ export function mknod(
   rdev: bigint,
   who: Caller,
 ): ONode | number {
-  const type = mode & S_IFMT;
-  if (type !== S_IFREG && type !== S_IFIFO && type !== S_IFSOCK) return E.EPERM;
   const p = prepareCreate(ov, dirIno, name);
   if (typeof p === "number") return p;
   const up = ov.upper.path(p.path);
@@ -185,6 +184,7 @@ export function rmdir(ov: OverlayParts, dirIno: number, name: string): number {
     if (e) return e;
     const rc = check(libc().rmdir(cstr(ov.upper.path(path))));
     if (rc) return rc;
+    ov.upper.invalidate();
   }
   ov.table.detach(n, path, last, (m) => lastAttr(ov, m));
   ov.gen++;

@@ -1,7 +1,9 @@
 /**
  * The overlay's node table: one node per path the kernel knows, by inode number and by path, and
  * the hard-link index (upper st_ino → node). Inode numbers come from the shared Vfs allocator
- * and are recorded in `vfs.owners`, so the worker finds an inode's runtime without a scan.
+ * and are recorded in `vfs.owners`, so the worker finds an inode's runtime without a scan. A path
+ * keeps its number for the runtime's life (`#inoByPath`), even after the kernel forgets the node;
+ * only deleting the name retires it.
  */
 import type { Attr } from "../../../ffi/stat.ts";
 import type { Digest } from "../../store/objects.ts";
@@ -62,6 +64,7 @@ export class NodeTable {
   readonly nodes = new Map<number, ONode>();
   readonly #byPath = new Map<string, ONode>();
   readonly #byUpperIno = new Map<number, ONode>();
+  readonly #inoByPath = new Map<string, number>();
 
   constructor(readonly vfs: Vfs, readonly owner: unknown, readonly root: ONode) {
     this.#byPath.set("", root);
@@ -73,8 +76,10 @@ export class NodeTable {
 
   /** A new node, numbered and owned by this runtime. */
   create(path: string, kind: Kind, upper: boolean, lower: Child | null): ONode {
+    let ino = this.#inoByPath.get(path);
+    if (ino === undefined) this.#inoByPath.set(path, ino = this.vfs.allocIno());
     const n: ONode = {
-      ino: this.vfs.allocIno(),
+      ino,
       path,
       kind,
       nlookup: 0,
@@ -98,6 +103,7 @@ export class NodeTable {
   addLink(n: ONode, path: string, upperIno?: number): void {
     (n.links ??= new Set([n.path])).add(path);
     this.#byPath.set(path, n);
+    this.#inoByPath.set(path, n.ino);
     if (upperIno !== undefined) this.#byUpperIno.set(upperIno, n);
   }
   noteUpperIno(upperIno: number, n: ONode): void {
@@ -124,6 +130,8 @@ export class NodeTable {
    * are detached with their last attributes (`lastAttr`).
    */
   detach(n: ONode, path: string, last: Attr | number, lastAttr: (m: ONode) => Attr): void {
+    // a deleted dir is empty, so its children's names were retired one by one already
+    this.#inoByPath.delete(path);
     if (n.links && n.links.size > 1) {
       n.links.delete(path);
       if (this.#byPath.get(path) === n) this.#byPath.delete(path);
@@ -141,6 +149,13 @@ export class NodeTable {
 
   /** Moves `n` (at `from`) and everything known below it to `to`; moved descendants lose their lower. */
   move(n: ONode, from: string, to: string): void {
+    const numbers: [string, number][] = [];
+    if (n.kind !== "dir") numbers.push([from, this.#inoByPath.get(from) ?? n.ino]);
+    else {for (const [p, ino] of this.#inoByPath) {
+        if (p === from || p.startsWith(from + "/")) numbers.push([p, ino]);
+      }}
+    for (const [p] of numbers) this.#inoByPath.delete(p);
+    for (const [p, ino] of numbers) this.#inoByPath.set(to + p.slice(from.length), ino);
     const moved: [string, ONode][] = [];
     for (const [p, m] of this.#byPath) {
       if (p === from || p.startsWith(from + "/")) moved.push([p, m]);

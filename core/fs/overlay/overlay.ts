@@ -27,7 +27,7 @@ import {
 import type { Attr } from "../../../ffi/stat.ts";
 import type { Digest } from "../../store/objects.ts";
 import { WH_PREFIX } from "../../store/scratch.ts";
-import type { Caller, SetAttr } from "../backend.ts";
+import { type Caller, nameTooLong, type SetAttr } from "../backend.ts";
 import { type Child, ROOT_INO, type Vfs } from "../vfs.ts";
 import { attrOf, lastAttr, setattr } from "./attrs.ts";
 import { copyUp } from "./copyup.ts";
@@ -150,6 +150,7 @@ export class Overlay implements OverlayParts {
 
   /** lookup(parent, name): the node with its kernel reference count raised, or an errno. */
   lookup(parentIno: number, name: string): ONode | number {
+    if (nameTooLong(name)) return E.ENAMETOOLONG;
     const dir = this.node(parentIno);
     if (!dir) return E.ENOENT;
     if (dir.kind !== "dir") return E.ENOTDIR;
@@ -169,6 +170,7 @@ export class Overlay implements OverlayParts {
 
   /** Forgets every node (the runtime ended); the kernel's later forgets find nothing. */
   dispose(): void {
+    this.upper.invalidate();
     this.table.dispose();
   }
 
@@ -265,7 +267,7 @@ export class Overlay implements OverlayParts {
   ): { node: ONode; fd: number } | number {
     return names.create(this, dirIno, name, mode, flags, who);
   }
-  /** mknod(2): regular files, FIFOs and sockets only. */
+  /** mknod(2): files, FIFOs, sockets and (for a root service) block and character devices. */
   mknod(dirIno: number, name: string, mode: number, rdev: bigint, who: Caller): ONode | number {
     return names.mknod(this, dirIno, name, mode, rdev, who);
   }
@@ -317,6 +319,7 @@ export class Overlay implements OverlayParts {
    * known path keeps its inode but now resolves to the new layer.
    */
   rebase(layers: Digest[], rootSources: Digest[]): void {
+    this.upper.invalidate();
     this.layers = layers;
     this.root.lowerSources = rootSources;
     this.root.state = undefined;

@@ -7,6 +7,7 @@
 import { E } from "../../../ffi/errno.ts";
 import { rename as renameat2 } from "../../../ffi/fsops.ts";
 import { WH_PREFIX } from "../../store/scratch.ts";
+import { nameTooLong } from "../backend.ts";
 import { lastAttr } from "./attrs.ts";
 import { deepCopyUp } from "./copyup.ts";
 import type { ONode } from "./nodes.ts";
@@ -45,6 +46,7 @@ export function renameNode(
   if (!dir || !ndir) return E.ENOENT;
   if (ndir.kind !== "dir") return E.ENOTDIR;
   if (nname.startsWith(WH_PREFIX)) return E.EINVAL;
+  if (nameTooLong(nname)) return E.ENAMETOOLONG;
   const src = ov.child(dir, name);
   if (!src) return E.ENOENT;
   const dst = ov.child(ndir, nname);
@@ -61,6 +63,7 @@ export function renameNode(
   const from = `${dir.path}/${name}`, to = `${ndir.path}/${nname}`;
   const rc = renameat2(ov.upper.path(from), ov.upper.path(to), flags & RENAME_EXCHANGE);
   if (rc) return rc;
+  ov.upper.invalidate();
   if (exchange) {
     const tmp = `${to}\0swap`;
     ov.table.move(dst!, to, tmp);

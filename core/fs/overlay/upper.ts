@@ -5,23 +5,72 @@
  */
 import { E } from "../../../ffi/errno.ts";
 import { check, touch } from "../../../ffi/fsops.ts";
-import { cstr, libc } from "../../../ffi/sys.ts";
+import { cstr, libc, O_CLOEXEC, O_DIRECTORY, O_PATH } from "../../../ffi/sys.ts";
 import { META_PREFIX, OPAQUE_NAME, parseScratchName, WH_PREFIX } from "../../store/scratch.ts";
 import type { Caller } from "../backend.ts";
 import type { DirState, ONode } from "./nodes.ts";
 
 const emptyState = (): DirState => ({ masks: new Set(), meta: new Map(), opaque: false });
 
+/**
+ * Paths handed to syscalls stay below this many bytes, leaving room for a name (NAME_MAX) and a
+ * whiteout prefix to be appended within PATH_MAX (4096, limits.h).
+ */
+const SAFE_PATH = 3500;
+
 /** One runtime's scratch and work dirs. */
 export class UpperDir {
   readonly #isRoot = Deno.uid() === 0;
   #tmpSeq = 0;
+  /** O_PATH fds of scratch dirs, by relative path, anchoring paths too long to name whole. */
+  readonly #anchors = new Map<string, number>();
 
   constructor(readonly scratch: string, readonly work: string) {}
 
-  /** The scratch path of a node or of an overlay path ("" is the root). */
+  /**
+   * The scratch path of a node or of an overlay path ("" is the root), short enough for a syscall
+   * whatever the depth: a local disk accepts any path it can hold, so a deep one is named
+   * relative to an anchor dir as `/proc/self/fd/N/rest`.
+   */
   path(n: ONode | string): string {
-    return this.scratch + (typeof n === "string" ? n : n.path);
+    const rel = typeof n === "string" ? n : n.path;
+    // a UTF-16 unit is at most 3 bytes of UTF-8
+    return this.scratch.length + rel.length * 3 < SAFE_PATH ? this.scratch + rel : this.#deep(rel);
+  }
+
+  /** Anchors `rel` at cached O_PATH dir fds, each step shorter than SAFE_PATH bytes. */
+  #deep(rel: string): string {
+    const enc = new TextEncoder();
+    let base = this.scratch, done = "";
+    let rest = rel;
+    while (enc.encode(base + rest).length >= SAFE_PATH) {
+      // the longest whole-component prefix of `rest` that fits after `base`
+      let cut = 0;
+      for (let i = rest.indexOf("/", 1); i > 0; i = rest.indexOf("/", i + 1)) {
+        if (enc.encode(base + rest.slice(0, i)).length >= SAFE_PATH) break;
+        cut = i;
+      }
+      if (cut === 0) return `${base}${rest}`; // one name longer than NAME_MAX: the syscall says so
+      done += rest.slice(0, cut);
+      let fd = this.#anchors.get(done);
+      if (fd === undefined) {
+        fd = libc().open(cstr(base + rest.slice(0, cut)), O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) return "/proc/self/fd/-1/missing"; // an ancestor is absent: ENOENT
+        this.#anchors.set(done, fd);
+      }
+      base = `/proc/self/fd/${fd}`;
+      rest = rest.slice(cut);
+    }
+    return base + rest;
+  }
+
+  /**
+   * Forgets the anchors: a dir was renamed or removed, or scratch was swapped by a commit, so a
+   * cached fd may no longer be the dir at its path. Call after any such change.
+   */
+  invalidate(): void {
+    for (const fd of this.#anchors.values()) libc().close(fd);
+    this.#anchors.clear();
   }
 
   /** A fresh name in work/ (same filesystem as scratch, so a rename publishes atomically). */

@@ -17,6 +17,8 @@ import type { LogLevel, ToWorker, WorkerReply } from "./messages.ts";
 /** Applies main-thread commands to the router and the editable runtimes. */
 export class Mailbox {
   readonly #overlays = new Map<string, OverlayBackend>();
+  readonly #seq: Int32Array;
+  #applied = 0;
 
   constructor(
     readonly port: MessagePort,
@@ -26,11 +28,20 @@ export class Mailbox {
     readonly counters: Int32Array,
     readonly reply: (reqId: number, result: WorkerReply) => void,
     readonly log: (level: LogLevel, message: string, fields?: Record<string, unknown>) => void,
-  ) {}
+    seq: SharedArrayBuffer,
+  ) {
+    this.#seq = new Int32Array(seq);
+  }
+
+  /** True when the main thread posted messages not applied yet (one atomic load). */
+  pending(): boolean {
+    return Atomics.load(this.#seq, 0) !== this.#applied;
+  }
 
   /** Applies every queued message. */
   drain = (): void => {
     for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {
+      this.#applied++;
       this.apply(m.message as ToWorker);
     }
   };

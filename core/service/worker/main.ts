@@ -8,9 +8,9 @@
  * waits on itself deadlocks, and a SIGKILL then leaves an unkillable process.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { type FuseSession, mountSession } from "../../../ffi/fuse/abi.ts";
+import { type FuseAbi, type FuseReplies, type FuseSession, mountSession } from "../../../ffi/fuse/abi.ts";
 import { E } from "../../../ffi/errno.ts";
-import { errno, libc, pollHere } from "../../../ffi/sys.ts";
+import { errno, libc, pollHere, setNonblocking } from "../../../ffi/sys.ts";
 import type { FuseWorkerData } from "./messages.ts";
 import { buildServer, post, type Server } from "./server.ts";
 
@@ -19,35 +19,53 @@ export type { FromWorker, FuseWorkerData, ToWorker, WorkerReply } from "./messag
 
 const POLLIN = 0x1, POLLERR = 0x8, POLLHUP = 0x10, POLLNVAL = 0x20;
 
+/** The mailbox as the loop sees it. */
+interface Mail {
+  pending(): boolean;
+  drain(): void;
+}
+
 /**
- * Serves `fuse` until its session ends. `struct pollfd` {fd i32, events i16, revents i16} × 2.
+ * Serves `fuse` until its session ends. Under load it reads requests back to back (the session fd
+ * is non-blocking on Linux) and polls only when none is waiting; every wake-up byte, and every
+ * request, first applies the mail the main thread posted. `struct pollfd` {fd i32, events i16,
+ * revents i16} × 2.
  * @returns 0 after an unmount, else the negative errno that ended it.
  */
-export function serveLoop(fuse: FuseSession, wakeFd: number, drain: () => void): number {
+export function serveLoop(fuse: FuseSession, wakeFd: number, mail: Mail): number {
   const C = libc();
+  const nonblocking = setNonblocking(fuse.fd);
   const pfds = new Uint8Array(16), v = new DataView(pfds.buffer);
   v.setInt32(0, fuse.fd, true);
   v.setInt16(4, POLLIN, true);
   v.setInt32(8, wakeFd, true);
   v.setInt16(12, POLLIN, true);
   const sink = new Uint8Array(256);
-  while (!fuse.exited()) {
+  /** Waits for a request or a wake-up; false when only mail arrived (or poll was interrupted). */
+  const wait = (): boolean | number => {
     v.setInt16(6, 0, true);
     v.setInt16(14, 0, true);
-    if (pollHere(pfds, 2, -1) < 0) {
-      const e = errno();
-      if (e === E.EINTR) continue;
-      return -e;
+    if (pollHere(pfds, 2, -1) < 0) return errno() === E.EINTR ? false : -errno();
+    if (v.getInt16(14, true) & POLLIN) C.read(wakeFd, sink, BigInt(sink.length));
+    if (mail.pending()) mail.drain();
+    return (v.getInt16(6, true) & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) !== 0;
+  };
+  while (!fuse.exited()) {
+    if (!nonblocking) {
+      const w = wait();
+      if (typeof w === "number") return w;
+      if (!w) continue;
     }
-    const wake = v.getInt16(14, true), ready = v.getInt16(6, true);
-    if (wake & POLLIN) C.read(wakeFd, sink, BigInt(sink.length));
-    drain();
-    if (ready & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) {
-      const r = fuse.receive();
-      if (r === -E.EINTR) continue;
-      if (r <= 0) return r;
-      fuse.process();
+    const r = fuse.receive();
+    if (r === -E.EAGAIN) {
+      const w = wait();
+      if (typeof w === "number") return w;
+      continue;
     }
+    if (r === -E.EINTR) continue;
+    if (r <= 0) return r;
+    if (mail.pending()) mail.drain(); // a registration always lands before its process's request
+    fuse.process();
   }
   return 0;
 }
@@ -56,18 +74,15 @@ function serve(data: FuseWorkerData): void {
   let fuse: FuseSession;
   let server: Server | undefined;
   try {
-    fuse = mountSession(
-      data.libfuse,
-      (abi, reply) => (server = buildServer(data, abi, reply)).table,
-      data.mountpoint,
-    );
+    const build = (abi: FuseAbi, reply: FuseReplies) => (server = buildServer(data, abi, reply)).table;
+    fuse = mountSession(data.libfuse, build, data.mountpoint, data.allowOther ? ["allow_other"] : []);
   } catch (e) {
     post({ type: "error", message: `cannot mount with libfuse (${data.libfuse.join(", ")}): ${e}` });
     return;
   }
-  server!.drain();
+  server!.mailbox.drain();
   post({ type: "mounted", libfuse: fuse.name, version: fuse.version });
-  const rc = serveLoop(fuse, data.wakeFd, server!.drain);
+  const rc = serveLoop(fuse, data.wakeFd, server!.mailbox);
   fuse.close();
   for (const cb of server!.callbacks) cb.close();
   post({ type: "exited", code: rc });

@@ -9,12 +9,19 @@ export interface FuseWorkerData {
   libfuse: string[];
   uid: number;
   gid: number;
+  /**
+   * Mount with allow_other, so processes of other uids inside a runtime are served (permission
+   * checks then follow mode bits, `default_permissions`); outsiders still see an empty root.
+   */
+  allowOther: boolean;
   port: MessagePort;
   /**
    * Read end of the wake pipe: the main thread writes a byte after each message, so the worker's
    * poll(2) wakes and drains its mailbox without any filesystem call under the mount point.
    */
   wakeFd: number;
+  /** Int32 count of messages posted, so the worker checks for mail without touching the port. */
+  mailboxSeq: SharedArrayBuffer;
   /** Int32 counters shared with the main thread, indexed by metrics.ts `CTR`. */
   counters: SharedArrayBuffer;
   /** Int32 latency histograms, LAT_BUCKETS per OPS slot (metrics.ts). */

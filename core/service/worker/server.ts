@@ -20,11 +20,11 @@ export function post(m: FromWorker): void {
   parentPort?.postMessage(m);
 }
 
-/** The ops table handed to libfuse, the callbacks it points at, and the mailbox drain. */
+/** The ops table handed to libfuse, the callbacks it points at, and the mailbox. */
 export interface Server {
   table: Uint8Array;
   callbacks: Deno.UnsafeCallback[];
-  drain(): void;
+  mailbox: Mailbox;
 }
 
 /**
@@ -45,7 +45,7 @@ export function buildServer(data: FuseWorkerData, abi: FuseAbi, S: FuseReplies):
   const ctx = new WorkerContext(S, abi, vfs, router, blobs, counters, log);
   const reply = (reqId: number, result: Parameters<Mailbox["reply"]>[1]) =>
     post({ type: "reply", reqId, result });
-  const mailbox = new Mailbox(data.port, vfs, router, blobs, counters, reply, log);
+  const mailbox = new Mailbox(data.port, vfs, router, blobs, counters, reply, log, data.mailboxSeq);
 
   const latency = new Int32Array(data.latency);
   const callbacks: Deno.UnsafeCallback[] = [];
@@ -55,5 +55,5 @@ export function buildServer(data: FuseWorkerData, abi: FuseAbi, S: FuseReplies):
     callbacks.push(cb);
     ops[abi.slot[op]] = BigInt(Deno.UnsafePointer.value(cb.pointer));
   }
-  return { table: new Uint8Array(ops.buffer), callbacks, drain: mailbox.drain };
+  return { table: new Uint8Array(ops.buffer), callbacks, mailbox };
 }

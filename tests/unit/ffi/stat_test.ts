@@ -18,6 +18,7 @@ const attr: Attr = {
   size: 123456789,
   blocks: 241127,
   blksize: 65536,
+  rdev: 0x0801,
   time: 1700000000,
 };
 const ns = 1700000000_000000000n;
@@ -51,6 +52,7 @@ Deno.test("struct stat (glibc x86_64): fields at the header offsets", () => {
   assert.equal(v.getUint32(24, true), 0o100755); // st_mode
   assert.equal(v.getUint32(28, true), 1000);
   assert.equal(v.getUint32(32, true), 1001);
+  assert.equal(v.getBigUint64(40, true), 0x0801n); // st_rdev
   assert.equal(v.getBigInt64(48, true), 123456789n); // st_size
   assert.equal(v.getBigInt64(56, true), 65536n); // st_blksize (i64)
   assert.equal(v.getBigInt64(64, true), 241127n);
@@ -64,6 +66,7 @@ Deno.test("struct stat (glibc aarch64): mode@16, nlink@20 (u32), blksize@56 (i32
   assert.equal(v.getUint32(16, true), 0o100755);
   assert.equal(v.getUint32(20, true), 1);
   assert.equal(v.getInt32(56, true), 65536);
+  assert.equal(v.getBigUint64(32, true), 0x0801n); // st_rdev
   assert.equal(v.getBigInt64(48, true), 123456789n);
   assert.deepEqual(decodeStat("linux-aarch64", v), decoded);
 });
@@ -109,5 +112,10 @@ Deno.test("ops table slots and fd bufvec match libfuse 3.14 headers", () => {
 
 Deno.test("mountinfo parsing unescapes octal and finds the fs type after ' - '", () => {
   const t = "36 35 0:40 / /tmp/a\\040b rw,relatime shared:1 - fuse.spfs spfs rw,user_id=0\n";
-  assert.deepEqual(parseMountinfo(t), [{ mountpoint: "/tmp/a b", fstype: "fuse.spfs", source: "spfs" }]);
+  assert.deepEqual(parseMountinfo(t), [{
+    mountpoint: "/tmp/a b",
+    fstype: "fuse.spfs",
+    source: "spfs",
+    dev: "0:40",
+  }]);
 });

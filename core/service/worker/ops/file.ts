@@ -79,6 +79,9 @@ export const release: Op<"release"> = (c, req, _ino, fi) => {
 };
 
 /** fallocate: by the inode's owner. */
-export const fallocate: Op<"fallocate"> = (c, req, ino, mode, off, len) => {
-  c.S.fuse_reply_err(req, c.byOwner(Number(ino)).fallocate(Number(ino), mode, off, len));
+export const fallocate: Op<"fallocate"> = (c, req, ino, mode, off, len, fi) => {
+  c.S.fuse_reply_err(
+    req,
+    c.byOwner(Number(ino)).fallocate(Number(ino), fi ? c.fh(fi) : undefined, mode, off, len),
+  );
 };

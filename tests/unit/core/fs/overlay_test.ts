@@ -10,6 +10,10 @@ import { type ONode, Overlay } from "../../../../core/fs/overlay/overlay.ts";
 import { ObjectStore } from "../../../../core/store/store.ts";
 import { E, ROOT_INO, Vfs } from "../../../../core/fs/vfs.ts";
 import { libc } from "../../../../ffi/sys.ts";
+import type { Attr } from "../../../../ffi/stat.ts";
+import { BlobOpener } from "../../../../core/fs/blobs.ts";
+import { OverlayBackend } from "../../../../core/fs/overlay/backend.ts";
+import { ReadOnlyBackend } from "../../../../core/fs/readonly.ts";
 
 const RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2;
 const me = { uid: Deno.uid() ?? 0, gid: Deno.gid() ?? 0 };
@@ -59,6 +63,21 @@ async function fixture(): Promise<Fixture> {
     tmp,
     [Symbol.asyncDispose]: () => Deno.remove(tmp, { recursive: true }),
   };
+}
+
+/** An FsBackend over a fresh overlay on the fixture's layer (its own scratch dir). */
+function backend(f: Fixture): OverlayBackend {
+  const scratch = Deno.makeTempDirSync({ dir: f.tmp }), work = Deno.makeTempDirSync({ dir: f.tmp });
+  return new OverlayBackend({
+    id: "b",
+    scratch,
+    work,
+    vfs: f.vfs,
+    layers: f.ov.layers,
+    rootSources: f.vfs.view(f.ov.layers).rootSources,
+    reflink: false,
+    blobs: new BlobOpener((d) => f.vfs.blobPath(d), () => {}),
+  });
 }
 
 /** The node at a path, walking from the root with lookup (raises nlookup as the kernel would). */
@@ -272,7 +291,7 @@ Deno.test("overlay: user.* xattrs copy up and round-trip; other namespaces are E
   assert.equal(f.ov.getxattr(a, "user.k", 64), E.ENOATTR);
 });
 
-Deno.test("overlay: mkdir, symlink and mknod create upper entries; mknod of a device is refused", async () => {
+Deno.test("overlay: mkdir, symlink and mknod create upper entries", async () => {
   await using f = await fixture();
   const d = f.ov.mkdir(ROOT_INO, "newdir", 0o750, me) as ONode;
   assert.equal(d.kind, "dir");
@@ -280,7 +299,6 @@ Deno.test("overlay: mkdir, symlink and mknod create upper entries; mknod of a de
   assert.equal(new TextDecoder().decode(f.ov.readlink(s) as Uint8Array), "../a.txt");
   const fifo = f.ov.mknod(d.ino, "fifo", 0o010644, 0n, me) as ONode;
   assert.equal(fifo.kind, "other");
-  assert.equal(f.ov.mknod(d.ino, "blk", 0o060644, 0x0801n, me), E.EPERM);
   assert.equal(f.ov.mkdir(ROOT_INO, "dir", 0o755, me), E.EEXIST);
   assert.deepEqual(scratchTree(f.scratch), ["newdir/", "newdir/fifo", "newdir/s"]);
   assert.equal(Deno.lstatSync(`${f.scratch}/newdir`).mode! & 0o777, 0o750);
@@ -338,4 +356,162 @@ Deno.test("vfs: read-only views share file inodes by content and keep stacks apa
   assert.notEqual((d1 as { ino: number }).ino, (d2 as { ino: number }).ino, "dirs are per stack");
   assert.equal(f.vfs.lookup(v2, ROOT_INO, "missing"), E.ENOENT);
   assert.equal(f.vfs.lookup(null, ROOT_INO, "a.txt"), E.ENOENT, "outsiders see an empty root");
+});
+
+// --- a local disk's behaviour (issue: every user and every path) ---
+
+const S_IFBLK = 0o060000;
+const long = (n: number) => "n".repeat(n);
+
+Deno.test("names over 255 bytes are ENAMETOOLONG, in editable and read-only views", async () => {
+  await using f = await fixture();
+  assert.equal(f.ov.lookup(ROOT_INO, long(256)), E.ENAMETOOLONG);
+  assert.equal(f.ov.create(ROOT_INO, long(256), 0o644, 1, me), E.ENAMETOOLONG);
+  assert.equal(
+    f.ov.mkdir(ROOT_INO, "é".repeat(128), 0o755, me),
+    E.ENAMETOOLONG,
+    "bytes count, not characters",
+  );
+  assert.equal(f.ov.rename(ROOT_INO, "a.txt", ROOT_INO, long(256), 0), E.ENAMETOOLONG);
+  const ok = f.ov.create(ROOT_INO, long(255), 0o644, 1, me) as { fd: number };
+  assert.equal(typeof ok, "object");
+  libc().close(ok.fd);
+  const ro = new ReadOnlyBackend(
+    f.vfs,
+    f.vfs.view(f.ov.layers),
+    new BlobOpener((d) => f.vfs.blobPath(d), () => {}),
+  );
+  assert.equal(ro.lookup(ROOT_INO, long(256)), E.ENAMETOOLONG);
+  assert.equal(ro.lookup(ROOT_INO, long(255)), E.ENOENT);
+});
+
+Deno.test("a dir's nlink is 2 plus its subdirs; it follows mkdir and rmdir", async () => {
+  await using f = await fixture();
+  const nlink = (n: ONode) => (f.ov.attr(n) as Attr).nlink;
+  const dir = node(f.ov, "dir");
+  assert.equal(nlink(dir), 3, "dir/ holds one subdir (sub)");
+  assert.equal(nlink(node(f.ov, "empty")), 2);
+  f.ov.mkdir(dir.ino, "sub2", 0o755, me);
+  assert.equal(nlink(dir), 4, "an upper subdir counts too");
+  assert.equal(f.ov.unlink(node(f.ov, "dir/sub").ino, "c.txt"), 0);
+  assert.equal(f.ov.rmdir(dir.ino, "sub"), 0);
+  assert.equal(nlink(dir), 3, "a masked lower subdir does not");
+  const d = f.vfs.lookup(f.vfs.view(f.ov.layers), ROOT_INO, "dir") as { ino: number };
+  assert.equal(f.vfs.attr(d.ino)!.nlink, 3, "the read-only view agrees");
+  assert.equal(
+    f.vfs.attr(ROOT_INO)!.nlink,
+    1,
+    "the shared root differs per caller: 1 keeps find from counting",
+  );
+});
+
+Deno.test("an unlinked open file reports nlink 0 through its handle, lower or upper", async () => {
+  await using f = await fixture();
+  const b = backend(f);
+  const a = b.lookup(ROOT_INO, "a.txt") as Attr;
+  const o = b.open(a.ino, 0 /* O_RDONLY */) as { fh: number };
+  assert.equal(b.unlink(ROOT_INO, "a.txt"), 0);
+  assert.equal((b.getattr(a.ino, o.fh) as Attr).nlink, 0);
+  assert.equal((b.getattr(a.ino, o.fh) as Attr).mode & 0o777, 0o644, "the layer's mode, not the blob's 0444");
+  b.release(o.fh);
+  const [c, h] = b.create(ROOT_INO, "u.txt", 0o600, 2, me) as [Attr, { fh: number }];
+  assert.equal(b.unlink(ROOT_INO, "u.txt"), 0);
+  assert.equal((b.getattr(c.ino, h.fh) as Attr).nlink, 0);
+  b.release(h.fh);
+});
+
+Deno.test("inode numbers survive the kernel forgetting them, in editable and read-only views", async () => {
+  await using f = await fixture();
+  const again = (path: string) => {
+    const n = node(f.ov, path);
+    const ino = n.ino;
+    f.ov.forget(ino, n.nlookup);
+    assert.equal(f.ov.node(ino), undefined, "forgotten");
+    return [ino, node(f.ov, path).ino];
+  };
+  const [a1, a2] = again("a.txt");
+  assert.equal(a2, a1);
+  const [c1, c2] = again("dir/sub/c.txt");
+  assert.equal(c2, c1);
+  const made = f.ov.create(ROOT_INO, "new.txt", 0o644, 1, me) as { node: ONode; fd: number };
+  libc().close(made.fd);
+  f.ov.released(made.node, true);
+  const [n1, n2] = again("new.txt");
+  assert.equal(n1, made.node.ino);
+  assert.equal(n2, n1);
+  assert.equal(f.ov.rename(ROOT_INO, "new.txt", ROOT_INO, "moved.txt", 0), 0);
+  const [m1, m2] = again("moved.txt");
+  assert.equal(m1, n1, "rename keeps the number");
+  assert.equal(m2, n1);
+  assert.equal(f.ov.unlink(ROOT_INO, "moved.txt"), 0);
+  const re = f.ov.create(ROOT_INO, "moved.txt", 0o644, 1, me) as { node: ONode; fd: number };
+  libc().close(re.fd);
+  assert.notEqual(re.node.ino, n1, "a new file at a deleted name is a new inode");
+
+  const view = f.vfs.view(f.ov.layers);
+  const r1 = f.vfs.lookup(view, ROOT_INO, "dir") as { ino: number; nlookup: number };
+  f.vfs.forget(r1.ino, r1.nlookup);
+  assert.equal(f.vfs.attr(r1.ino), undefined);
+  assert.equal((f.vfs.lookup(view, ROOT_INO, "dir") as { ino: number }).ino, r1.ino);
+});
+
+Deno.test("ctime of a lower file moves to now on chmod, chown and utimensat; layers show 1980", async () => {
+  await using f = await fixture();
+  const a = node(f.ov, "a.txt");
+  const before = f.ov.attr(a) as Attr;
+  assert.equal(before.time, 315532800, "1980-01-01T00:00:00Z: zip and wheel tools accept it");
+  assert.equal(before.mtimeNs, undefined);
+  const t0 = BigInt(Date.now() - 1000) * 1_000_000n;
+  const r = f.ov.setattr(a, { mode: 0o600 }, undefined) as Attr;
+  assert.ok(r.ctimeNs! >= t0, `chmod sets ctime to now (${r.ctimeNs})`);
+  const old = 1_000_000_000_000_000_000n;
+  const u = f.ov.setattr(a, { mtime: old }, undefined) as Attr;
+  assert.equal(u.mtimeNs, old);
+  assert.ok(u.ctimeNs! >= t0, "utimensat sets ctime to now, not to the new mtime");
+});
+
+Deno.test("mknod of a device as root keeps st_rdev; fallocate 0 and KEEP_SIZE work on a handle", async () => {
+  await using f = await fixture();
+  const dev = f.ov.mknod(ROOT_INO, "blk", S_IFBLK | 0o600, 0x0801n, me);
+  if (Deno.uid() === 0) {
+    assert.equal(typeof dev, "object");
+    assert.equal((f.ov.attr(dev as ONode) as Attr).rdev, 0x0801);
+  } else assert.equal(dev, E.EPERM, "a non-root service cannot make devices, as on a local disk");
+  const b = backend(f);
+  const [c, h] = b.create(ROOT_INO, "big", 0o644, 2, me) as [Attr, { fh: number }];
+  assert.equal(b.fallocate(c.ino, h.fh, 0, 0n, 1048576n), 0);
+  assert.equal((b.getattr(c.ino, h.fh) as Attr).size, 1048576);
+  assert.equal(b.fallocate(c.ino, h.fh, 1, /* FALLOC_FL_KEEP_SIZE */ 0n, 4194304n), 0);
+  const a = b.getattr(c.ino, h.fh) as Attr;
+  assert.equal(a.size, 1048576, "KEEP_SIZE allocates without growing");
+  assert.ok(a.blocks * 512 >= 4194304, `blocks ${a.blocks}`);
+  b.release(h.fh);
+});
+
+Deno.test("paths deeper than PATH_MAX work as on a local disk: create, list, rename, unlink, rmdir", async () => {
+  await using f = await fixture();
+  const part = "d".repeat(200);
+  let dir = f.ov.root;
+  const chain: ONode[] = [];
+  for (let i = 0; i < 25; i++) { // 25 × 201 bytes: past PATH_MAX (4096) below scratch
+    const d = f.ov.mkdir(dir.ino, part, 0o755, me);
+    assert.equal(typeof d, "object", `mkdir at depth ${i}: errno ${d}`);
+    chain.push(dir = d as ONode);
+  }
+  assert.ok(f.scratch.length + dir.path.length > 4096);
+  const r = f.ov.create(dir.ino, "leaf.txt", 0o644, 2, me) as { node: ONode; fd: number };
+  assert.equal(typeof r, "object", `create: errno ${r}`);
+  assert.equal(Number(libc().pwrite(r.fd, Deno.UnsafePointer.of(enc.encode("deep")), 4n, 0n)), 4);
+  libc().close(r.fd);
+  f.ov.released(r.node, true);
+  assert.equal((f.ov.attr(r.node) as Attr).size, 4);
+  assert.deepEqual(names(f.ov, dir.ino), ["leaf.txt"]);
+  assert.equal(f.ov.rename(dir.ino, "leaf.txt", dir.ino, "moved.txt", 0), 0);
+  assert.equal((f.ov.attr(node(f.ov, `${chain.map(() => part).join("/")}/moved.txt`)) as Attr).size, 4);
+  assert.equal(f.ov.unlink(dir.ino, "moved.txt"), 0);
+  for (let i = chain.length - 1; i > 0; i--) {
+    assert.equal(f.ov.rmdir(chain[i - 1].ino, part), 0, `rmdir ${i}`);
+  }
+  assert.equal(f.ov.rmdir(ROOT_INO, part), 0);
+  assert.deepEqual(scratchTree(f.scratch), []);
 });

@@ -33,6 +33,8 @@ Deno.test("errno tables: Darwin differs where bsd/sys/errno.h does; the host tab
     { ...DARWIN_ERRNOS },
     {
       ...LINUX_ERRNOS,
+      EAGAIN: 35,
+      ENAMETOOLONG: 63,
       ENOSYS: 78,
       ENOTEMPTY: 66,
       ENOATTR: 93,
@@ -41,6 +43,7 @@ Deno.test("errno tables: Darwin differs where bsd/sys/errno.h does; the host tab
     },
   );
   assert.equal(LINUX_ERRNOS.ENOTEMPTY, 39);
+  assert.equal(LINUX_ERRNOS.ENAMETOOLONG, 36);
   assert.equal(LINUX_ERRNOS.ENOATTR, 61); // ENODATA
   assert.equal(LINUX_ERRNOS.ENOTSUP, 95);
   assert.equal(LINUX_ERRNOS.EDQUOT, 122);
@@ -62,6 +65,8 @@ Deno.test("open(2) flags: Darwin bsd/sys/fcntl.h values; the host's are Linux he
     O_CLOEXEC: 0x1000000,
     O_NOFOLLOW: 0x100,
     O_NONBLOCK: 0x4,
+    O_DIRECTORY: 0x100000,
+    O_PATH: 0,
   });
   assert.equal(LINUX_O_FLAGS.O_CLOEXEC, 0o2000000);
   if (Deno.build.os === "linux") {
@@ -226,6 +231,8 @@ Deno.test("the worker's ops table for each flavour: one callback per handler, at
           gid: 0,
           port: channel.port2,
           wakeFd: -1,
+          mailboxSeq: new SharedArrayBuffer(4),
+          allowOther: false,
           counters: new SharedArrayBuffer(CTR_BYTES),
           latency: new SharedArrayBuffer(4 * LAT_BUCKETS * OPS_SLOTS),
           slowUs: 1e9,

@@ -1,0 +1,165 @@
+/**
+ * An editable runtime behaves like a local disk for every user, and no spfs command hangs on a
+ * mount: other uids inside a runtime, inode numbers across the kernel dropping its caches, layer
+ * times that zip tools accept, and a FUSE mount whose server stopped answering. (Names, deep
+ * paths, link counts, devices, fallocate and ctime are compared with a local dir step by step in
+ * edit_test.ts through tests/support/fixtures/posix_ops.py.)
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runner } from "../../core/runner.ts";
+import { Sandbox } from "../support/sandbox.ts";
+import { fuseTest, q, waitFor, writeTree } from "../support/fuse.ts";
+
+const NOBODY = "setpriv --reuid 65534 --regid 65534 --clear-groups";
+
+/** Lets uid 65534 reach the sandbox's mount point (temp dirs are 0700). */
+function openUp(sb: Sandbox): void {
+  Deno.chmodSync(sb.root, 0o755);
+  for (let d = sb.mountpoint; d.startsWith(sb.root) && d !== sb.root; d = join(d, "..")) {
+    Deno.chmodSync(d, 0o755);
+  }
+}
+
+fuseTest(
+  "other users inside an editable runtime get mode-bit permissions; outside, an empty mount point",
+  async () => {
+    const sb = Sandbox.create();
+    const M = sb.mountpoint;
+    try {
+      openUp(sb);
+      const src = join(sb.root, "src");
+      writeTree(src, { "pub.txt": "public\n", "open/.keep": "" }, { "pub.txt": 0o644, "open/.keep": 0o644 });
+      Deno.chmodSync(join(src, "open"), 0o777);
+      await sb.ok(["commit", src, "-t", "users"]);
+      const script = [
+        `echo root > ${M}/rootfile && chmod 0644 ${M}/rootfile`,
+        `${NOBODY} sh -c ${
+          q([
+            `cat ${M}/pub.txt`,
+            `(echo x > ${M}/rootfile) 2>/dev/null && echo WROTE-ROOTFILE || echo denied-rootfile`,
+            `(echo x >> ${M}/pub.txt) 2>/dev/null && echo WROTE-LOWER || echo denied-lower`,
+            `echo mine > ${M}/open/mine && stat -c %u ${M}/open/mine && cat ${M}/open/mine`,
+          ].join("; "))
+        }`,
+      ].join(" && ");
+      const out = await sb.ok(["run", "--edit", "users", "--", "sh", "-c", script]);
+      assert.deepEqual(out.trim().split("\n"), [
+        "public",
+        "denied-rootfile",
+        "denied-lower",
+        "65534",
+        "mine",
+      ]);
+      const outside = await runner().run(["sh", "-c", `${NOBODY} ls -A ${q(M)}`]);
+      assert.equal(outside.code, 0, outside.stderr);
+      assert.equal(outside.stdout, "", "the same uid outside every runtime sees an empty mount point");
+    } finally {
+      await sb.dispose();
+    }
+  },
+);
+
+fuseTest("inode numbers stay the same when the kernel drops its caches, editable and read-only", async () => {
+  assert.equal(Deno.uid(), 0, "dropping the kernel's caches needs root (CI and the dev machines are root)");
+  const sb = Sandbox.create();
+  const M = sb.mountpoint;
+  try {
+    const src = join(sb.root, "src");
+    writeTree(src, { f: "1", "d/g": "2", "d/e/h": "3" });
+    await sb.ok(["commit", src, "-t", "ino"]);
+    const paths = ["f", "d", "d/g", "d/e", "d/e/h"].map((p) => `${M}/${p}`).join(" ");
+    const script = `stat -c %i ${paths}; echo 2 > /proc/sys/vm/drop_caches; sleep 0.2; stat -c %i ${paths}`;
+    for (const edit of [[], ["--edit"]]) {
+      const lines = (await sb.ok(["run", ...edit, "ino", "--", "sh", "-c", script])).trim().split("\n");
+      assert.equal(lines.length, 10);
+      assert.deepEqual(lines.slice(5), lines.slice(0, 5), `same inodes after drop_caches ${edit.join(" ")}`);
+    }
+  } finally {
+    await sb.dispose();
+  }
+});
+
+fuseTest("layer files show 1980-01-01 as their times, which zip and wheel tools accept", async () => {
+  const sb = Sandbox.create();
+  const M = sb.mountpoint;
+  try {
+    const src = join(sb.root, "src");
+    writeTree(src, { "pkg/mod.py": "x = 1\n" });
+    await sb.ok(["commit", src, "-t", "times"]);
+    const zip = join(sb.root, "out.zip");
+    const out = await sb.ok([
+      "run",
+      "times",
+      "--",
+      "sh",
+      "-c",
+      `stat -c %Y ${M}/pkg/mod.py && python3 -c ${
+        q(`import zipfile; zipfile.ZipFile(${JSON.stringify(zip)}, "w").write(${
+          JSON.stringify(`${M}/pkg/mod.py`)
+        })`)
+      } && echo zipped`,
+    ]);
+    assert.deepEqual(out.trim().split("\n"), ["315532800", "zipped"]);
+  } finally {
+    await sb.dispose();
+  }
+});
+
+fuseTest(
+  "a hung FUSE mount: doctor and run finish within 5 s, say so, and the cleanup recovers it",
+  async () => {
+    const sb = Sandbox.create();
+    const M = sb.mountpoint;
+    const other = join(sb.root, "other-runtime");
+    let stuck: number | undefined;
+    try {
+      writeTree(join(sb.root, "src"), { f: "hello\n" });
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "h"]);
+      // a second service (its own runtime dir, so its own lock) mounts here, then stops answering
+      await sb.ok(["service"], { SPFS_RUNTIME_DIR: other });
+      stuck = Number(Deno.readTextFileSync(join(other, "service.pid")).trim());
+      Deno.kill(stuck, "SIGSTOP");
+
+      let t0 = performance.now();
+      const doctor = await sb.spfs(["doctor", "--json"]);
+      const doctorS = (performance.now() - t0) / 1000;
+      assert.ok(doctorS < 5, `doctor took ${doctorS.toFixed(1)} s`);
+      assert.notEqual(doctor.code, 0);
+      const checks = JSON.parse(doctor.stdout).checks as { name: string; detail: string; fix?: string }[];
+      const mp = checks.find((c) => c.name === "mount point")!;
+      assert.match(mp.detail, new RegExp(`hung FUSE mount at ${M}`));
+      assert.match(mp.fix!, /\/sys\/fs\/fuse\/connections\/\d+\/abort/);
+
+      t0 = performance.now();
+      const run = await sb.spfs(["run", "h", "--", "cat", `${M}/f`]);
+      const runS = (performance.now() - t0) / 1000;
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout, "hello\n");
+      assert.ok(runS < 5, `run took ${runS.toFixed(1)} s`);
+
+      // our own service stopped: run says so instead of hanging
+      const ours = sb.servicePid()!;
+      Deno.kill(ours, "SIGSTOP");
+      t0 = performance.now();
+      const blocked = await sb.spfs(["run", "h", "--", "true"]);
+      assert.ok((performance.now() - t0) / 1000 < 5);
+      assert.notEqual(blocked.code, 0);
+      assert.match(blocked.stderr, new RegExp(`service \\(pid ${ours}\\) did not answer within 3 s`));
+      Deno.kill(ours, "SIGCONT");
+      await waitFor(
+        "the service to answer again",
+        async () => (await sb.spfs(["run", "h", "--", "true"])).code === 0,
+      );
+    } finally {
+      if (stuck) {
+        try {
+          Deno.kill(stuck, "SIGKILL");
+        } catch {
+          /* gone */
+        }
+      }
+      await sb.dispose();
+    }
+  },
+);
