@@ -40,10 +40,19 @@ async function start(cfg: Config, o: ServiceOpts): Promise<number> {
     try {
       return await runService(cfg);
     } catch (e) {
-      if (e instanceof SpfsError && o.logFile) {
-        // the client that started us in the background reads this to show the typed error
+      if (o.logFile) {
+        // the client that started us in the background reads this to show the typed error;
+        // an untyped one is logged too, so service.log never ends without a reason
+        const err = e instanceof SpfsError
+          ? e
+          : new SpfsError("ServiceStartFailed", `the service failed to start: ${e}`, {
+            details: { cause: String(e) },
+          });
+        if (!(e instanceof SpfsError)) {
+          (await import("../core/log.ts")).logger("service").error("{error}", { error: String(e) });
+        }
         try {
-          Deno.writeTextFileSync(runtimePaths(cfg).startupError, JSON.stringify(e.toJSON()));
+          Deno.writeTextFileSync(runtimePaths(cfg).startupError, JSON.stringify(err.toJSON()));
         } catch { /* runtime dir unusable: the exit code still says it failed */ }
       }
       throw e;

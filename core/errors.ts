@@ -31,6 +31,7 @@ export type ErrorCode =
   | "ServiceNotRunning"
   | "ServiceConnectionFailed"
   | "ServiceStuck"
+  | "ServiceStartFailed"
   | "ServiceAlreadyRunning"
   | "ProtocolMismatch"
   | "RpcError"
@@ -65,6 +66,7 @@ const exitFor: Record<ErrorCode, number> = {
   ServiceNotRunning: ExitCode.serviceUnavailable,
   ServiceConnectionFailed: ExitCode.serviceUnavailable,
   ServiceStuck: ExitCode.serviceUnavailable,
+  ServiceStartFailed: ExitCode.serviceUnavailable,
   ServiceAlreadyRunning: ExitCode.failure,
   ProtocolMismatch: ExitCode.serviceUnavailable,
   RpcError: ExitCode.failure,

@@ -1,6 +1,6 @@
 /**
  * The one way spfs runs external programs (fusermount3, umount, hdiutil, diskutil, launchctl,
- * systemctl…), built on dax. Tests swap in a recording runner to assert the exact argv.
+ * systemctl…). Tests swap in a recording runner to assert the exact argv.
  */
 
 /** Outcome of one program run. `code` is its exit status. */
@@ -15,33 +15,64 @@ export interface CommandRunner {
   run(argv: string[], opts?: { stdin?: string; timeoutMs?: number }): Promise<RunResult>;
 }
 
-/** The real runner. dax is imported lazily: most commands never run a program. */
-export const daxRunner: CommandRunner = {
+/**
+ * The real runner, on Deno.Command: argv[0] is looked up in PATH by the OS, never a shell builtin.
+ * Not dax: dax-sh 0.44 reports exit code 0 for a child killed by a signal it did not send
+ * (`timeout -s KILL` killing a stat stuck on a hung FUSE mount), which hid hung mounts.
+ * A child killed by signal N gets code 128+N, as a shell reports it.
+ */
+export const processRunner: CommandRunner = {
   async run(argv, opts = {}) {
-    const { default: $ } = await import("dax");
-    // dax's shell has builtins (cp, rm, mkdir, echo…) that lack most flags (`cp -a`); a resolved
-    // path always runs the real program
-    const prog = argv[0].includes("/") ? argv[0] : await $.which(argv[0]);
-    if (!prog) return { code: 127, stdout: "", stderr: `${argv[0]}: command not found in PATH` };
-    let cmd = $`${[prog, ...argv.slice(1)]}`.noThrow().stdout("piped").stderr("piped").quiet();
-    if (opts.stdin !== undefined) cmd = cmd.stdinText(opts.stdin);
-    if (opts.timeoutMs) cmd = cmd.timeout(opts.timeoutMs);
+    const ctl = opts.timeoutMs ? AbortSignal.timeout(opts.timeoutMs) : undefined;
     try {
-      const r = await cmd;
-      return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+      const child = new Deno.Command(argv[0], {
+        args: argv.slice(1),
+        stdin: opts.stdin === undefined ? "null" : "piped",
+        stdout: "piped",
+        stderr: "piped",
+        signal: ctl,
+      }).spawn();
+      if (opts.stdin !== undefined) {
+        const w = child.stdin.getWriter();
+        await w.write(new TextEncoder().encode(opts.stdin)).catch(() => {/* child closed stdin */});
+        await w.close().catch(() => {});
+      }
+      const r = await child.output();
+      const dec = new TextDecoder();
+      const code = r.signal ? 128 + signalNumber(r.signal) : r.code;
+      return { code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
     } catch (e) {
-      // dax throws when the program cannot be found
-      return { code: 127, stdout: "", stderr: e instanceof Error ? e.message : String(e) };
+      if (e instanceof Deno.errors.NotFound) {
+        return { code: 127, stdout: "", stderr: `${argv[0]}: command not found in PATH` };
+      }
+      return { code: 126, stdout: "", stderr: e instanceof Error ? e.message : String(e) };
     }
   },
 };
+
+/** Signal numbers (signal(7); the same on Linux and macOS for these). */
+const SIGNALS: Partial<Record<Deno.Signal, number>> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGABRT: 6,
+  SIGKILL: 9,
+  SIGSEGV: 11,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+};
+
+function signalNumber(sig: Deno.Signal): number {
+  return SIGNALS[sig] ?? 0x7f;
+}
 
 /** The last line a program printed (stderr first), for one-line error messages. */
 export function lastLine(r: RunResult): string {
   return (r.stderr.trim() || r.stdout.trim()).split("\n").at(-1) ?? "";
 }
 
-let current: CommandRunner = daxRunner;
+let current: CommandRunner = processRunner;
 
 /** The runner in use. */
 export function runner(): CommandRunner {

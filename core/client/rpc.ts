@@ -5,6 +5,7 @@
 import { fileURLToPath } from "node:url";
 import { type Config, configEnv, ensureRuntimeDir, readPidFile, runtimePaths } from "../config.ts";
 import { SpfsError, spfsErrorFrom } from "../errors.ts";
+import { socketAddress } from "../platform/socket.ts";
 import {
   type HealthResult,
   MAX_FRAME_BYTES,
@@ -47,8 +48,9 @@ export class RpcClient {
   static async connect(cfg: Config): Promise<RpcClient> {
     const path = runtimePaths(cfg).socket;
     try {
-      return new RpcClient(await Deno.connect({ transport: "unix", path }));
+      return new RpcClient(await Deno.connect({ transport: "unix", path: socketAddress(path) }));
     } catch (e) {
+      if (e instanceof SpfsError) throw e;
       if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.ConnectionRefused) {
         throw new SpfsError("ServiceNotRunning", `the spfs service is not running (no listener at ${path})`, {
           hint: "start it with `spfs service` (spfs run starts it for you)",

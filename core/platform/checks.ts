@@ -115,8 +115,8 @@ export const FUSE_CONF = "/etc/fuse.conf";
  * Whether the service may mount with allow_other: always as root, else only when fuse.conf says
  * `user_allow_other`. Without it, processes of other uids inside a runtime get EACCES.
  */
-export function allowOther(conf = FUSE_CONF): { ok: boolean; why: string } {
-  if (Deno.uid() === 0) return { ok: true, why: "the service runs as root" };
+export function allowOther(conf = FUSE_CONF, uid = Deno.uid()): { ok: boolean; why: string } {
+  if (uid === 0) return { ok: true, why: "the service runs as root" };
   let text = "";
   try {
     text = Deno.readTextFileSync(conf);

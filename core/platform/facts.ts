@@ -33,6 +33,13 @@ export interface Platform {
    * the mode on the stack, which Deno FFI cannot do.
    */
   editableRuntimes: boolean;
+  /**
+   * Longest Unix socket path in bytes: `sizeof(sun_path)` less its NUL (108 in Linux
+   * `<sys/un.h>`, 104 in Darwin `<sys/un.h>`).
+   */
+  socketPathMax: number;
+  /** Whether `/proc/self/fd/N/name` reaches a name in an open directory (Linux procfs). */
+  procFdPaths: boolean;
 }
 
 const linux: Platform = {
@@ -45,6 +52,8 @@ const linux: Platform = {
   mountTable: true,
   fuseDeviceCheck: true,
   editableRuntimes: true,
+  socketPathMax: 107,
+  procFdPaths: true,
 };
 
 const darwin: Platform = {
@@ -58,6 +67,8 @@ const darwin: Platform = {
   mountTable: false,
   fuseDeviceCheck: false,
   editableRuntimes: false,
+  socketPathMax: 103,
+  procFdPaths: false,
 };
 
 /** The platform policy of this host. */

@@ -5,6 +5,7 @@
  * the others.
  */
 import { SpfsError } from "../errors.ts";
+import { socketAddress } from "../platform/socket.ts";
 import { readFrames } from "../../proto/framing.ts";
 import { MAX_FRAME_BYTES, type MethodName, RpcCode, type RpcResponse } from "../../proto/protocol.ts";
 import { paramSchemas, requestSchema } from "../../proto/schemas.ts";
@@ -83,7 +84,7 @@ export class RpcServer {
     try {
       Deno.removeSync(socket);
     } catch { /* none */ }
-    this.#listener = Deno.listen({ transport: "unix", path: socket });
+    this.#listener = Deno.listen({ transport: "unix", path: socketAddress(socket) });
     Deno.chmodSync(socket, 0o600);
     this.accepting = this.#accept();
   }

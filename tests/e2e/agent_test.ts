@@ -16,7 +16,7 @@ import {
   uninstallAgent,
 } from "../../core/client/agent.ts";
 import { loadConfig } from "../../core/config.ts";
-import { daxRunner } from "../../core/runner.ts";
+import { processRunner } from "../../core/runner.ts";
 import { rejectsWith, res, withRecordingRunner } from "../support/recording_runner.ts";
 import { Sandbox } from "../support/sandbox.ts";
 
@@ -172,7 +172,7 @@ Deno.test("systemd unit: quoting of spaces, quotes, % and $; the unit passes sys
     assert.match(unit, /\nRestart=on-failure\n[\s\S]*\[Install\]\nWantedBy=default.target\n/);
     const file = join(home, "spfs.service");
     Deno.writeTextFileSync(file, unit);
-    const verify = await daxRunner.run(["systemd-analyze", "verify", file]);
+    const verify = await processRunner.run(["systemd-analyze", "verify", file]);
     if (verify.code === 127) {
       assert.notEqual(
         Deno.env.get("SPFS_REQUIRE_FUSE"),
@@ -188,7 +188,10 @@ Deno.test("systemd unit: quoting of spaces, quotes, % and $; the unit passes sys
     assert.equal(verify.stderr.trim(), "", "systemd reports no unknown key or bad value");
     // and it does catch a broken unit
     Deno.writeTextFileSync(file, unit.replace("Restart=on-failure", "Restrt=on-failure"));
-    assert.match((await daxRunner.run(["systemd-analyze", "verify", file])).stderr, /Unknown key 'Restrt'/);
+    assert.match(
+      (await processRunner.run(["systemd-analyze", "verify", file])).stderr,
+      /Unknown key 'Restrt'/,
+    );
   });
 });
 

@@ -201,7 +201,7 @@ fuseTest("doctor: every check fails alone when its one thing is broken, with the
     const text = await sb.spfs(["doctor"]);
     assert.equal(text.code, 1);
     assert.match(text.stdout, /FAIL {2}stale mounts .*\n\s+fix: fusermount3 -u -z/);
-    assert.match(text.stdout, /3 of 7 checks failed/);
+    assert.match(text.stdout, /3 of 8 checks failed/);
     // following the fixes makes doctor pass
     assert.equal((await runner().run(unmount.split(" "))).code, 0);
     Deno.removeSync(sock);

@@ -112,3 +112,27 @@ fuseTest(
     }
   },
 );
+
+fuseTest(
+  "a runtime dir too deep for a Unix socket path (sun_path) still serves: run and status",
+  async () => {
+    const parent = Deno.makeTempDirSync({ prefix: "spfs-deep-" });
+    const deep = join(parent, "d".repeat(60), "e".repeat(60));
+    Deno.mkdirSync(deep, { recursive: true });
+    const sb = Sandbox.create({ parent: deep });
+    try {
+      const socket = join(sb.runtime, "service.sock");
+      assert.ok(new TextEncoder().encode(socket).length > 107, `${socket} is longer than sun_path`);
+      writeTree(join(sb.root, "src"), { f: "deep\n" });
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "deep"]);
+      assert.equal(await sb.ok(["run", "deep", "--", "cat", `${sb.mountpoint}/f`]), "deep\n");
+      assert.ok(exists(socket), "the socket is at its configured path");
+      const status = JSON.parse(await sb.ok(["status", "--json"]));
+      assert.equal(status.healthy, true);
+      assert.equal(status.pid, sb.servicePid());
+    } finally {
+      await sb.dispose();
+      Deno.removeSync(parent, { recursive: true });
+    }
+  },
+);

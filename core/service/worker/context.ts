@@ -36,8 +36,11 @@ export type Ptr = Deno.PointerValue;
 export class WorkerContext {
   /** Open file handles (fds) and the backend that serves each. */
   readonly handles = new Map<number, FsBackend>();
-  /** Open directory listings by handle, with "." and "..". */
-  readonly dirHandles = new Map<number, DirEntry[]>();
+  /**
+   * Open dir handles: the listing taken by the last readdir at offset 0 (the first read, or a
+   * rewinddir), so a listing shows the dir as it is when read, as on a local disk.
+   */
+  readonly dirHandles = new Map<number, { ino: number; entries: DirEntry[] }>();
   nextDirHandle = 1;
   /** Serves inodes below the root that no editable runtime owns, and outsiders at the root. */
   readonly shared: ReadOnlyBackend;

@@ -8,19 +8,19 @@ import type { Op } from "../instrument.ts";
 
 const S_IFDIR = 0o040000;
 
-/** opendir: snapshots the merged listing; a read-only stack's listing may stay in the kernel. */
+/** The listing of dir `ino` with "." and "..", or an errno. */
+function listing(c: Parameters<Op<"opendir">>[0], req: Deno.PointerValue, ino: number): DirEntry[] | number {
+  const list = c.resolve(req, ino).list(ino);
+  if (typeof list === "number") return list;
+  return [{ name: ".", ino, type: S_IFDIR }, { name: "..", ino: ROOT_INO, type: S_IFDIR }, ...list];
+}
+
+/** opendir: a handle whose listing is taken at the first readdir; a read-only stack's may stay in the kernel. */
 export const opendir: Op<"opendir"> = (c, req, inoB, fi) => {
   const ino = Number(inoB);
   const b = c.resolve(req, ino);
-  const list = b.list(ino);
-  if (typeof list === "number") return void c.S.fuse_reply_err(req, list);
-  const entries: DirEntry[] = [
-    { name: ".", ino, type: S_IFDIR },
-    { name: "..", ino: ROOT_INO, type: S_IFDIR },
-    ...list,
-  ];
   const h = c.nextDirHandle++;
-  c.dirHandles.set(h, entries);
+  c.dirHandles.set(h, { ino, entries: [] });
   const v = c.fi(fi);
   v.setBigUint64(c.abi.fi.fh, BigInt(h), true);
   if (ino !== ROOT_INO && b.cacheListings) {
@@ -29,10 +29,16 @@ export const opendir: Op<"opendir"> = (c, req, inoB, fi) => {
   c.S.fuse_reply_open(req, fi);
 };
 
-/** readdir: entries from `off` that fit in `size` bytes. */
+/** readdir: entries from `off` that fit in `size` bytes; offset 0 (first read, rewinddir) lists afresh. */
 export const readdir: Op<"readdir"> = (c, req, _ino, size, off, fi) => {
-  const entries = c.dirHandles.get(c.fh(fi));
-  if (!entries) return void c.S.fuse_reply_err(req, E.EIO);
+  const h = c.dirHandles.get(c.fh(fi));
+  if (!h) return void c.S.fuse_reply_err(req, E.EIO);
+  if (off === 0n) {
+    const fresh = listing(c, req, h.ino);
+    if (typeof fresh === "number") return void c.S.fuse_reply_err(req, fresh);
+    h.entries = fresh;
+  }
+  const entries = h.entries;
   const max = Number(size);
   if (c.dirBuf.length < max) c.dirBuf = new Uint8Array(max);
   let pos = 0;
