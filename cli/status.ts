@@ -33,6 +33,9 @@ export async function status(cfg: Config, o: { json?: boolean; prometheus?: bool
     } hits`,
   );
   console.log(`open handles  ${s.open_handles}`);
+  console.log(
+    `blobs         ${s.blobs.verified} verified, ${s.blobs.corrupt} corrupt, ${s.blobs.queued} waiting`,
+  );
   const ops = Object.entries(s.ops).sort((a, b) => b[1].count - a[1].count);
   if (ops.length) {
     console.log(

@@ -66,6 +66,14 @@ export function toPrometheus(s: StatusResult): string {
   metric("spfs_uptime_seconds", "gauge", "Seconds since the service started.", [["", s.uptime_s]]);
   metric("spfs_runtimes", "gauge", "Registered runtimes.", [["", s.runtimes.length]]);
   metric("spfs_open_handles", "gauge", "Open FUSE file handles.", [["", s.open_handles]]);
+  metric("spfs_blobs_verified_total", "counter", "Blobs hashed in the background and found intact.", [[
+    "",
+    s.blobs.verified,
+  ]]);
+  metric("spfs_blobs_corrupt_total", "counter", "Blobs that did not match their digest (now refused).", [[
+    "",
+    s.blobs.corrupt,
+  ]]);
   metric("spfs_fuse_requests_total", "counter", "FUSE requests answered.", [["", s.fuse.requests]]);
   metric("spfs_fuse_errors_total", "counter", "FUSE callbacks that failed with an exception (EIO).", [[
     "",

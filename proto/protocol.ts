@@ -95,6 +95,8 @@ export interface StatusResult extends HealthResult {
   ops: Record<string, { count: number; p50_us: number; p95_us: number; p99_us: number }>;
   caches: Record<"ancestry" | "manifest", { hits: number; misses: number; hit_rate: number }>;
   open_handles: number;
+  /** Background blob verification: blobs hashed intact, found corrupt, waiting. */
+  blobs: { verified: number; corrupt: number; queued: number };
   fuse: {
     requests: number;
     errors: number;

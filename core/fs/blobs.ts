@@ -1,41 +1,59 @@
 /**
- * Opening blobs for the read path. A blob is hashed once per service lifetime before it is first
- * served; one whose bytes do not match its digest is never served (EIO, logged).
+ * Opening blobs for the read path. A blob is served at once; its first open in this service asks
+ * for it to be hashed off the FUSE thread (core/service/verifier.ts). One whose bytes do not match
+ * its digest is marked corrupt and never opened again (EIO). Blobs are also verified when written
+ * and by `spfs check`.
  */
 import { cstr, errno, libc, O_CLOEXEC, O_RDONLY } from "../../ffi/sys.ts";
 import { E } from "../../ffi/errno.ts";
-import { type Digest, digestFileSync } from "../store/objects.ts";
+import type { Digest } from "../store/objects.ts";
 
-/** Opens verified blobs read-only. */
+/** Opens blobs read-only, and refuses the ones found corrupt. */
 export class BlobOpener {
-  readonly #verified = new Set<Digest>();
+  /** Blobs already handed to the verifier (verified, or being verified). */
+  readonly #asked = new Set<Digest>();
+  readonly #corrupt = new Set<Digest>();
   readonly #path: (d: Digest) => string;
-  readonly #onCorrupt: (d: Digest) => void;
+  readonly #verify: (d: Digest) => void;
+  readonly #onMissing: (d: Digest) => void;
 
   /**
    * @param path the object path of a blob (ObjectStore.path)
-   * @param onCorrupt told once per failed verification (the worker logs it)
+   * @param verify asked once per blob, on its first successful open, to hash it elsewhere
+   * @param onMissing told when a blob a layer names is not in the store (it is served as EIO)
    */
-  constructor(path: (d: Digest) => string, onCorrupt: (d: Digest) => void) {
+  constructor(
+    path: (d: Digest) => string,
+    verify: (d: Digest) => void,
+    onMissing: (d: Digest) => void = () => {},
+  ) {
     this.#path = path;
-    this.#onCorrupt = onCorrupt;
+    this.#verify = verify;
+    this.#onMissing = onMissing;
   }
 
-  /** True when the blob hashes to its digest (cached after the first success). */
-  verify(d: Digest): boolean {
-    if (this.#verified.has(d)) return true;
-    if (digestFileSync(this.#path(d)) !== d) {
-      this.#onCorrupt(d);
-      return false;
-    }
-    this.#verified.add(d);
-    return true;
+  /** Marks a blob corrupt: every later open gets EIO. */
+  markCorrupt(d: Digest): void {
+    this.#corrupt.add(d);
   }
 
-  /** An O_RDONLY fd of the blob, or a negative errno (EIO when it is corrupt). */
+  /**
+   * An O_RDONLY fd of the blob, or a negative errno: EIO when it was found corrupt or is missing
+   * from the store (the file is listed, so ENOENT would mislead), else open(2)'s own.
+   */
   open = (d: Digest): number => {
-    if (!this.verify(d)) return -E.EIO;
+    if (this.#corrupt.has(d)) return -E.EIO;
     const fd = libc().open(cstr(this.#path(d)), O_RDONLY | O_CLOEXEC);
-    return fd < 0 ? -(errno() || E.EIO) : fd;
+    if (fd < 0) {
+      const e = errno() || E.EIO;
+      if (e !== E.ENOENT) return -e;
+      this.#onMissing(d);
+      return -E.EIO;
+    }
+    if (!this.#asked.has(d)) {
+      this.#asked.add(d);
+      this.#verify(d);
+    }
+    return fd;
   };
 }

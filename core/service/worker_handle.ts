@@ -11,6 +11,8 @@ import { runner } from "../runner.ts";
 import { libc, wakePipe } from "../../ffi/sys.ts";
 import { platform } from "../platform/facts.ts";
 import { allowOther, libfuseCandidates } from "../platform/checks.ts";
+import type { Digest } from "../store/objects.ts";
+import { BlobVerifier } from "./verifier.ts";
 import type { FromWorker, FuseWorkerData, ToWorker, WorkerReply } from "./worker/messages.ts";
 
 const ONE = new Uint8Array([1]);
@@ -32,6 +34,8 @@ export class WorkerHandle {
   readonly #wake: [number, number];
   readonly #seq = new Int32Array(new SharedArrayBuffer(4));
   #stopped = false;
+  /** Hashes each blob the worker serves, off the FUSE thread; set by start(). */
+  verifier!: BlobVerifier;
 
   private constructor(
     readonly cfg: Config,
@@ -68,8 +72,10 @@ export class WorkerHandle {
     cfg: Config,
     shared: { counters: SharedArrayBuffer; latency: SharedArrayBuffer },
     log: Logger,
+    blobPath: (d: Digest) => string,
   ): Promise<WorkerHandle> {
     const w = new WorkerHandle(cfg, shared);
+    w.verifier = new BlobVerifier(blobPath, (digest) => w.send({ type: "corrupt", digest }), log);
     return new Promise((resolve, reject) => {
       w.#worker.on("message", (m: FromWorker) => {
         switch (m.type) {
@@ -89,6 +95,9 @@ export class WorkerHandle {
           case "reply":
             w.#pending.get(m.reqId)?.(m.result);
             w.#pending.delete(m.reqId);
+            return;
+          case "verify":
+            return w.verifier.enqueue(m.digest);
         }
       });
       w.#worker.on("error", (e: unknown) => {

@@ -65,6 +65,19 @@ export function digestFileSync(path: string): Digest {
   return `sha256:${h.digest("hex")}`;
 }
 
+/**
+ * sha256 digest of a file's bytes, read in 1 MiB chunks with async reads, so a thread that hashes
+ * a large blob keeps serving its event loop between chunks.
+ * @throws Deno.errors.NotFound and other read errors.
+ */
+export async function digestFile(path: string): Promise<Digest> {
+  const h = createHash("sha256");
+  using f = await Deno.open(path, { read: true });
+  const chunk = new Uint8Array(1 << 20);
+  for (let r = await f.read(chunk); r !== null; r = await f.read(chunk)) h.update(chunk.subarray(0, r));
+  return `sha256:${h.digest("hex")}`;
+}
+
 function byName(a: Entry, b: Entry): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }

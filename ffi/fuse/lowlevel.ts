@@ -79,7 +79,12 @@ export const OPS = {
 } as const;
 export const OPS_SLOTS = 44;
 
-/** Native callback signatures per op (libfuse 3 `fuse_lowlevel.h`). */
+/**
+ * Native callback signatures per op spfs implements (libfuse 3 `fuse_lowlevel.h`). `flush` is left
+ * out on purpose: nothing is buffered, and an unset flush makes libfuse answer ENOSYS once, after
+ * which the kernel sends no more FLUSH requests (Linux fs/fuse/file.c `fc->no_flush`), saving a
+ * round trip on every close(2).
+ */
 export const OP_SIGNATURES = {
   init: ["pointer", "pointer"],
   destroy: ["pointer"],
@@ -98,7 +103,6 @@ export const OP_SIGNATURES = {
   open: ["pointer", "u64", "pointer"],
   read: ["pointer", "u64", "usize", "i64", "pointer"],
   write: ["pointer", "u64", "pointer", "usize", "i64", "pointer"],
-  flush: ["pointer", "u64", "pointer"],
   release: ["pointer", "u64", "pointer"],
   fsync: ["pointer", "u64", "i32", "pointer"],
   opendir: ["pointer", "u64", "pointer"],

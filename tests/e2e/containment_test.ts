@@ -174,13 +174,13 @@ fuseTest(
     const sb = Sandbox.create();
     try {
       Deno.mkdirSync(join(sb.root, "src/dir"), { recursive: true });
-      Deno.writeTextFileSync(join(sb.root, "src/dir/lost"), "this blob will vanish\n");
+      Deno.symlinkSync("this-target-will-vanish", join(sb.root, "src/dir/lost"));
       Deno.writeTextFileSync(join(sb.root, "src/kept"), "kept\n");
       const c = JSON.parse(await sb.ok(["commit", join(sb.root, "src"), "-t", "exc", "--json"]));
       assert.ok(c.digest);
-      // remove one blob behind spfs's back: hashing it on first open throws inside the callback
+      // remove a symlink's blob behind spfs's back: reading its target throws inside readlink
       const blob =
-        (await runner().run(["sh", "-c", `grep -rl 'this blob will vanish' ${sb.storage}/objects`]))
+        (await runner().run(["sh", "-c", `grep -rl 'this-target-will-vanish' ${sb.storage}/objects`]))
           .stdout.trim();
       assert.ok(blob, "found the blob file");
       Deno.chmodSync(join(blob, ".."), 0o755);
@@ -197,11 +197,11 @@ fuseTest(
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /Input\/output error/);
       assert.match(r.stdout, /cat=1\nkept\n/, "the next request in the same runtime is served");
-      const hit = logLines(sb).find((l) => l.properties?.op === "open" && l.level === "ERROR");
+      const hit = logLines(sb).find((l) => l.properties?.op === "readlink" && l.level === "ERROR");
       assert.ok(hit, "the failure is logged");
       assert.equal(hit.properties.path, "/dir/lost");
       assert.equal(hit.properties.errno, 5);
-      assert.match(hit.message, /open failed: NotFound/);
+      assert.match(hit.message, /readlink failed: NotFound/);
       assert.equal(JSON.parse(await sb.ok(["status", "--json"])).fuse.errors >= 1, true);
       assert.equal(await sb.ok(["run", "exc", "--", "cat", `${M}/kept`]), "kept\n");
     } finally {

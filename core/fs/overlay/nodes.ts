@@ -33,6 +33,8 @@ export interface ONode {
   detached?: Attr;
   /** Extra names of a hard-linked upper file (its `path` is one of them). */
   links?: Set<string>;
+  /** The scratch file's st_ino, once recorded in the hard-link index. */
+  upperIno?: number;
   openFds: number;
 }
 
@@ -104,10 +106,11 @@ export class NodeTable {
     (n.links ??= new Set([n.path])).add(path);
     this.#byPath.set(path, n);
     this.#inoByPath.set(path, n.ino);
-    if (upperIno !== undefined) this.#byUpperIno.set(upperIno, n);
+    if (upperIno !== undefined) this.noteUpperIno(upperIno, n);
   }
   noteUpperIno(upperIno: number, n: ONode): void {
     this.#byUpperIno.set(upperIno, n);
+    n.upperIno = upperIno;
   }
 
   /** Forgets a node nobody references. */
@@ -115,7 +118,9 @@ export class NodeTable {
     this.nodes.delete(n.ino);
     this.vfs.owners.delete(n.ino);
     for (const p of n.links ?? [n.path]) if (this.#byPath.get(p) === n) this.#byPath.delete(p);
-    for (const [k, v] of this.#byUpperIno) if (v === n) this.#byUpperIno.delete(k);
+    if (n.upperIno !== undefined && this.#byUpperIno.get(n.upperIno) === n) {
+      this.#byUpperIno.delete(n.upperIno);
+    }
   }
 
   /** Forgets every node (the runtime ended); the kernel's later forgets find nothing. */
@@ -139,6 +144,11 @@ export class NodeTable {
       return;
     }
     if (typeof last !== "number") n.detached = { ...last, nlink: 0 };
+    if (n.kind !== "dir") {
+      // nothing is known below a non-dir: no scan (rm -rf unlinks thousands of them)
+      if (this.#byPath.get(path) === n) this.#byPath.delete(path);
+      return;
+    }
     for (const [p, m] of this.#byPath) {
       if (m === n || p.startsWith(path + "/")) {
         this.#byPath.delete(p);
@@ -157,8 +167,13 @@ export class NodeTable {
     for (const [p] of numbers) this.#inoByPath.delete(p);
     for (const [p, ino] of numbers) this.#inoByPath.set(to + p.slice(from.length), ino);
     const moved: [string, ONode][] = [];
-    for (const [p, m] of this.#byPath) {
-      if (p === from || p.startsWith(from + "/")) moved.push([p, m]);
+    const at = this.#byPath.get(from);
+    if (n.kind !== "dir") {
+      if (at) moved.push([from, at]);
+    } else {
+      for (const [p, m] of this.#byPath) {
+        if (p === from || p.startsWith(from + "/")) moved.push([p, m]);
+      }
     }
     for (const [p] of moved) this.#byPath.delete(p);
     for (const [p, m] of moved) {

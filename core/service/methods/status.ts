@@ -39,5 +39,10 @@ export function status(s: Service): StatusResult {
       manifest: rate(c(CTR.listingHits), c(CTR.listingMisses)),
     },
     open_handles: c(CTR.openHandles),
+    blobs: {
+      verified: s.worker.verifier.verified,
+      corrupt: s.worker.verifier.corrupt,
+      queued: s.worker.verifier.queued,
+    },
   };
 }

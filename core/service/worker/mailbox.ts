@@ -59,6 +59,8 @@ export class Mailbox {
       }
       case "rebase":
         return this.reply(m.reqId, this.#rebase(m));
+      case "corrupt":
+        return this.blobs.markCorrupt(m.digest);
     }
   }
 

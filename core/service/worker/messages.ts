@@ -44,7 +44,9 @@ export type ToWorker =
   | { type: "unregister"; pid: number }
   /** Commit support: read the change counter, then swap scratch for a new top layer. */
   | { type: "commit-check"; reqId: number; id: string }
-  | { type: "rebase"; reqId: number; id: string; layers: Digest[]; gen: number; trash: string };
+  | { type: "rebase"; reqId: number; id: string; layers: Digest[]; gen: number; trash: string }
+  /** The verifier found this blob corrupt: refuse it from now on. */
+  | { type: "corrupt"; digest: Digest };
 
 /** Answers to requests that carry a `reqId`. */
 export type WorkerReply =
@@ -61,4 +63,6 @@ export type FromWorker =
   | { type: "error"; message: string }
   | { type: "log"; level: LogLevel; message: string; fields?: Record<string, unknown> }
   | { type: "exited"; code: number }
-  | { type: "reply"; reqId: number; result: WorkerReply };
+  | { type: "reply"; reqId: number; result: WorkerReply }
+  /** A blob's first open: hash it off the FUSE thread (core/service/verifier.ts). */
+  | { type: "verify"; digest: Digest };

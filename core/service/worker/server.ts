@@ -39,8 +39,8 @@ export function buildServer(data: FuseWorkerData, abi: FuseAbi, S: FuseReplies):
     post({ type: "log", level, message, fields });
   const blobs = new BlobOpener(
     (d) => vfs.blobPath(d),
-    (d) =>
-      log("error", `blob ${d} does not match its digest; refusing to serve it`, { op: "open", errno: 5 }),
+    (digest) => post({ type: "verify", digest }),
+    (d) => log("error", `blob ${d} is missing from the store; run \`spfs check\``, { op: "open", errno: 5 }),
   );
   const ctx = new WorkerContext(S, abi, vfs, router, blobs, counters, log);
   const reply = (reqId: number, result: Parameters<Mailbox["reply"]>[1]) =>

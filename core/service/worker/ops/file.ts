@@ -1,4 +1,4 @@
-/** Open files: open, create, read, write, flush, fsync, release, fallocate. */
+/** Open files: open, create, read, write, fsync, release, fallocate (no flush: see OP_SIGNATURES). */
 import { encodeFdBufvec } from "../../../../ffi/fuse/lowlevel.ts";
 import { BUFVEC_SIZE } from "../../../../ffi/fuse/lowlevel.ts";
 import { check } from "../../../../ffi/fsops.ts";
@@ -54,11 +54,6 @@ export const write: Op<"write"> = (c, req, _ino, buf, size, off, fi) => {
   const r = c.handles.get(fh)?.write(fh, buf, size, off) ?? E.EBADF;
   if (typeof r === "number") return void c.S.fuse_reply_err(req, r);
   c.S.fuse_reply_write(req, r);
-};
-
-/** flush: nothing is buffered here. */
-export const flush: Op<"flush"> = (c, req) => {
-  c.S.fuse_reply_err(req, 0);
 };
 
 /** fsync / fdatasync of the handle's fd. */

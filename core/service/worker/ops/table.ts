@@ -8,7 +8,7 @@ import type { Op } from "../instrument.ts";
 import { access, getattr, setattr, statfs } from "./attr.ts";
 import { opendir, readdir, releasedir } from "./dir.ts";
 import { forget, forget_multi, lookup } from "./entry.ts";
-import { create, fallocate, flush, fsync, open, read, release, write } from "./file.ts";
+import { create, fallocate, fsync, open, read, release, write } from "./file.ts";
 import { link, mkdir, mknod, readlink, rename, rmdir, symlink, unlink } from "./names.ts";
 import { getxattr, listxattr, removexattr, setxattr } from "./xattr.ts";
 
@@ -36,7 +36,6 @@ export const OPS_TABLE: { [K in OpName]: Op<K> } = {
   open,
   read,
   write,
-  flush,
   release,
   fsync,
   opendir,
