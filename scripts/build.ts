@@ -28,7 +28,7 @@ export function compileArgv(target: string, out: string): string[] {
     target,
     // the FUSE worker is loaded by URL at run time, so it must be embedded explicitly
     "--include",
-    "core/fuse_worker.ts",
+    "core/service/worker/main.ts",
     "--output",
     out,
     "main.ts",

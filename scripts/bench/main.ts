@@ -5,110 +5,10 @@
  */
 import { join } from "node:path";
 import { runner } from "../../core/runner.ts";
-import { selfArgv } from "../../core/client/rpc.ts";
 import { npmPackageDir, Sandbox } from "../../tests/support/sandbox.ts";
-
-const ROUNDS = Number(Deno.env.get("SPFS_BENCH_ROUNDS") ?? 7);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const rows: string[][] = [["benchmark", "baseline", "baseline ms", "spfs ms", "spfs/baseline"]];
-
-function row(name: string, baseName: string, base: number[], spfs: number[]) {
-  const b = median(base), s = median(spfs);
-  rows.push([name, baseName, b.toFixed(1), s.toFixed(1), `${(s / b).toFixed(2)}x`]);
-  console.error(`  ${name}: baseline ${b.toFixed(1)} ms, spfs ${s.toFixed(1)} ms`);
-}
-
-async function timeCmd(cmd: Deno.Command): Promise<number> {
-  const t0 = performance.now();
-  const out = await cmd.output();
-  if (out.code !== 0) throw new Error(new TextDecoder().decode(out.stderr));
-  return performance.now() - t0;
-}
-
-/** Runs `work` (a shell snippet using $D) k times inside one shell; prints ns per run. */
-function innerScript(dir: string, work: string, k: number): string {
-  return `D=${dir}; for i in $(seq ${k}); do s=$(date +%s%N); ${work}; e=$(date +%s%N); echo $((e-s)); done`;
-}
-const parseNs = (out: string) => out.trim().split("\n").map((l) => Number(l) / 1e6);
-
-/** Times `work` (shell, using $D) once inside a shell; prints ns. `setup` runs untimed first. */
-function timed(dir: string, work: string, setup = ""): string {
-  return `D=${dir}; ${setup}\ns=$(date +%s%N); ${work}; e=$(date +%s%N); echo $((e-s))`;
-}
-
-/** Editable-runtime rows: each against the same work on a local directory. */
-async function editableRows(M: string, bigDir: string): Promise<void> {
-  const local = () => Deno.makeTempDirSync({ dir: sb.root, prefix: "local-" });
-  const rm = (d: string) => Deno.remove(d, { recursive: true });
-  const emptyDir = join(sb.root, "emptysrc");
-  Deno.mkdirSync(emptyDir);
-  await sb.ok(["commit", emptyDir, "-t", "empty"]);
-  const create = (tag: string) =>
-    `mkdir "$D/w"; for n in $(seq 10000); do echo "${tag} $n" > "$D/w/f$n"; done`;
-  const tenk = join(sb.root, "tenk");
-  await runner().run([
-    "sh",
-    "-c",
-    `for d in $(seq 100); do mkdir -p ${tenk}/t/$d; for f in $(seq 100); do echo $d$f > ${tenk}/t/$d/$f; done; done`,
-  ]);
-  await sb.ok(["commit", tenk, "-t", "tenk"]);
-  const n = Math.max(3, Math.floor(ROUNDS / 2));
-  const r5 = [[], []] as number[][], r6 = [[], []] as number[][], r7 = [[], []] as number[][];
-  const r8 = [[], []] as number[][];
-  for (let r = 0; r < n; r++) {
-    console.error(`editable rows, round ${r + 1}/${n}`);
-    // 5. create and write 10,000 small files
-    let d = local();
-    r5[0].push(...parseNs((await runner().run(["sh", "-c", timed(d, create(`l${r}`))])).stdout));
-    await rm(d);
-    r5[1].push(
-      ...parseNs(await sb.ok(["run", "--edit", "empty", "--", "sh", "-c", timed(M, create(`s${r}`))])),
-    );
-    // 6. rm -rf of a 10,000-file tree (a lower layer for spfs)
-    d = local();
-    await runner().run(["cp", "-a", `${tenk}/t`, `${d}/t`]);
-    r6[0].push(...parseNs((await runner().run(["sh", "-c", timed(d, 'rm -rf "$D/t"')])).stdout));
-    await rm(d);
-    r6[1].push(
-      ...parseNs(await sb.ok(["run", "--edit", "tenk", "--", "sh", "-c", timed(M, 'rm -rf "$D/t"')])),
-    );
-    // 7. copy-up of a 1 GiB file vs copying it on the local disk (cp uses copy_file_range too)
-    d = local();
-    r7[0].push(
-      ...parseNs((await runner().run(["sh", "-c", timed(d, `cp ${bigDir}/big.bin "$D/copy"`)])).stdout),
-    );
-    await rm(d);
-    r7[1].push(
-      ...parseNs(await sb.ok(["run", "--edit", "big", "--", "sh", "-c", timed(M, 'echo x >> "$D/big.bin"')])),
-    );
-    // 8. commit of 10,000 new files: from a runtime's scratch vs `spfs commit DIR` of a local dir
-    d = local();
-    await runner().run(["sh", "-c", `D=${d}; ${create(`cl${r}`)}`]);
-    const t0 = performance.now();
-    await sb.ok(["commit", `${d}/w`]);
-    r8[0].push(performance.now() - t0);
-    await rm(d);
-    const commit = selfArgv(["commit"]).map((a) => `'${a}'`).join(" ");
-    r8[1].push(
-      ...parseNs(
-        await sb.ok([
-          "run",
-          "--edit",
-          "empty",
-          "--",
-          "sh",
-          "-c",
-          timed(M, `${commit} >/dev/null 2>&1`, create(`cs${r}`)),
-        ]),
-      ),
-    );
-  }
-  row("create+write 10,000 small files (editable)", "local dir", r5[0], r5[1]);
-  row("rm -rf a 10,000-file tree (lower layer)", "local dir", r6[0], r6[1]);
-  row("copy-up 1 GiB file (copy_file_range fallback)", "cp on local disk", r7[0], r7[1]);
-  row("commit 10,000 new files (runtime scratch)", "spfs commit DIR", r8[0], r8[1]);
-  await reflinkRow();
-}
+import { innerScript, parseNs, ROUNDS, row, rows, timeCmd, timed } from "./common.ts";
+import { editableRows } from "./editable.ts";
+import { concurrencyRows } from "./concurrency.ts";
 
 /** Copy-up by reflink on an XFS image vs `cp --reflink=always` there (needs root and xfsprogs). */
 async function reflinkRow(): Promise<void> {
@@ -214,7 +114,7 @@ try {
   await runner().run(["sh", "-c", `head -c 1073741824 /dev/urandom > ${bigDir}/big.bin`]);
   await sb.ok(["commit", bigDir, "-t", "big"]);
   const read = 'cat "$D/big.bin" >/dev/null';
-  await sb.ok(["run", "big", "--", "sh", "-c", innerScript(M, read, 1)]); // first open verifies the blob digest
+  await sb.ok(["run", "big", "--", "sh", "-c", innerScript(M, read, 1)]); // warm the page cache
   const bn: number[] = [], bs: number[] = [], cn: number[] = [], cs: number[] = [];
   const canDrop = Deno.uid() === 0;
   for (let r = 0; r < Math.max(3, Math.floor(ROUNDS / 2)); r++) {
@@ -232,7 +132,9 @@ try {
   row("cat 1 GiB file (page cache warm)", "native file", bn, bs);
   if (canDrop) row("cat 1 GiB file (caches dropped)", "native file", cn, cs);
 
-  await editableRows(M, bigDir);
+  await editableRows(sb, bigDir);
+  await concurrencyRows(sb);
+  await reflinkRow();
 } finally {
   await runner().run(["fusermount3", "-u", "-z", overlay]);
   await sb.dispose();

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Sandbox } from "../support/sandbox.ts";
-import { writeTree } from "../support/fuse.ts";
+import { fuseTest, writeTree } from "../support/fuse.ts";
 
 Deno.test({
   name: "storage commands: commit --json, tag with history, tags, ls, info, --storage",
@@ -53,3 +53,49 @@ Deno.test({
     }
   },
 });
+
+fuseTest(
+  "deno task install puts spfs on PATH, and the README's commit-inside-a-run example works",
+  async () => {
+    const sb = Sandbox.create();
+    try {
+      const root = join(sb.root, "prefix");
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          "--quiet",
+          new URL("../../scripts/install.ts", import.meta.url).pathname,
+          "--root",
+          root,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      assert.equal(new TextDecoder().decode(out.stdout).trim(), join(root, "bin/spfs"));
+      assert.match(new TextDecoder().decode(out.stderr), /is not on PATH; add it/);
+
+      writeTree(join(sb.root, "tools1"), { "share/doc/x": "doc\n", "bin/tool": "t\n" });
+      await sb.ok(["commit", join(sb.root, "tools1"), "-t", "tools/1"]);
+      const PATH = `${join(root, "bin")}:${Deno.env.get("PATH")}`;
+      const M = sb.mountpoint;
+      await sb.ok(
+        [
+          "run",
+          "--edit",
+          "tools/1",
+          "--",
+          "sh",
+          "-c",
+          `echo hi > ${M}/note && rm -r ${M}/share/doc && spfs commit -t tools/2`,
+        ],
+        { PATH },
+      );
+      assert.equal(await sb.ok(["run", "tools/2", "--", "cat", `${M}/note`]), "hi\n");
+      assert.equal((await sb.spfs(["run", "tools/2", "--", "ls", `${M}/share/doc`])).code, 2);
+    } finally {
+      await sb.dispose();
+    }
+  },
+);

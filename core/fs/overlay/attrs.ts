@@ -7,7 +7,7 @@ import { check, lstat, rename, utimens } from "../../../ffi/fsops.ts";
 import { E } from "../../../ffi/errno.ts";
 import { cstr, libc } from "../../../ffi/sys.ts";
 import type { Attr } from "../../../ffi/stat.ts";
-import { META_PREFIX, type MetaOverride, WH_PREFIX } from "../../store/scratch.ts";
+import { META_PREFIX, type MetaOverride } from "../../store/scratch.ts";
 import { LAYER_TIME_S, type SetAttr } from "../backend.ts";
 import { copyUp } from "./copyup.ts";
 import { baseName, type ONode, S_IFDIR, S_IFLNK, S_IFREG } from "./nodes.ts";
@@ -19,7 +19,7 @@ export function attrOf(ov: OverlayParts, n: ONode): Attr | number {
   if (n.upper) {
     const a = lstat(ov.upper.path(n));
     if (typeof a === "number") return a;
-    return { ...a, ino: n.ino, nlink: n.kind === "dir" ? 2 + subdirs(ov, n) : a.nlink };
+    return { ...a, ino: n.ino, nlink: n.kind === "dir" ? 2 + subdirs(ov, n, a.nlink) : a.nlink };
   }
   const c = n.lower!;
   const type = c.kind === "dir" ? S_IFDIR : c.kind === "file" ? S_IFREG : S_IFLNK;
@@ -42,22 +42,28 @@ export function attrOf(ov: OverlayParts, n: ONode): Attr | number {
 }
 
 /**
- * The subdirs of a merged dir (its nlink is 2 plus that, as on a local disk): lower dirs not
- * masked or replaced by an upper non-dir, and upper dirs. Counted without creating nodes.
+ * The subdirs of a merged dir (its nlink is 2 plus that, as on a local disk): upper dirs, plus lower
+ * dirs not masked and not shadowed by an upper entry. Counted without listing the upper dir, since
+ * the kernel asks for a dir's attributes after every create in it (`default_permissions`): the
+ * upper dir's own st_nlink gives its subdirs (`upperNlink`, when the backing fs counts them), and
+ * only the lower subdirs are looked up in scratch, one lstat each.
  */
-function subdirs(ov: OverlayParts, dir: ONode): number {
-  const st = ov.upper.state(dir);
-  const upperKind = new Map<string, boolean>();
+function subdirs(ov: OverlayParts, dir: ONode, upperNlink?: number): number {
+  const st = ov.upper.state(dir); // first: loading an opaque dir's state drops its lowerSources
+  let n = 0;
   if (dir.upper) {
-    for (const e of Deno.readDirSync(ov.upper.path(dir))) {
-      if (!e.name.startsWith(WH_PREFIX)) upperKind.set(e.name, e.isDirectory);
+    if (upperNlink !== undefined && upperNlink >= 2) n = upperNlink - 2;
+    else {
+      // ext4 reports 1 past 65,000 subdirs (dir_nlink): count them
+      for (const e of Deno.readDirSync(ov.upper.path(dir))) if (e.isDirectory) n++;
     }
   }
-  let n = 0;
-  for (const isDir of upperKind.values()) if (isDir) n++;
   if (dir.lowerSources) {
+    const base = dir.upper ? ov.upper.path(dir) : "";
     for (const [name, c] of ov.vfs.childrenOf(dir.lowerSources)) {
-      if (c.kind === "dir" && !st?.masks.has(name) && !upperKind.has(name)) n++;
+      if (c.kind !== "dir" || st?.masks.has(name)) continue;
+      if (dir.upper && lstat(`${base}/${name}`) !== E.ENOENT) continue; // counted above, or replaced
+      n++;
     }
   }
   return n;

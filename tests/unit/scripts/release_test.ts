@@ -17,11 +17,18 @@ Deno.test("build: deno compile argv per target, all four targets", () => {
     "--target",
     "aarch64-apple-darwin",
     "--include",
-    "core/fuse_worker.ts",
+    "core/service/worker/main.ts",
     "--output",
     "dist/spfs-aarch64-apple-darwin",
     "main.ts",
   ]);
+  // an embedded module that moved would be missing from the binary only at run time
+  const argv = compileArgv("x86_64-unknown-linux-gnu", "out");
+  for (const [i, a] of argv.entries()) {
+    if (a === "--include") {
+      assert.ok(Deno.statSync(new URL(`../../../${argv[i + 1]}`, import.meta.url)).isFile);
+    }
+  }
   assert.match(
     whyFailed(
       "error: Writing deno compile executable to temporary file\n\nCaused by:\n  dns error: failed to lookup address information",

@@ -385,6 +385,55 @@ Deno.test("names over 255 bytes are ENAMETOOLONG, in editable and read-only view
   assert.equal(ro.lookup(ROOT_INO, long(255)), E.ENOENT);
 });
 
+Deno.test("a dir's nlink counts a copied-up lower subdir once, and not a file that replaced one", async () => {
+  await using f = await fixture();
+  const nlink = (n: ONode) => (f.ov.attr(n) as Attr).nlink;
+  const dir = node(f.ov, "dir");
+  const sub = node(f.ov, "dir/sub");
+  const made = f.ov.create(sub.ino, "new.txt", 0o644, 1, me);
+  assert.notEqual(typeof made, "number", "a create inside copies dir/ and dir/sub up");
+  assert.ok(node(f.ov, "dir").upper && node(f.ov, "dir/sub").upper);
+  assert.equal(nlink(dir), 3, "sub is in scratch and in the layer: one subdir");
+  f.ov.mkdir(dir.ino, "sub2", 0o755, me);
+  assert.equal(nlink(dir), 4);
+  assert.equal(f.ov.unlink(sub.ino, "new.txt"), 0);
+  assert.equal(f.ov.unlink(sub.ino, "c.txt"), 0);
+  assert.equal(f.ov.rmdir(dir.ino, "sub"), 0);
+  assert.equal(nlink(dir), 3, "sub is gone");
+  assert.notEqual(typeof f.ov.create(dir.ino, "sub", 0o644, 1, me), "number");
+  assert.equal(nlink(dir), 3, "a file named like the old lower dir is not a subdir");
+  assert.equal(f.ov.unlink(dir.ino, "sub"), 0);
+  f.ov.mkdir(dir.ino, "sub", 0o755, me);
+  assert.equal(nlink(dir), 4, "a new dir at the masked name counts");
+});
+
+Deno.test("an opaque dir found in scratch by a new overlay (a rerun) has attributes and its entries", async () => {
+  await using f = await fixture();
+  const dir = node(f.ov, "dir"), sub = node(f.ov, "dir/sub");
+  assert.equal(f.ov.unlink(sub.ino, "c.txt"), 0);
+  assert.equal(f.ov.rmdir(dir.ino, "sub"), 0);
+  assert.equal(f.ov.unlink(dir.ino, "b.txt"), 0);
+  assert.equal(f.ov.rmdir(ROOT_INO, "dir"), 0);
+  const again = f.ov.mkdir(ROOT_INO, "dir", 0o755, me);
+  assert.notEqual(typeof again, "number");
+  assert.notEqual(typeof f.ov.create((again as ONode).ino, "z", 0o644, 1, me), "number");
+  f.ov.dispose();
+  const rerun = new Overlay({
+    id: "t2",
+    scratch: f.scratch,
+    work: `${f.tmp}/rt/work`,
+    vfs: f.vfs,
+    layers: f.ov.layers,
+    rootSources: f.vfs.view(f.ov.layers).rootSources,
+    reflink: false,
+  });
+  const d = node(rerun, "dir");
+  const a = rerun.attr(d);
+  assert.notEqual(typeof a, "number", `attr of the opaque dir: errno ${a}`);
+  assert.equal((a as Attr).nlink, 2, "the layer's dir/sub is hidden by the opaque dir");
+  assert.deepEqual((rerun.list(d.ino) as [string, ONode][]).map(([name]) => name), ["z"]);
+});
+
 Deno.test("a dir's nlink is 2 plus its subdirs; it follows mkdir and rmdir", async () => {
   await using f = await fixture();
   const nlink = (n: ONode) => (f.ov.attr(n) as Attr).nlink;

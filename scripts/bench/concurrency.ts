@@ -1,0 +1,65 @@
+/**
+ * Rows about serving several runtimes at once: head-of-line blocking (stat latency in one runtime
+ * while another copies up 1 GiB) and parallel serving (two tree reads in two runtimes at once vs
+ * one after the other).
+ */
+import { join } from "node:path";
+import { runner } from "../../core/runner.ts";
+import type { Sandbox } from "../../tests/support/sandbox.ts";
+import { ROUNDS, row, timed } from "./common.ts";
+
+/** Python: stat(argv[1]) in a loop for argv[2] s; prints the p99 and the max latency in ns. */
+const STAT_P99 = `import os, sys, time
+end = time.time() + float(sys.argv[2]); lat = []
+while time.time() < end:
+    t = time.perf_counter_ns(); os.stat(sys.argv[1]); lat.append(time.perf_counter_ns() - t)
+lat.sort(); print(lat[int(len(lat) * 0.99)], lat[-1])`;
+
+/**
+ * @param sb a sandbox whose store has tags "big" (a 1 GiB big.bin) and "tenk" (10,000 files under t/)
+ */
+export async function concurrencyRows(sb: Sandbox): Promise<void> {
+  const M = sb.mountpoint;
+  const script = join(sb.root, "stat_p99.py");
+  Deno.writeTextFileSync(script, STAT_P99);
+  // `t` sits at the root, whose entries the kernel never caches: every stat reaches the service
+  const statLoop = (s: number) => ["run", "tenk", "--", "python3", script, `${M}/t`, String(s)];
+
+  // a second 10,000-file layer with other bytes, so the two reads share no inode or page
+  const other = join(sb.root, "tenk-b");
+  await runner().run([
+    "sh",
+    "-c",
+    `for d in $(seq 100); do mkdir -p ${other}/t/$d; for f in $(seq 100); do echo b$d$f > ${other}/t/$d/$f; done; done`,
+  ]);
+  await sb.ok(["commit", other, "-t", "tenk-b"]);
+  const read = 'find "$D/t" -type f -exec cat {} + >/dev/null';
+  const readIn = (tag: string) =>
+    sb.ok(["run", tag, "--", "sh", "-c", timed(M, read, "echo 3 > /proc/sys/vm/drop_caches")]);
+
+  const quiet: number[][] = [[], []], busy: number[][] = [[], []], seq: number[] = [], par: number[] = [];
+  const p99max = async (into: number[][]) => {
+    const [p99, max] = (await sb.ok(statLoop(2))).trim().split(" ").map((ns) => Number(ns) / 1e6);
+    into[0].push(p99);
+    into[1].push(max);
+  };
+  const n = Math.max(3, Math.floor(ROUNDS / 2));
+  for (let r = 0; r < n; r++) {
+    console.error(`concurrency rows, round ${r + 1}/${n}`);
+    await p99max(quiet);
+    const copy = sb.ok(["run", "--edit", "big", "--", "sh", "-c", `echo x >> "${M}/big.bin"`]);
+    await p99max(busy);
+    await copy;
+
+    const t0 = performance.now();
+    await readIn("tenk");
+    await readIn("tenk-b");
+    seq.push(performance.now() - t0);
+    const t1 = performance.now();
+    await Promise.all([readIn("tenk"), readIn("tenk-b")]);
+    par.push(performance.now() - t1);
+  }
+  row("stat p99 while another runtime copies up 1 GiB", "stat p99, nothing else", quiet[0], busy[0]);
+  row("stat max while another runtime copies up 1 GiB", "stat max, nothing else", quiet[1], busy[1]);
+  row("two tree reads in two runtimes at once", "the same one after the other", seq, par);
+}

@@ -1,0 +1,164 @@
+/**
+ * Editable-runtime rows. Each workload runs three ways in every round: on a local copy of its
+ * lower tree, inside fuse-overlayfs (the C peer) over that tree, and inside `spfs run --edit` over
+ * the same tree committed as a layer. Every run starts with an untimed `sync`, so dirty pages of
+ * the previous step are not written back during the timed one (that moved the local baseline of
+ * create+write up to 10x between runs).
+ */
+import { join } from "node:path";
+import { runner } from "../../core/runner.ts";
+import { selfArgv } from "../../core/client/rpc.ts";
+import type { Sandbox } from "../../tests/support/sandbox.ts";
+import { parseNs, ROUNDS, row, timed } from "./common.ts";
+
+/** One workload: `work` and `prep` are shell snippets using $D, the tree's root. */
+interface Workload {
+  name: string;
+  /** The lower tree: a local dir, committed as layer `tag`. */
+  tag: string;
+  prep?: string;
+  work: string;
+}
+
+const sh = async (script: string) => {
+  const r = await runner().run(["sh", "-c", script]);
+  if (r.code !== 0) throw new Error(`${script}: ${r.stderr}`);
+  return r.stdout;
+};
+
+/** Times `w` on a fresh local copy of `lower`. */
+async function local(root: string, lower: string, w: Workload): Promise<number[]> {
+  const d = Deno.makeTempDirSync({ dir: root, prefix: "local-" });
+  try {
+    await sh(`cp -a ${lower}/. ${d}/`);
+    return parseNs(await sh(timed(d, w.work, `sync; ${w.prep ?? ""}`)));
+  } finally {
+    await Deno.remove(d, { recursive: true });
+  }
+}
+
+/** Times `w` inside a fresh fuse-overlayfs mount over `lower`; null when it cannot mount. */
+async function overlay(root: string, lower: string, w: Workload): Promise<number[] | null> {
+  const d = Deno.makeTempDirSync({ dir: root, prefix: "ovl-" });
+  const [up, wk, mnt] = ["up", "work", "mnt"].map((n) => join(d, n));
+  for (const p of [up, wk, mnt]) Deno.mkdirSync(p);
+  try {
+    const m = await runner().run([
+      "fuse-overlayfs",
+      "-o",
+      `lowerdir=${lower},upperdir=${up},workdir=${wk}`,
+      mnt,
+    ]);
+    if (m.code !== 0) return null;
+    try {
+      return parseNs(await sh(timed(mnt, w.work, `sync; ${w.prep ?? ""}`)));
+    } finally {
+      await runner().run(["fusermount3", "-u", "-z", mnt]);
+    }
+  } finally {
+    await Deno.remove(d, { recursive: true });
+  }
+}
+
+/**
+ * The three-way editable rows, then copy-up and commit rows against their local counterparts.
+ * @param bigDir a dir holding big.bin (1 GiB), committed as tag "big"
+ */
+export async function editableRows(sb: Sandbox, bigDir: string): Promise<void> {
+  const M = sb.mountpoint;
+  const lowers: Record<string, string> = { empty: join(sb.root, "emptysrc"), tenk: join(sb.root, "tenk") };
+  Deno.mkdirSync(lowers.empty);
+  await sh(
+    `for d in $(seq 100); do mkdir -p ${lowers.tenk}/t/$d; for f in $(seq 100); do echo $d$f > ${lowers.tenk}/t/$d/$f; done; done`,
+  );
+  for (const [tag, dir] of Object.entries(lowers)) await sb.ok(["commit", dir, "-t", tag]);
+  const npmTar = join(sb.root, "npm.tar");
+  const npmSrc = (await import("../../tests/support/sandbox.ts")).npmPackageDir;
+  await sh(`tar -cf ${npmTar} -C ${await npmSrc()} .`);
+
+  const find = 'find "$D/t" -type f | wc -l >/dev/null';
+  const workloads: Workload[] = [
+    {
+      name: "create+write 10,000 small files",
+      tag: "empty",
+      work: 'mkdir "$D/w"; for n in $(seq 10000); do echo "$n" > "$D/w/f$n"; done',
+    },
+    { name: "rm -rf a 10,000-file lower tree", tag: "tenk", work: 'rm -rf "$D/t"' },
+    { name: "untar npm's tree (2,400 paths)", tag: "empty", work: `tar -xf ${npmTar} -C "$D"` },
+    { name: "find a 10,000-file lower tree", tag: "tenk", work: find },
+    { name: "second find in the same runtime", tag: "tenk", prep: find, work: find },
+    {
+      name: "read every file of that tree",
+      tag: "tenk",
+      work: 'find "$D/t" -type f -exec cat {} + >/dev/null',
+    },
+  ];
+  const n = Math.max(3, Math.floor(ROUNDS / 2));
+  const got = workloads.map(() => ({ local: [] as number[], ovl: [] as number[], spfs: [] as number[] }));
+  let haveOverlay = true;
+  for (let r = 0; r < n; r++) {
+    console.error(`editable rows, round ${r + 1}/${n}`);
+    for (const [i, w] of workloads.entries()) {
+      got[i].local.push(...await local(sb.root, lowers[w.tag], w));
+      const o = haveOverlay ? await overlay(sb.root, lowers[w.tag], w) : null;
+      if (o) got[i].ovl.push(...o);
+      else haveOverlay = false;
+      got[i].spfs.push(
+        ...parseNs(
+          await sb.ok(["run", "--edit", w.tag, "--", "sh", "-c", timed(M, w.work, `sync; ${w.prep ?? ""}`)]),
+        ),
+      );
+    }
+  }
+  if (!haveOverlay) console.error("fuse-overlayfs unavailable: editable rows have no C-peer column");
+  for (const [i, w] of workloads.entries()) {
+    row(`${w.name} (editable)`, "local dir", got[i].local, got[i].spfs);
+    if (haveOverlay) row(`${w.name} (editable)`, "fuse-overlayfs (C)", got[i].ovl, got[i].spfs);
+  }
+  await copyUpAndCommitRows(sb, bigDir);
+}
+
+/** Copy-up of 1 GiB, and commit of 10,000 files from a dir and from a runtime's scratch. */
+async function copyUpAndCommitRows(sb: Sandbox, bigDir: string): Promise<void> {
+  const M = sb.mountpoint;
+  // content unique per round and per side, so no commit finds its objects already stored
+  const create = (tag: string) =>
+    `mkdir "$D/w"; for n in $(seq 10000); do echo "${tag} $n" > "$D/w/f$n"; done`;
+  const commit = selfArgv(["commit"]).map((a) => `'${a}'`).join(" ");
+  const cu = [[], []] as number[][], cd = [[], []] as number[][], cs: number[] = [];
+  for (let r = 0; r < Math.max(3, Math.floor(ROUNDS / 2)); r++) {
+    console.error(`copy-up and commit rows, round ${r + 1}`);
+    let d = Deno.makeTempDirSync({ dir: sb.root });
+    // cp uses copy_file_range too
+    cu[0].push(...parseNs(await sh(timed(d, `cp ${bigDir}/big.bin "$D/copy"`, "sync"))));
+    await Deno.remove(d, { recursive: true });
+    cu[1].push(
+      ...parseNs(
+        await sb.ok(["run", "--edit", "big", "--", "sh", "-c", timed(M, 'echo x >> "$D/big.bin"', "sync")]),
+      ),
+    );
+
+    // 10,000 new files: `cp -a` + sync of the dir vs `spfs commit DIR`; then from a runtime's scratch
+    d = Deno.makeTempDirSync({ dir: sb.root });
+    await sh(`D=${d}; ${create(`dir${r}`)}`);
+    cd[0].push(...parseNs(await sh(timed(d, 'cp -a "$D/w" "$D/copy" && sync', "sync"))));
+    cd[1].push(...parseNs(await sh(timed(d, `${commit} "$D/w" >/dev/null`, "sync"))));
+    await Deno.remove(d, { recursive: true });
+    cs.push(
+      ...parseNs(
+        await sb.ok([
+          "run",
+          "--edit",
+          "empty",
+          "--",
+          "sh",
+          "-c",
+          timed(M, `${commit} >/dev/null 2>&1`, `${create(`scratch${r}`)}; sync`),
+        ]),
+      ),
+    );
+  }
+  row("copy-up 1 GiB file (copy_file_range)", "cp on local disk", cu[0], cu[1]);
+  row("spfs commit DIR of 10,000 files", "cp -a + sync", cd[0], cd[1]);
+  row("commit 10,000 new files (runtime scratch)", "spfs commit DIR", cd[1], cs);
+}
