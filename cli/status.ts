@@ -36,6 +36,12 @@ export async function status(cfg: Config, o: { json?: boolean; prometheus?: bool
   console.log(
     `blobs         ${s.blobs.verified} verified, ${s.blobs.corrupt} corrupt, ${s.blobs.queued} waiting`,
   );
+  printTables(s);
+  return 0;
+}
+
+/** The per-op latency table, the backstore line and the runtimes table of the human status. */
+function printTables(s: StatusResult): void {
   const ops = Object.entries(s.ops).sort((a, b) => b[1].count - a[1].count);
   if (ops.length) {
     console.log(
@@ -70,5 +76,4 @@ export async function status(cfg: Config, o: { json?: boolean; prometheus?: bool
       ]).replace(/^/gm, "  "),
     );
   }
-  return 0;
 }
