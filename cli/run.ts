@@ -6,17 +6,8 @@
 import { ensureService } from "../core/client/rpc.ts";
 import type { Config } from "../core/config.ts";
 import { ExitCode, SpfsError } from "../core/errors.ts";
+import { exitCode } from "../core/runner.ts";
 import type { MountResult } from "../proto/protocol.ts";
-
-const SIGNALS: Record<string, number> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGKILL: 9,
-  SIGSEGV: 11,
-  SIGPIPE: 13,
-  SIGTERM: 15,
-};
 
 /** Options of `spfs run` / `spfs shell` that shape the runtime. */
 export interface RunOpts {
@@ -95,6 +86,5 @@ export async function run(
   for (const [s, fn] of listeners) Deno.removeSignalListener(s, fn);
   await client.call("unmount", { pid: Deno.pid }).catch(() => {});
   client.close();
-  if (status.signal) return 128 + (SIGNALS[status.signal] ?? 0);
-  return status.code;
+  return exitCode(status);
 }

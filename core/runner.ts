@@ -39,8 +39,7 @@ export const processRunner: CommandRunner = {
       }
       const r = await child.output();
       const dec = new TextDecoder();
-      const code = r.signal ? 128 + signalNumber(r.signal) : r.code;
-      return { code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+      return { code: exitCode(r), stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
         return { code: 127, stdout: "", stderr: `${argv[0]}: command not found in PATH` };
@@ -63,8 +62,9 @@ const SIGNALS: Partial<Record<Deno.Signal, number>> = {
   SIGTERM: 15,
 };
 
-function signalNumber(sig: Deno.Signal): number {
-  return SIGNALS[sig] ?? 0x7f;
+/** A child's exit code as a shell reports it: its own, or 128+N when signal N ended it. */
+export function exitCode(status: { code: number; signal: Deno.Signal | null }): number {
+  return status.signal ? 128 + (SIGNALS[status.signal] ?? 0) : status.code;
 }
 
 /** The last line a program printed (stderr first), for one-line error messages. */

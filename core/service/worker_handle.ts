@@ -34,13 +34,16 @@ export class WorkerHandle {
   readonly #wake: [number, number];
   readonly #seq = new Int32Array(new SharedArrayBuffer(4));
   #stopped = false;
-  /** Hashes each blob the worker serves, off the FUSE thread; set by start(). */
-  verifier!: BlobVerifier;
+  /** Hashes each blob the worker serves, off the FUSE thread. */
+  readonly verifier: BlobVerifier;
 
   private constructor(
     readonly cfg: Config,
     shared: { counters: SharedArrayBuffer; latency: SharedArrayBuffer },
+    log: Logger,
+    blobPath: (d: Digest) => string,
   ) {
+    this.verifier = new BlobVerifier(blobPath, (digest) => this.send({ type: "corrupt", digest }), log);
     this.exited = new Promise<number>((r) => this.#exit = r);
     const channel = new MessageChannel();
     this.#port = channel.port1;
@@ -74,8 +77,7 @@ export class WorkerHandle {
     log: Logger,
     blobPath: (d: Digest) => string,
   ): Promise<WorkerHandle> {
-    const w = new WorkerHandle(cfg, shared);
-    w.verifier = new BlobVerifier(blobPath, (digest) => w.send({ type: "corrupt", digest }), log);
+    const w = new WorkerHandle(cfg, shared, log, blobPath);
     return new Promise((resolve, reject) => {
       w.#worker.on("message", (m: FromWorker) => {
         switch (m.type) {

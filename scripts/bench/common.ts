@@ -1,4 +1,5 @@
-/** Shared by the bench modules: rounds, timing helpers and the result table. */
+/** Shared by the bench modules: rounds, timing helpers, test trees and the result table. */
+import { runner } from "../../core/runner.ts";
 
 /** Rounds per row (SPFS_BENCH_ROUNDS, default 7). */
 export const ROUNDS = Number(Deno.env.get("SPFS_BENCH_ROUNDS") ?? 7);
@@ -36,3 +37,20 @@ export const parseNs = (out: string) => out.trim().split("\n").map((l) => Number
 export function timed(dir: string, work: string, setup = ""): string {
   return `D=${dir}; ${setup}\ns=$(date +%s%N); ${work}; e=$(date +%s%N); echo $((e-s))`;
 }
+
+/** Runs a shell script through the runner; its stdout. @throws Error with its stderr on failure. */
+export async function sh(script: string): Promise<string> {
+  const r = await runner().run(["sh", "-c", script]);
+  if (r.code !== 0) throw new Error(`${script}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Writes 10,000 small files at `dir`/t/1..100/1..100, each holding `mark` and its name. */
+export const tenThousandFiles = (dir: string, mark = "") =>
+  sh(
+    `for d in $(seq 100); do mkdir -p ${dir}/t/$d; for f in $(seq 100); do echo ${mark}$d$f > ${dir}/t/$d/$f; done; done`,
+  );
+
+/** Shell: creates $D/w with 10,000 small files holding `mark` and their number. */
+export const createFiles = (mark: string) =>
+  `mkdir "$D/w"; for n in $(seq 10000); do echo "${mark} $n" > "$D/w/f$n"; done`;

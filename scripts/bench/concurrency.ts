@@ -4,9 +4,8 @@
  * one after the other).
  */
 import { join } from "node:path";
-import { runner } from "../../core/runner.ts";
 import type { Sandbox } from "../../tests/support/sandbox.ts";
-import { ROUNDS, row, timed } from "./common.ts";
+import { ROUNDS, row, tenThousandFiles, timed } from "./common.ts";
 
 /** Python: stat(argv[1]) in a loop for argv[2] s; prints the p99 and the max latency in ns. */
 const STAT_P99 = `import os, sys, time
@@ -27,11 +26,7 @@ export async function concurrencyRows(sb: Sandbox): Promise<void> {
 
   // a second 10,000-file layer with other bytes, so the two reads share no inode or page
   const other = join(sb.root, "tenk-b");
-  await runner().run([
-    "sh",
-    "-c",
-    `for d in $(seq 100); do mkdir -p ${other}/t/$d; for f in $(seq 100); do echo b$d$f > ${other}/t/$d/$f; done; done`,
-  ]);
+  await tenThousandFiles(other, "b");
   await sb.ok(["commit", other, "-t", "tenk-b"]);
   const read = 'find "$D/t" -type f -exec cat {} + >/dev/null';
   const readIn = (tag: string) =>

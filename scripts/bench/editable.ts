@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { runner } from "../../core/runner.ts";
 import { selfArgv } from "../../core/client/rpc.ts";
 import type { Sandbox } from "../../tests/support/sandbox.ts";
-import { parseNs, ROUNDS, row, timed } from "./common.ts";
+import { createFiles, parseNs, ROUNDS, row, sh, tenThousandFiles, timed } from "./common.ts";
 
 /** One workload: `work` and `prep` are shell snippets using $D, the tree's root. */
 interface Workload {
@@ -19,12 +19,6 @@ interface Workload {
   prep?: string;
   work: string;
 }
-
-const sh = async (script: string) => {
-  const r = await runner().run(["sh", "-c", script]);
-  if (r.code !== 0) throw new Error(`${script}: ${r.stderr}`);
-  return r.stdout;
-};
 
 /** Times `w` on a fresh local copy of `lower`. */
 async function local(root: string, lower: string, w: Workload): Promise<number[]> {
@@ -63,25 +57,23 @@ async function overlay(root: string, lower: string, w: Workload): Promise<number
 /**
  * The three-way editable rows, then copy-up and commit rows against their local counterparts.
  * @param bigDir a dir holding big.bin (1 GiB), committed as tag "big"
+ * @param npmSrc npm's own package tree
  */
-export async function editableRows(sb: Sandbox, bigDir: string): Promise<void> {
+export async function editableRows(sb: Sandbox, bigDir: string, npmSrc: string): Promise<void> {
   const M = sb.mountpoint;
   const lowers: Record<string, string> = { empty: join(sb.root, "emptysrc"), tenk: join(sb.root, "tenk") };
   Deno.mkdirSync(lowers.empty);
-  await sh(
-    `for d in $(seq 100); do mkdir -p ${lowers.tenk}/t/$d; for f in $(seq 100); do echo $d$f > ${lowers.tenk}/t/$d/$f; done; done`,
-  );
+  await tenThousandFiles(lowers.tenk);
   for (const [tag, dir] of Object.entries(lowers)) await sb.ok(["commit", dir, "-t", tag]);
   const npmTar = join(sb.root, "npm.tar");
-  const npmSrc = (await import("../../tests/support/sandbox.ts")).npmPackageDir;
-  await sh(`tar -cf ${npmTar} -C ${await npmSrc()} .`);
+  await sh(`tar -cf ${npmTar} -C ${npmSrc} .`);
 
   const find = 'find "$D/t" -type f | wc -l >/dev/null';
   const workloads: Workload[] = [
     {
       name: "create+write 10,000 small files",
       tag: "empty",
-      work: 'mkdir "$D/w"; for n in $(seq 10000); do echo "$n" > "$D/w/f$n"; done',
+      work: createFiles("w"),
     },
     { name: "rm -rf a 10,000-file lower tree", tag: "tenk", work: 'rm -rf "$D/t"' },
     { name: "untar npm's tree (2,400 paths)", tag: "empty", work: `tar -xf ${npmTar} -C "$D"` },
@@ -122,8 +114,6 @@ export async function editableRows(sb: Sandbox, bigDir: string): Promise<void> {
 async function copyUpAndCommitRows(sb: Sandbox, bigDir: string): Promise<void> {
   const M = sb.mountpoint;
   // content unique per round and per side, so no commit finds its objects already stored
-  const create = (tag: string) =>
-    `mkdir "$D/w"; for n in $(seq 10000); do echo "${tag} $n" > "$D/w/f$n"; done`;
   const commit = selfArgv(["commit"]).map((a) => `'${a}'`).join(" ");
   const cu = [[], []] as number[][], cd = [[], []] as number[][], cs: number[] = [];
   for (let r = 0; r < Math.max(3, Math.floor(ROUNDS / 2)); r++) {
@@ -140,7 +130,7 @@ async function copyUpAndCommitRows(sb: Sandbox, bigDir: string): Promise<void> {
 
     // 10,000 new files: `cp -a` + sync of the dir vs `spfs commit DIR`; then from a runtime's scratch
     d = Deno.makeTempDirSync({ dir: sb.root });
-    await sh(`D=${d}; ${create(`dir${r}`)}`);
+    await sh(`D=${d}; ${createFiles(`dir${r}`)}`);
     cd[0].push(...parseNs(await sh(timed(d, 'cp -a "$D/w" "$D/copy" && sync', "sync"))));
     cd[1].push(...parseNs(await sh(timed(d, `${commit} "$D/w" >/dev/null`, "sync"))));
     await Deno.remove(d, { recursive: true });
@@ -153,7 +143,7 @@ async function copyUpAndCommitRows(sb: Sandbox, bigDir: string): Promise<void> {
           "--",
           "sh",
           "-c",
-          timed(M, `${commit} >/dev/null 2>&1`, `${create(`scratch${r}`)}; sync`),
+          timed(M, `${commit} >/dev/null 2>&1`, `${createFiles(`scratch${r}`)}; sync`),
         ]),
       ),
     );

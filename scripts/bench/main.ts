@@ -132,7 +132,7 @@ try {
   row("cat 1 GiB file (page cache warm)", "native file", bn, bs);
   if (canDrop) row("cat 1 GiB file (caches dropped)", "native file", cn, cs);
 
-  await editableRows(sb, bigDir);
+  await editableRows(sb, bigDir, src);
   await concurrencyRows(sb);
   await reflinkRow();
 } finally {

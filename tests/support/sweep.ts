@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import type { MountEntry } from "../../ffi/linux/mounts.ts";
 import { mounts } from "../../ffi/sys.ts";
-import { abortFile } from "../../core/platform/checks.ts";
+import { abortFuseConnection } from "../../core/platform/checks.ts";
 import { platform } from "../../core/platform/facts.ts";
 import { runner } from "../../core/runner.ts";
 
@@ -63,9 +63,7 @@ export async function sweepDir(dir: string): Promise<SweepReport> {
   for (const m of mountsUnder(dir)) {
     const fuse = m.fstype.startsWith("fuse");
     if (fuse && Deno.uid() === 0) {
-      try {
-        Deno.writeTextFileSync(abortFile(m), "1");
-      } catch { /* no fusectl, or the connection is already gone */ }
+      await abortFuseConnection(m).catch(() => {/* the connection is already gone */});
     }
     const argv = fuse && Deno.uid() !== 0
       ? platform.unmountArgv(m.mountpoint)

@@ -8,7 +8,11 @@ import type { Op } from "../instrument.ts";
 
 const S_IFDIR = 0o040000;
 
-/** The listing of dir `ino` with "." and "..", or an errno. */
+/**
+ * The listing of dir `ino` with "." and "..", or an errno. Resolved per read, not kept from
+ * opendir: the runtime may have ended since (its overlay disposed, lingering readers moved to a
+ * read-only backend).
+ */
 function listing(c: Parameters<Op<"opendir">>[0], req: Deno.PointerValue, ino: number): DirEntry[] | number {
   const list = c.resolve(req, ino).list(ino);
   if (typeof list === "number") return list;
@@ -66,7 +70,7 @@ export const readdir: Op<"readdir"> = (c, req, _ino, size, off, fi) => {
   c.S.fuse_reply_buf(req, c.dirBuf, BigInt(pos));
 };
 
-/** releasedir: drops the snapshot. */
+/** releasedir: drops the handle and its listing. */
 export const releasedir: Op<"releasedir"> = (c, req, _ino, fi) => {
   c.dirHandles.delete(c.fh(fi));
   c.S.fuse_reply_err(req, 0);
