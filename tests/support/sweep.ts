@@ -53,12 +53,7 @@ export function mountsUnder(dir: string): MountEntry[] {
  * make the unmount wait. Never touches a path on a mount, so it cannot hang. Never throws.
  */
 export async function sweepDir(dir: string): Promise<SweepReport> {
-  const killed = processesUnder(dir);
-  for (const pid of killed) {
-    try {
-      Deno.kill(pid, "SIGKILL");
-    } catch { /* already gone */ }
-  }
+  const killed = killAll(dir);
   const unmounted: string[] = [];
   for (const m of mountsUnder(dir)) {
     const fuse = m.fstype.startsWith("fuse");
@@ -70,7 +65,26 @@ export async function sweepDir(dir: string): Promise<SweepReport> {
       : ["umount", "-l", m.mountpoint];
     if ((await runner().run(argv)).code === 0) unmounted.push(m.mountpoint);
   }
+  // A process may have forked between the scan and its SIGKILL, or still be exiting (one blocked
+  // on a FUSE request dies only once the connection is aborted above): scan again until none is left.
+  for (let i = 0; i < 100; i++) {
+    const more = killAll(dir);
+    if (!more.length) break;
+    killed.push(...more.filter((p) => !killed.includes(p)));
+    await new Promise((r) => setTimeout(r, 20));
+  }
   return { killed, unmounted };
+}
+
+/** SIGKILLs every process under `dir`; returns the pids it found. */
+function killAll(dir: string): number[] {
+  const pids = processesUnder(dir);
+  for (const pid of pids) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* already gone */ }
+  }
+  return pids;
 }
 
 /**
