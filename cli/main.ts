@@ -86,6 +86,54 @@ function storageCommands({ program, cfg, act }: Cli): void {
     .action(act(async (o: { json?: boolean }) => (await import("./doctor.ts")).doctor(cfg(), o)));
 }
 
+/** Commands for remotes: remote list|add|remove, push, pull. */
+function remoteCommands({ program, cfg, act }: Cli): void {
+  const remote = program.command("remote").description(
+    "list, add and remove remotes (OCI registries and shared directories) in the config file",
+  );
+  remote.command("list").description("list the configured remotes").option("--json", "print JSON")
+    .action(act(async (o: { json?: boolean }) => (await import("./remote.ts")).list(cfg(), o)));
+  remote.command("add")
+    .description("add or replace a remote; `origin` is the default for push, pull and run")
+    .argument("<name>", "remote name, e.g. origin")
+    .argument("<address>", "oci://HOST[:PORT]/NAMESPACE/REPO or file:///PATH")
+    .option("--insecure", "allow plain HTTP to a registry that is not on loopback")
+    .option("--json", "print JSON")
+    .action(
+      act(async (name: string, address: string, o: { insecure?: boolean; json?: boolean }) =>
+        (await import("./remote.ts")).add(cfg(), name, address, o)
+      ),
+    );
+  remote.command("remove").description("remove a remote").argument("<name>", "remote name")
+    .option("--json", "print JSON")
+    .action(
+      act(async (name: string, o: { json?: boolean }) =>
+        (await import("./remote.ts")).remove(cfg(), name, o)
+      ),
+    );
+
+  program.command("push")
+    .description("send layers and platforms (and their tags) to a remote; skips what it already has")
+    .argument("<refs...>", "tags or digests")
+    .option("--to <remote>", "remote name (default origin)")
+    .option("--json", "print {remote, refs, layers, objects, bytes, ms} as JSON")
+    .action(
+      act(async (refs: string[], o: import("./remote.ts").SyncOpts) =>
+        (await import("./remote.ts")).push(cfg(), refs, o)
+      ),
+    );
+  program.command("pull")
+    .description("fetch tags or digests from a remote into this store; skips what is already here")
+    .argument("<refs...>", "tags or full digests")
+    .option("--from <remote>", "remote name (default origin)")
+    .option("--json", "print {remote, refs, layers, objects, bytes, ms} as JSON")
+    .action(
+      act(async (refs: string[], o: import("./remote.ts").SyncOpts) =>
+        (await import("./remote.ts")).pull(cfg(), refs, o)
+      ),
+    );
+}
+
 /** Commands for running: run, shell, diff. */
 function runCommands({ program, cfg, act }: Cli): void {
   const runtimeOptions = (c: Command) =>
@@ -97,6 +145,7 @@ function runCommands({ program, cfg, act }: Cli): void {
         "--scratch <where>",
         "put scratch on ramdisk:NAME (see `spfs ramdisk`) or in an absolute DIR (implies --edit)",
       )
+      .option("--no-pull", "do not fetch a REF missing here from the origin remote")
       .addOption(new Option("--mountpoint <dir>", "mount point (env SPFS_MOUNTPOINT)"));
   type RunFlags = import("./run.ts").RunOpts & { mountpoint?: string };
 
@@ -339,6 +388,7 @@ export async function main(argv: string[]): Promise<number> {
   const cli: Cli = { program, cfg, act };
   storageCommands(cli);
   runCommands(cli);
+  remoteCommands(cli);
   runtimeCommands(cli);
   agentCommands(cli);
   ramdiskCommands(cli);

@@ -17,6 +17,8 @@ export interface RunOpts {
   rerun?: string;
   /** `ramdisk:NAME` or an absolute directory for scratch; implies edit. */
   scratch?: string;
+  /** commander's `--no-pull`: false turns off fetching missing REFs from origin. */
+  pull?: boolean;
 }
 
 /**
@@ -44,14 +46,34 @@ export async function run(
     );
   }
   const client = await ensureService(cfg);
-  const rt = await client.call<MountResult>("mount", {
-    pid: Deno.pid,
-    ...(o.rerun ? { rerun: o.rerun } : { spec }),
-    ...(o.edit ? { edit: true } : {}),
-    ...(o.keepRuntime ? { keep: true } : {}),
-    ...(o.name ? { name: o.name } : {}),
-    ...(o.scratch ? { scratch: o.scratch } : {}),
-  });
+  const mount = () =>
+    client.call<MountResult>("mount", {
+      pid: Deno.pid,
+      ...(o.rerun ? { rerun: o.rerun } : { spec }),
+      ...(o.edit ? { edit: true } : {}),
+      ...(o.keepRuntime ? { keep: true } : {}),
+      ...(o.name ? { name: o.name } : {}),
+      ...(o.scratch ? { scratch: o.scratch } : {}),
+    });
+  let rt: MountResult;
+  try {
+    rt = await mount();
+  } catch (e) {
+    // only a REF unknown here costs the pull machinery: the common path stays one RPC
+    if (!(e instanceof SpfsError && e.code === "UnknownRef") || !spec || o.pull === false) throw e;
+    const { pullMissing } = await import("../core/remote/sync.ts");
+    const { openRepo } = await import("../core/store/repo.ts");
+    if (!cfg.remotes.origin) throw e;
+    console.error(
+      `spfs: ${spec} is not (all) in this store; pulling from origin (${cfg.remotes.origin.address})…`,
+    );
+    const pulled = await pullMissing(cfg, openRepo(cfg), spec).catch((pe) => {
+      client.close();
+      throw pe;
+    });
+    if (!pulled.length) throw e;
+    rt = await mount();
+  }
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(command[0], {

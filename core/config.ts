@@ -1,9 +1,19 @@
 /**
- * Every path default lives here. Precedence: flag > environment (`SPFS_*`) > platform default.
+ * Every path default lives here. Precedence: flag > environment (`SPFS_*`) > config file
+ * (`config.toml`) > platform default.
  */
 import { join } from "node:path";
+import { parse as parseToml, stringify as stringifyToml } from "smol-toml";
 import { os } from "../ffi/os.ts";
 import { SpfsError } from "./errors.ts";
+
+/** One `[remote.NAME]` table of the config file. */
+export interface RemoteConfig {
+  /** `oci://host[:port]/namespace/repo` or `file:///abs/path`. */
+  address: string;
+  /** Allow plain HTTP to a registry that is not on loopback. */
+  insecure?: boolean;
+}
 
 /** Resolved settings and the paths derived from them (all absolute). */
 export interface Config {
@@ -22,6 +32,10 @@ export interface Config {
   logFormat: "text" | "json";
   /** host:port for the Prometheus `/metrics` endpoint, loopback only (`SPFS_METRICS_LISTEN`). */
   metricsListen?: string;
+  /** The config file read (it may not exist): `SPFS_CONFIG` or the platform's config dir. */
+  configFile: string;
+  /** `[remote.NAME]` tables; `origin` is the default remote. */
+  remotes: Record<string, RemoteConfig>;
 }
 
 const LEVELS = ["debug", "info", "warning", "error"] as const;
@@ -81,26 +95,128 @@ function runtimeDirDefault(env: Record<string, string | undefined>, uid: number)
   return `${(env.TMPDIR || "/tmp").replace(/\/$/, "")}/spfs-${uid}`;
 }
 
-/** Reads the config from flags and the environment. Never touches the disk. */
+/** Default config file: `$XDG_CONFIG_HOME/spfs/config.toml`; macOS Application Support. */
+function configFileDefault(env: Record<string, string | undefined>, home: string): string {
+  return os === "darwin"
+    ? `${home}/Library/Application Support/spfs/config.toml`
+    : `${env.XDG_CONFIG_HOME || `${home}/.config`}/spfs/config.toml`;
+}
+
+/** The settings a config file may carry; each mirrors a flag or an `SPFS_*` variable. */
+interface FileSettings {
+  storage_root?: string;
+  runtime_dir?: string;
+  mountpoint?: string;
+  libfuse?: string;
+  fuse_device?: string;
+  idle_timeout?: number;
+  log_level?: string;
+  log_format?: string;
+  metrics_listen?: string;
+  remote?: Record<string, RemoteConfig>;
+}
+
+const FILE_KEYS: Record<keyof FileSettings, "string" | "number" | "object"> = {
+  storage_root: "string",
+  runtime_dir: "string",
+  mountpoint: "string",
+  libfuse: "string",
+  fuse_device: "string",
+  idle_timeout: "number",
+  log_level: "string",
+  log_format: "string",
+  metrics_listen: "string",
+  remote: "object",
+};
+
+/**
+ * Reads and checks a config file; a missing file is an empty one.
+ * @throws SpfsError UsageError naming the file and the bad key or TOML syntax.
+ */
+export function readConfigFile(path: string): FileSettings {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return {};
+    throw new SpfsError("UsageError", `cannot read the config file ${path}: ${(e as Error).message}`);
+  }
+  const bad = (why: string) =>
+    new SpfsError("UsageError", `config file ${path}: ${why}`, {
+      hint: 'fix the file (see README "Configuration"), or point SPFS_CONFIG at another one',
+    });
+  let v: Record<string, unknown>;
+  try {
+    v = parseToml(text) as Record<string, unknown>;
+  } catch (e) {
+    throw bad((e as Error).message.split("\n")[0]);
+  }
+  for (const [k, val] of Object.entries(v)) {
+    const want = FILE_KEYS[k as keyof FileSettings];
+    if (!want) throw bad(`unknown key "${k}" (known: ${Object.keys(FILE_KEYS).join(", ")})`);
+    const got: string = typeof val;
+    if (got !== want) throw bad(`"${k}" must be a ${want}`);
+  }
+  for (const [name, r] of Object.entries((v.remote ?? {}) as Record<string, any>)) {
+    if (typeof r?.address !== "string") {
+      throw bad(`[remote.${name}] needs address = "oci://…" or "file:///…"`);
+    }
+    if (r.insecure !== undefined && typeof r.insecure !== "boolean") {
+      throw bad(`[remote.${name}] insecure must be true or false`);
+    }
+    for (const k of Object.keys(r)) {
+      if (k !== "address" && k !== "insecure") throw bad(`[remote.${name}] has an unknown key "${k}"`);
+    }
+  }
+  return v as FileSettings;
+}
+
+/**
+ * Adds, replaces (`remote` set) or removes (`remote` undefined) one `[remote.NAME]` table and
+ * rewrites the file; the other settings are kept (comments are not).
+ * @throws SpfsError UsageError when the file is not valid.
+ */
+export function writeRemote(path: string, name: string, remote: RemoteConfig | undefined): void {
+  const v = readConfigFile(path);
+  const remotes = { ...v.remote };
+  if (remote) remotes[name] = remote;
+  else delete remotes[name];
+  const out: FileSettings = { ...v, remote: remotes };
+  if (!Object.keys(remotes).length) delete out.remote;
+  Deno.mkdirSync(join(path, ".."), { recursive: true });
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  Deno.writeTextFileSync(tmp, stringifyToml(out) + "\n");
+  Deno.renameSync(tmp, path);
+}
+
+/** Reads the config from flags, the environment and the config file (only that file is read). */
 export function loadConfig(flags: ConfigFlags = {}): Config {
   const env = Deno.env.toObject();
   const abs = (p: string) => (p.startsWith("/") ? p : join(Deno.cwd(), p));
+  const configFile = abs(env.SPFS_CONFIG || configFileDefault(env, home()));
+  const f = readConfigFile(configFile);
+  const idle = flags.idleTimeoutS ?? seconds(env.SPFS_SERVICE_IDLE_TIMEOUT) ??
+    (f.idle_timeout === undefined ? undefined : seconds(String(f.idle_timeout)));
   return {
-    storageRoot: abs(flags.storage ?? env.SPFS_STORAGE_ROOT ?? storageRootDefault(env, home())),
-    runtimeDir: abs(
-      flags.runtimeDir ?? env.SPFS_RUNTIME_DIR ?? runtimeDirDefault(env, Deno.uid() ?? 0),
+    storageRoot: abs(
+      flags.storage ?? env.SPFS_STORAGE_ROOT ?? f.storage_root ?? storageRootDefault(env, home()),
     ),
-    mountpoint: abs(flags.mountpoint ?? env.SPFS_MOUNTPOINT ?? "/spfs"),
-    libfuse: env.SPFS_LIBFUSE,
-    fuseDevice: env.SPFS_FUSE_DEVICE ?? "/dev/fuse",
-    idleTimeoutS: flags.idleTimeoutS ?? seconds(env.SPFS_SERVICE_IDLE_TIMEOUT) ?? DEFAULT_IDLE_TIMEOUT_S,
-    logLevel: flags.verbose ? "debug" : oneOf("SPFS_LOG", env.SPFS_LOG || "info", LEVELS),
+    runtimeDir: abs(
+      flags.runtimeDir ?? env.SPFS_RUNTIME_DIR ?? f.runtime_dir ?? runtimeDirDefault(env, Deno.uid() ?? 0),
+    ),
+    mountpoint: abs(flags.mountpoint ?? env.SPFS_MOUNTPOINT ?? f.mountpoint ?? "/spfs"),
+    libfuse: env.SPFS_LIBFUSE ?? f.libfuse,
+    fuseDevice: env.SPFS_FUSE_DEVICE ?? f.fuse_device ?? "/dev/fuse",
+    idleTimeoutS: idle ?? DEFAULT_IDLE_TIMEOUT_S,
+    logLevel: flags.verbose ? "debug" : oneOf("SPFS_LOG", env.SPFS_LOG || f.log_level || "info", LEVELS),
     logFormat: oneOf(
       "--log-format",
-      flags.logFormat ?? (env.SPFS_LOG_FORMAT || "text"),
+      flags.logFormat ?? (env.SPFS_LOG_FORMAT || f.log_format || "text"),
       ["text", "json"] as const,
     ),
-    metricsListen: flags.metricsListen ?? (env.SPFS_METRICS_LISTEN || undefined),
+    metricsListen: flags.metricsListen ?? (env.SPFS_METRICS_LISTEN || f.metrics_listen || undefined),
+    configFile,
+    remotes: f.remote ?? {},
   };
 }
 
@@ -136,6 +252,7 @@ export function configEnv(cfg: Config): Record<string, string> {
     SPFS_SERVICE_IDLE_TIMEOUT: String(cfg.idleTimeoutS),
     SPFS_LOG: cfg.logLevel,
     SPFS_LOG_FORMAT: cfg.logFormat,
+    SPFS_CONFIG: cfg.configFile,
   };
   if (cfg.metricsListen) out.SPFS_METRICS_LISTEN = cfg.metricsListen;
   if (cfg.libfuse) out.SPFS_LIBFUSE = cfg.libfuse;

@@ -12,6 +12,8 @@ export const ExitCode = {
   fuseUnavailable: 4,
   serviceUnavailable: 5,
   storage: 6,
+  /** A remote failed: unreachable, refused our credentials, or answered outside the protocol. */
+  remote: 7,
   /** `spfs run`: the command could not be started (like env(1)). */
   cannotExecute: 126,
   commandNotFound: 127,
@@ -50,7 +52,10 @@ export type ErrorCode =
   | "RamdiskBusy"
   | "PermissionDenied"
   | "ServiceManagerFailed"
-  | "UnsupportedOnPlatform";
+  | "UnsupportedOnPlatform"
+  | "RemoteUnreachable"
+  | "RemoteAuthRequired"
+  | "RemoteError";
 
 const exitFor: Record<ErrorCode, number> = {
   UsageError: ExitCode.usage,
@@ -86,6 +91,9 @@ const exitFor: Record<ErrorCode, number> = {
   PermissionDenied: ExitCode.failure,
   ServiceManagerFailed: ExitCode.failure,
   UnsupportedOnPlatform: ExitCode.failure,
+  RemoteUnreachable: ExitCode.remote,
+  RemoteAuthRequired: ExitCode.remote,
+  RemoteError: ExitCode.remote,
 };
 
 /** An error a user can act on: what happened (`message`), how to fix it (`hint`). */

@@ -3,7 +3,7 @@
  * "Layout and boundaries"):
  *
  *   main.ts → cli → core/client | core/service → core/runtime → core/fs → core/platform
- *     → core/store → core (kernel: errors, config, log, …) → proto, ffi
+ *     → core/remote → core/store → core (kernel: errors, config, log, …) → proto, ffi
  *
  * and inside ffi, leaves first: os, types → errno, stat → linux/, darwin/ → fuse/ → sys.ts → the
  * helpers built on it (fsops, exitwatch). A module may import one of a lower rank, or one of its
@@ -31,6 +31,7 @@ const RANKS: [RegExp, string, number][] = [
   [/^core\/platform\//, "core/platform", 45],
   [/^core\/runtime\//, "core/runtime", 60],
   [/^core\/fs\//, "core/fs", 50],
+  [/^core\/remote\//, "core/remote", 42],
   [/^core\/store\//, "core/store", 40],
   [/^core\/[^/]+\.ts$/, "core", 30],
   [/^proto\//, "proto", 20],

@@ -35,10 +35,13 @@ export class ObjectStore {
   readonly root: string;
   readonly objectsDir: string;
   readonly tmpDir: string;
+  /** A directory other machines write too (a file:// remote): tmp names carry the host name. */
+  readonly shared: boolean;
   #seq = 0;
 
-  private constructor(root: string) {
+  private constructor(root: string, shared: boolean) {
     this.root = root;
+    this.shared = shared;
     const p = storagePaths(root);
     this.objectsDir = p.objects;
     this.tmpDir = p.tmp;
@@ -48,8 +51,8 @@ export class ObjectStore {
    * Opens (creating if needed) the store and sweeps tmp files left by dead writers.
    * @throws SpfsError StorageError when the root cannot be created or written.
    */
-  static open(root: string): ObjectStore {
-    const s = new ObjectStore(root);
+  static open(root: string, opts: { shared?: boolean } = {}): ObjectStore {
+    const s = new ObjectStore(root, !!opts.shared);
     try {
       Deno.mkdirSync(s.objectsDir, { recursive: true });
       Deno.mkdirSync(s.tmpDir, { recursive: true });
@@ -60,10 +63,18 @@ export class ObjectStore {
     return s;
   }
 
-  /** Removes tmp files whose writer process is gone (names start with the writer pid). */
+  /**
+   * Removes tmp files whose writer process is gone (names start with the writer pid). In a shared
+   * store a pid means nothing on another machine: only tmp files older than a day go.
+   */
   sweepTmp(): number {
     let n = 0;
     for (const e of Deno.readDirSync(this.tmpDir)) {
+      if (this.shared) {
+        const age = Date.now() - (Deno.statSync(join(this.tmpDir, e.name)).mtime?.getTime() ?? Date.now());
+        if (age > 86_400_000) Deno.removeSync(join(this.tmpDir, e.name), { recursive: true });
+        continue;
+      }
       const pid = Number(e.name.split(".")[0]);
       // a zombie counts as gone: a killed writer whose parent does not reap it never writes again
       if (pid === Deno.pid || (Number.isInteger(pid) && pid > 0 && !processExited(pid))) continue;
@@ -93,7 +104,8 @@ export class ObjectStore {
 
   /** A fresh tmp path owned by this process. */
   tmpPath(): string {
-    return join(this.tmpDir, `${Deno.pid}.${Date.now().toString(36)}.${(this.#seq++).toString(36)}`);
+    const host = this.shared ? `.${Deno.hostname()}` : "";
+    return join(this.tmpDir, `${Deno.pid}.${Date.now().toString(36)}.${(this.#seq++).toString(36)}${host}`);
   }
 
   /** Moves a fully written, fsynced tmp file to its object path (0444). Idempotent. */
@@ -134,6 +146,61 @@ export class ObjectStore {
       throw storageError("writing an object", e);
     }
     return digest;
+  }
+
+  /**
+   * Stores bytes received for `digest` (from a remote), refusing bytes that do not match.
+   * @throws SpfsError CorruptObject naming `from`; StorageError.
+   */
+  putVerified(bytes: Uint8Array, digest: Digest, from: string): void {
+    if (this.has(digest)) return;
+    const got = digestBytes(bytes);
+    if (got !== digest) throw mismatch(digest, got, from);
+    this.putBytes(bytes);
+  }
+
+  /**
+   * Streams bytes received for `digest` into the store, hashing while writing; publishes only when
+   * the hash matches, so an interrupted or corrupt transfer leaves no object.
+   * `onBytes` reports progress (bytes since the last call).
+   * @throws SpfsError CorruptObject naming `from`; StorageError; the stream's own error.
+   */
+  async putStream(
+    stream: ReadableStream<Uint8Array>,
+    digest: Digest,
+    from: string,
+    onBytes?: (n: number) => void,
+  ): Promise<void> {
+    const tmp = this.tmpPath();
+    const hash = createHash("sha256");
+    try {
+      const out = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
+      try {
+        for await (const chunk of stream) {
+          hash.update(chunk);
+          let off = 0;
+          while (off < chunk.length) off += await out.write(chunk.subarray(off));
+          onBytes?.(chunk.length);
+        }
+        await out.sync();
+      } finally {
+        out.close();
+      }
+      const got = `sha256:${hash.digest("hex")}`;
+      if (got !== digest) throw mismatch(digest, got, from);
+      if (this.has(digest)) Deno.removeSync(tmp);
+      else this.#publish(tmp, digest);
+    } catch (e) {
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* never created */ }
+      if (
+        e instanceof SpfsError || !(e instanceof Deno.errors.NotFound || /ENOSPC|No space/.test(String(e)))
+      ) {
+        throw e;
+      }
+      throw storageError(`writing ${digest}`, e);
+    }
   }
 
   /**
@@ -267,4 +334,11 @@ export class ObjectStore {
     }
     return bad;
   }
+}
+
+/** The error for bytes from `from` that do not hash to the digest they were asked for. */
+function mismatch(want: Digest, got: Digest, from: string): SpfsError {
+  return new SpfsError("CorruptObject", `${from} sent bytes for ${want} that hash to ${got}`, {
+    hint: "the copy there is damaged: push it again from a good store; nothing was written here",
+  });
 }

@@ -33,6 +33,8 @@ export class Sandbox {
       SPFS_STORAGE_ROOT: this.storage,
       SPFS_RUNTIME_DIR: this.runtime,
       SPFS_MOUNTPOINT: this.mountpoint,
+      // never the developer's own config file (remotes, storage root)
+      SPFS_CONFIG: join(root, "config.toml"),
     };
   }
 

@@ -1,0 +1,252 @@
+/** `oci://` remotes: push and pull layers and platforms through an OCI registry (see mapping.ts). */
+import pLimit from "p-limit";
+import type { Config } from "../../config.ts";
+import { SpfsError } from "../../errors.ts";
+import { decodeObject, type Digest, DIGEST_RE, digestBytes } from "../../store/objects.ts";
+import type { ObjectStore } from "../../store/store.ts";
+import { type LayerClosure, manifestClosure, type Top } from "../../store/walk.ts";
+import { parseRemote, type RemoteAddress } from "../address.ts";
+import type { Progress, Remote } from "../remote.ts";
+import { digestTag, encodeTag, historyNumber, historyTag } from "../tagname.ts";
+import {
+  buildTar,
+  decodeOciManifest,
+  type Descriptor,
+  encodeOciManifest,
+  LARGE_FILE,
+  MAX_TAR,
+  MEDIA,
+  type OciManifest,
+  planPacks,
+  readTar,
+} from "./mapping.ts";
+import { Registry } from "./registry.ts";
+
+/** Parallel blob transfers per registry (most registries throttle past about 8). */
+const OCI_CONCURRENCY = 8;
+
+export class OciRemote implements Remote {
+  readonly address: RemoteAddress & { kind: "oci" };
+  readonly reg: Registry;
+  /** Other repositories of this registry among the configured remotes: cross-repo mount sources. */
+  readonly mountFrom: string[];
+  #limit = pLimit(OCI_CONCURRENCY);
+
+  constructor(cfg: Config, address: RemoteAddress & { kind: "oci" }) {
+    this.address = address;
+    this.reg = new Registry(address);
+    this.mountFrom = Object.entries(cfg.remotes).flatMap(([n, r]) => {
+      try {
+        const a = parseRemote(n, r);
+        return a.kind === "oci" && a.host === address.host && a.repository !== address.repository
+          ? [a.repository]
+          : [];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  async #manifestOf(ref: string): Promise<OciManifest | undefined> {
+    const got = await this.reg.getManifest(ref);
+    return got && decodeOciManifest(got.bytes, `${this.reg.label} ${ref}`);
+  }
+
+  async getTag(name: string): Promise<Digest | undefined> {
+    const m = await this.#manifestOf(encodeTag(name));
+    if (m && !DIGEST_RE.test(m.config.digest)) {
+      throw new SpfsError("RemoteError", `bad config digest at ${name}`);
+    }
+    return m?.config.digest;
+  }
+
+  async setTag(name: string, digest: Digest): Promise<void> {
+    if (await this.getTag(name) === digest) return;
+    const got = await this.reg.getManifest(digestTag(digest));
+    if (!got) throw new SpfsError("RemoteError", `${this.reg.label} lost ${digest} while tagging ${name}`);
+    const enc = encodeTag(name);
+    const last = Math.max(0, ...(await this.reg.listTags()).map((t) => historyNumber(enc, t) ?? 0));
+    // history first: the current tag may move, an entry never does, so nothing is left untagged
+    await this.reg.putManifest(historyTag(enc, last + 1), got.bytes);
+    await this.reg.putManifest(enc, got.bytes);
+  }
+
+  hasTop(digest: Digest): Promise<boolean> {
+    return this.reg.hasManifest(digestTag(digest), "pull,push");
+  }
+
+  async #config(digest: Digest): Promise<{ m: OciManifest; bytes: Uint8Array }> {
+    const m = await this.#manifestOf(digestTag(digest));
+    if (!m) throw new SpfsError("UnknownRef", `${digest} is not on remote ${this.address.name}`);
+    if (m.config.digest !== digest) {
+      throw new SpfsError("RemoteError", `${this.reg.label}: ${digestTag(digest)} names ${m.config.digest}`);
+    }
+    const bytes = await this.#fetchSmall(m.config);
+    return { m, bytes };
+  }
+
+  async readTop(digest: Digest): Promise<Top> {
+    const { bytes } = await this.#config(digest);
+    const obj = decodeObject(bytes, digest);
+    if (obj.type === "spfs/layer@1") return { kind: "layer", digest, obj };
+    if (obj.type === "spfs/platform@1") return { kind: "platform", digest, obj };
+    throw new SpfsError(
+      "RemoteError",
+      `${digest} on ${this.reg.label} is a manifest, not a layer or platform`,
+    );
+  }
+
+  /** Fetches a blob into memory, refusing one over MAX_TAR or one that does not match its digest. */
+  async #fetchSmall(d: Descriptor): Promise<Uint8Array> {
+    if (d.size > MAX_TAR) throw new SpfsError("RemoteError", `${this.reg.label}: ${d.digest} is too large`);
+    return await this.#retrying(async () => {
+      const bytes = new Uint8Array(await new Response(await this.reg.getBlob(d.digest)).arrayBuffer());
+      const got = digestBytes(bytes);
+      if (got !== d.digest) {
+        throw new SpfsError(
+          "CorruptObject",
+          `${this.reg.label} sent bytes for ${d.digest} that hash to ${got}`,
+          {
+            hint:
+              "the copy on the registry is damaged: push it again from a good store; nothing was written here",
+          },
+        );
+      }
+      return bytes;
+    });
+  }
+
+  /** Retries a whole transfer when the connection drops mid-body (the request layer retried the start). */
+  async #retrying<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await fn();
+      } catch (e) {
+        const dropped = !(e instanceof SpfsError) && e instanceof Error;
+        if (!dropped || attempt >= this.reg.retry.attempts) {
+          if (dropped) {
+            throw new SpfsError("RemoteUnreachable", `${this.reg.label}: transfer failed: ${e.message}`, {
+              cause: e,
+              hint: "retry: the next pull continues where this one stopped",
+            });
+          }
+          throw e;
+        }
+        await new Promise((r) => setTimeout(r, this.reg.retry.baseMs * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  async #upload(bytes: Uint8Array, mediaType: string, p?: Progress): Promise<Descriptor> {
+    const digest = digestBytes(bytes);
+    const sent = await this.reg.putBlob(digest, bytes.length, () => bytes as BodyInit, this.mountFrom);
+    if (sent) p?.add({ bytes: bytes.length });
+    return { mediaType, digest, size: bytes.length };
+  }
+
+  async pushLayer(local: ObjectStore, digest: Digest, c: LayerClosure, p: Progress): Promise<void> {
+    const manifestsTar = await buildTar(
+      c.manifests.map((d) => ({ name: d.slice(7), bytes: local.readVerified(d) })),
+    );
+    const large = [...c.blobs].filter(([, size]) => size >= LARGE_FILE);
+    const packs = planPacks([...c.blobs].filter(([, size]) => size < LARGE_FILE));
+    const layers: Descriptor[] = [await this.#upload(manifestsTar, MEDIA.manifests, p)];
+    const packDescs = packs.map((pack) =>
+      this.#limit(async () => {
+        const tarBytes = await buildTar(
+          pack.map(([d]) => ({ name: d.slice(7), bytes: local.readVerified(d) })),
+        );
+        const desc = await this.#upload(tarBytes, MEDIA.pack, p);
+        p.add({ objects: pack.length });
+        return { ...desc, annotations: { "dev.spfs.first": pack[0][0], "dev.spfs.last": pack.at(-1)![0] } };
+      })
+    );
+    const largeDescs = large.map(([d, size]) =>
+      this.#limit(async () => {
+        const sent = await this.reg.putBlob(d, size, () =>
+          Deno.openSync(local.path(d)).readable, this.mountFrom);
+        p.add({ objects: 1, bytes: sent ? size : 0 });
+        return { mediaType: MEDIA.blob, digest: d, size };
+      })
+    );
+    layers.push(...await Promise.all(packDescs), ...await Promise.all(largeDescs));
+    const config = await this.#upload(local.readVerified(digest), MEDIA.layer);
+    await this.reg.putManifest(digestTag(digest), encodeOciManifest(config, layers));
+  }
+
+  async pushPlatform(local: ObjectStore, digest: Digest): Promise<void> {
+    const config = await this.#upload(local.readVerified(digest), MEDIA.platform);
+    await this.reg.putManifest(digestTag(digest), encodeOciManifest(config, []));
+  }
+
+  async pullLayer(local: ObjectStore, digest: Digest, p: Progress): Promise<void> {
+    const { m, bytes: layerBytes } = await this.#config(digest);
+    const layer = decodeObject(layerBytes, digest);
+    if (layer.type !== "spfs/layer@1") throw new SpfsError("RemoteError", `${digest} is not a layer`);
+    const from = this.reg.label;
+    for (const d of m.layers.filter((l) => l.mediaType === MEDIA.manifests)) {
+      p.bytesTotal += d.size;
+      const tarBytes = await this.#fetchSmall(d);
+      p.add({ bytes: tarBytes.length });
+      await readTar(tarBytes, (e) => local.putVerified(e.bytes, `sha256:${e.name}`, from));
+    }
+    const { blobs } = manifestClosure(local, layer.manifest);
+    const missing = new Set([...blobs.keys()].filter((d) => !local.has(d)));
+    p.skippedObjects += blobs.size - missing.size;
+    const packs = m.layers.filter((l) =>
+      l.mediaType === MEDIA.pack && [...missing].some((d) => inRange(d, l.annotations))
+    );
+    const large = m.layers.filter((l) => l.mediaType === MEDIA.blob && missing.has(l.digest));
+    p.bytesTotal += [...packs, ...large].reduce((a, l) => a + l.size, 0);
+    await Promise.all([
+      ...packs.map((d) =>
+        this.#limit(async () => {
+          const tarBytes = await this.#fetchSmall(d);
+          p.add({ bytes: tarBytes.length });
+          await readTar(tarBytes, (e) => {
+            const od = `sha256:${e.name}`;
+            if (!missing.has(od)) return;
+            local.putVerified(e.bytes, od, from);
+            p.add({ objects: 1 });
+          });
+        })
+      ),
+      ...large.map((d) =>
+        this.#limit(() =>
+          this.#retrying(async () => {
+            await local.putStream(
+              await this.reg.getBlob(d.digest),
+              d.digest,
+              from,
+              (n) => p.add({ bytes: n }),
+            );
+            p.add({ objects: 1 });
+          })
+        )
+      ),
+    ]);
+    const still = [...missing].filter((d) => !local.has(d));
+    if (still.length) {
+      throw new SpfsError(
+        "RemoteError",
+        `${from}: layer ${digest} lacks ${still.length} file(s), e.g. ${still[0]}`,
+        {
+          hint: "push the layer again from a complete store",
+        },
+      );
+    }
+    local.putVerified(layerBytes, digest, from);
+  }
+
+  async pullPlatform(local: ObjectStore, digest: Digest): Promise<void> {
+    const { bytes } = await this.#config(digest);
+    local.putVerified(bytes, digest, this.reg.label);
+  }
+}
+
+/** True when a pack's digest range (annotations) may hold `d`; packs without one always may. */
+function inRange(d: Digest, a?: Record<string, string>): boolean {
+  const first = a?.["dev.spfs.first"];
+  const last = a?.["dev.spfs.last"];
+  return !first || !last || (d >= first && d <= last);
+}
