@@ -2,7 +2,7 @@
 import pLimit from "p-limit";
 import type { Config } from "../../config.ts";
 import { SpfsError } from "../../errors.ts";
-import { decodeObject, type Digest, DIGEST_RE, digestBytes } from "../../store/objects.ts";
+import { decodeObject, type Digest, DIGEST_RE, digestBytes, type Manifest } from "../../store/objects.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import { type LayerClosure, manifestClosure, type Top } from "../../store/walk.ts";
 import { parseRemote, type RemoteAddress } from "../address.ts";
@@ -184,13 +184,26 @@ export class OciRemote implements Remote {
     const layer = decodeObject(layerBytes, digest);
     if (layer.type !== "spfs/layer@1") throw new SpfsError("RemoteError", `${digest} is not a layer`);
     const from = this.reg.label;
+    // manifests are held in memory and written after the files they list: children before parents
+    const manifests = new Map<Digest, Uint8Array>();
     for (const d of m.layers.filter((l) => l.mediaType === MEDIA.manifests)) {
       p.bytesTotal += d.size;
       const tarBytes = await this.#fetchSmall(d);
       p.add({ bytes: tarBytes.length });
-      await readTar(tarBytes, (e) => local.putVerified(e.bytes, `sha256:${e.name}`, from));
+      await readTar(tarBytes, (e) => manifests.set(`sha256:${e.name}`, e.bytes));
     }
-    const { blobs } = manifestClosure(local, layer.manifest);
+    const read = (d: Digest) => {
+      const bytes = manifests.get(d) ?? (local.has(d) ? local.readVerified(d) : undefined);
+      if (!bytes) throw new SpfsError("RemoteError", `${from}: layer ${digest} lacks manifest ${d}`);
+      if (manifests.has(d) && digestBytes(bytes) !== d) {
+        throw new SpfsError("CorruptObject", `${from} sent bytes for ${d} that do not match`, {
+          hint: "the copy there is damaged: push it again from a good store; nothing was written here",
+        });
+      }
+      return decodeObject(bytes, d) as Manifest;
+    };
+    const closure = manifestClosure(local, layer.manifest, read);
+    const blobs = closure.blobs;
     const missing = new Set([...blobs.keys()].filter((d) => !local.has(d)));
     p.skippedObjects += blobs.size - missing.size;
     const packs = m.layers.filter((l) =>
@@ -234,6 +247,10 @@ export class OciRemote implements Remote {
           hint: "push the layer again from a complete store",
         },
       );
+    }
+    for (const d of closure.manifests.reverse()) {
+      const bytes = manifests.get(d);
+      if (bytes) local.putVerified(bytes, d, from);
     }
     local.putVerified(layerBytes, digest, from);
   }
