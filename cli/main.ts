@@ -73,6 +73,19 @@ function storageCommands({ program, cfg, act }: Cli): void {
       act(async (ref: string, o: { json?: boolean }) => (await import("./info.ts")).info(cfg(), ref, o)),
     );
 
+  program.command("clean")
+    .description(
+      "remove objects that no tag (or its history), durable runtime or running runtime reaches",
+    )
+    .option("--dry-run", "print what would be removed, remove nothing")
+    .option("--grace <seconds>", "keep unreferenced objects written in the last SECONDS (default 600)")
+    .option("--json", "print {dryRun, removed, kept, young} as JSON")
+    .action(
+      act(async (o: { dryRun?: boolean; grace?: string; json?: boolean }) =>
+        (await import("./clean.ts")).clean(cfg(), o)
+      ),
+    );
+
   program.command("check")
     .description("verify every object against its digest and every reference; exit 6 if damaged")
     .option("--json", "print {ok, objects, bytes, corrupt, missing} as JSON")

@@ -126,7 +126,7 @@ async function copyAll(
   const limit = pLimit(FILE_CONCURRENCY);
   await Promise.all(digests.map((d) =>
     limit(async () => {
-      if (dst.has(d)) {
+      if (dst.reuse(d)) {
         if (p) p.skippedObjects++;
         return;
       }

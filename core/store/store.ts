@@ -102,6 +102,20 @@ export class ObjectStore {
     }
   }
 
+  /**
+   * Like has(), and when present marks the object as just used (mtime now), so `spfs clean`'s
+   * grace period protects an object a commit or pull is reusing while its parent is not yet written.
+   */
+  reuse(digest: Digest): boolean {
+    try {
+      const now = new Date();
+      Deno.utimeSync(this.path(digest), now, now);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** A fresh tmp path owned by this process. */
   tmpPath(): string {
     const host = this.shared ? `.${Deno.hostname()}` : "";
@@ -127,7 +141,7 @@ export class ObjectStore {
    */
   putBytes(bytes: Uint8Array): Digest {
     const digest = digestBytes(bytes);
-    if (this.has(digest)) return digest;
+    if (this.reuse(digest)) return digest;
     const tmp = this.tmpPath();
     try {
       const f = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o644 });
@@ -153,7 +167,7 @@ export class ObjectStore {
    * @throws SpfsError CorruptObject naming `from`; StorageError.
    */
   putVerified(bytes: Uint8Array, digest: Digest, from: string): void {
-    if (this.has(digest)) return;
+    if (this.reuse(digest)) return;
     const got = digestBytes(bytes);
     if (got !== digest) throw mismatch(digest, got, from);
     this.putBytes(bytes);
@@ -188,7 +202,7 @@ export class ObjectStore {
       }
       const got = `sha256:${hash.digest("hex")}`;
       if (got !== digest) throw mismatch(digest, got, from);
-      if (this.has(digest)) Deno.removeSync(tmp);
+      if (this.reuse(digest)) Deno.removeSync(tmp);
       else this.#publish(tmp, digest);
     } catch (e) {
       try {
@@ -233,7 +247,7 @@ export class ObjectStore {
         out.close();
       }
       const digest = `sha256:${hash.digest("hex")}`;
-      if (this.has(digest)) Deno.removeSync(tmp);
+      if (this.reuse(digest)) Deno.removeSync(tmp);
       else this.#publish(tmp, digest);
       return { digest, size };
     } catch (e) {

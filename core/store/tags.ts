@@ -86,6 +86,12 @@ export class TagDb {
     return rows.map((r) => ({ name: r.name, digest: r.digest, createdMs: r.created_ms }));
   }
 
+  /** Every digest any tag points or pointed at (history included): what clean keeps. */
+  allTargets(): Digest[] {
+    const rows = this.db.prepare("SELECT DISTINCT digest FROM tag_history").all() as { digest: string }[];
+    return rows.map((r) => r.digest);
+  }
+
   close(): void {
     this.db.close();
   }

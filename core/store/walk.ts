@@ -66,3 +66,15 @@ export function readTop(store: ObjectStore, digest: Digest, what: string): Top {
     hint: "push, pull and run move layers and platforms: use a tag or a digest printed by `spfs commit`",
   });
 }
+
+/** An object's kind, or undefined when it is not in the store (or unreadable). */
+export function kindOrUndefined(
+  store: ObjectStore,
+  digest: Digest,
+): "blob" | "manifest" | "layer" | "platform" | undefined {
+  try {
+    return store.kindOf(digest);
+  } catch {
+    return undefined;
+  }
+}

@@ -204,7 +204,7 @@ export class OciRemote implements Remote {
     };
     const closure = manifestClosure(local, layer.manifest, read);
     const blobs = closure.blobs;
-    const missing = new Set([...blobs.keys()].filter((d) => !local.has(d)));
+    const missing = new Set([...blobs.keys()].filter((d) => !local.reuse(d)));
     p.skippedObjects += blobs.size - missing.size;
     const packs = m.layers.filter((l) =>
       l.mediaType === MEDIA.pack && [...missing].some((d) => inRange(d, l.annotations))

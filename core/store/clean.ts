@@ -1,0 +1,124 @@
+/**
+ * `spfs clean`: removes the objects nothing reaches. Roots are given by the caller: every tag
+ * target with its history, durable runtimes' layers, and running runtimes' layers.
+ *
+ * Safe while commits, pulls and runs go on: an object written or reused in the last `graceMs` is
+ * kept (writers set its mtime, and write children before parents, so an unfinished parent's
+ * children are always fresh); `liveRoots` is asked again just before deleting; and deletion goes
+ * parents first, so a crash mid-clean never leaves a parent whose children are gone.
+ */
+import { type Digest, type Layer, type Manifest, type PlatformObject } from "./objects.ts";
+import type { ObjectStore } from "./store.ts";
+import { kindOrUndefined } from "./walk.ts";
+
+/** What a clean removed (or, with dryRun, would remove). Bytes are file sizes. */
+export interface CleanReport {
+  dryRun: boolean;
+  removed: { objects: number; bytes: number; layers: Digest[]; platforms: Digest[] };
+  kept: { objects: number; bytes: number };
+  /** Unreferenced objects left because they are younger than the grace period. */
+  young: number;
+}
+
+/** Adds everything `root` reaches to `out`; missing objects are skipped (check reports those). */
+export function markReachable(store: ObjectStore, root: Digest, out: Set<Digest>): void {
+  const stack = [root];
+  while (stack.length) {
+    const d = stack.pop()!;
+    if (out.has(d)) continue;
+    const kind = kindOrUndefined(store, d);
+    if (!kind) continue;
+    out.add(d);
+    if (kind === "blob") continue;
+    const obj = store.readObject(d);
+    if (obj.type === "spfs/platform@1") stack.push(...(obj as PlatformObject).layers);
+    else if (obj.type === "spfs/layer@1") stack.push((obj as Layer).manifest);
+    else for (const e of (obj as Manifest).entries) if (e.digest) stack.push(e.digest);
+  }
+}
+
+/**
+ * Removes unreachable objects older than `graceMs`.
+ * @param roots digests to keep with all they reach
+ * @param liveRoots asked again right before deleting (runtimes started meanwhile)
+ */
+export async function clean(
+  store: ObjectStore,
+  roots: Digest[],
+  liveRoots: () => Promise<Digest[]>,
+  o: { graceMs: number; dryRun?: boolean },
+): Promise<CleanReport> {
+  const keep = new Set<Digest>();
+  for (const r of roots) markReachable(store, r, keep);
+  const now = Date.now();
+  const report: CleanReport = {
+    dryRun: !!o.dryRun,
+    removed: { objects: 0, bytes: 0, layers: [], platforms: [] },
+    kept: { objects: 0, bytes: 0 },
+    young: 0,
+  };
+  const doomed = new Map<Digest, number>();
+  for (const d of store.all()) {
+    let st: Deno.FileInfo;
+    try {
+      st = Deno.statSync(store.path(d));
+    } catch {
+      continue; // removed by another clean
+    }
+    if (keep.has(d)) {
+      report.kept.objects++;
+      report.kept.bytes += st.size;
+    } else if (now - (st.mtime?.getTime() ?? now) < o.graceMs) {
+      report.young++;
+    } else {
+      doomed.set(d, st.size);
+    }
+  }
+  for (const r of await liveRoots()) markReachable(store, r, keep);
+  const order = parentsFirst(store, [...doomed.keys()].filter((d) => !keep.has(d)));
+  for (const d of order) {
+    const kind = kindOrUndefined(store, d);
+    if (kind === "layer") report.removed.layers.push(d);
+    if (kind === "platform") report.removed.platforms.push(d);
+    if (!o.dryRun) {
+      try {
+        Deno.removeSync(store.path(d));
+      } catch { /* already gone */ }
+    }
+    report.removed.objects++;
+    report.removed.bytes += doomed.get(d)!;
+  }
+  return report;
+}
+
+/** Orders objects so each comes before anything it references (platform → layer → manifests → blobs). */
+function parentsFirst(store: ObjectStore, digests: Digest[]): Digest[] {
+  const set = new Set(digests);
+  const children = new Map<Digest, Digest[]>();
+  const refs = new Map<Digest, number>(digests.map((d) => [d, 0]));
+  for (const d of digests) {
+    const kind = kindOrUndefined(store, d);
+    if (!kind || kind === "blob") continue;
+    const obj = store.readObject(d);
+    const kids = obj.type === "spfs/platform@1"
+      ? obj.layers
+      : obj.type === "spfs/layer@1"
+      ? [obj.manifest]
+      : obj.entries.map((e) => e.digest).filter(Boolean);
+    const inSet = [...new Set(kids)].filter((k) => set.has(k));
+    children.set(d, inSet);
+    for (const k of inSet) refs.set(k, refs.get(k)! + 1);
+  }
+  const out: Digest[] = [];
+  const queue = digests.filter((d) => refs.get(d) === 0);
+  while (queue.length) {
+    const d = queue.pop()!;
+    out.push(d);
+    for (const k of children.get(d) ?? []) {
+      const n = refs.get(k)! - 1;
+      refs.set(k, n);
+      if (n === 0) queue.push(k);
+    }
+  }
+  return out;
+}
