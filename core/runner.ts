@@ -89,12 +89,15 @@ export function setRunner(r: CommandRunner): CommandRunner {
 /** A runner that records every argv and answers from a script of canned results (tests). */
 export class RecordingRunner implements CommandRunner {
   readonly calls: string[][] = [];
+  /** The stdin given to each call (undefined when none). */
+  readonly stdins: (string | undefined)[] = [];
   readonly #answer: (argv: string[]) => RunResult;
   constructor(answer: (argv: string[]) => RunResult = () => ({ code: 0, stdout: "", stderr: "" })) {
     this.#answer = answer;
   }
-  run(argv: string[]): Promise<RunResult> {
+  run(argv: string[], opts: { stdin?: string } = {}): Promise<RunResult> {
     this.calls.push(argv);
+    this.stdins.push(opts.stdin);
     return Promise.resolve(this.#answer(argv));
   }
 }
