@@ -28,6 +28,7 @@ export function encodeTag(name: string): string {
 
 /** Decodes `encodeTag` output; undefined for digest and history tags and foreign tags. */
 export function decodeTag(tag: string): string | undefined {
+  if (!/^[A-Za-z0-9]/.test(tag)) return undefined; // digest tags start with "_"
   let out = "";
   for (let i = 0; i < tag.length; i++) {
     if (tag[i] !== "_") {

@@ -15,7 +15,7 @@ fuseTest(
     };
     let sleeper: Deno.ChildProcess | undefined;
     try {
-      const tagged = await commit("tagged", "keep/1");
+      await commit("tagged", "keep/1");
       const orphan = await commit("orphan");
       const old = await commit("old", "hist/1");
       await commit("new", "hist/1"); // `old` now lives only in hist/1's history
