@@ -9,6 +9,7 @@ import { npmPackageDir, Sandbox } from "../../tests/support/sandbox.ts";
 import { innerScript, parseNs, ROUNDS, row, rows, timeCmd, timed } from "./common.ts";
 import { editableRows } from "./editable.ts";
 import { concurrencyRows } from "./concurrency.ts";
+import { remoteRows } from "./remote.ts";
 
 /** Copy-up by reflink on an XFS image vs `cp --reflink=always` there (needs root and xfsprogs). */
 async function reflinkRow(): Promise<void> {
@@ -134,6 +135,7 @@ try {
 
   await editableRows(sb, bigDir, src);
   await concurrencyRows(sb);
+  await remoteRows(sb, src, bigDir);
   await reflinkRow();
 } finally {
   await runner().run(["fusermount3", "-u", "-z", overlay]);
