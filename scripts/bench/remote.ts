@@ -53,6 +53,15 @@ async function ociLayout(dir: string, tree: string): Promise<void> {
   );
 }
 
+/**
+ * skopeo remembers where it saw each blob and mounts it from there instead of uploading; clear
+ * that cache so each baseline push sends its bytes like spfs's does.
+ */
+const forgetBlobs = () =>
+  sh(
+    "rm -f /var/lib/containers/cache/blob-info-cache-v1.* ~/.local/share/containers/cache/blob-info-cache-v1.*",
+  );
+
 const skopeo = (src: string, dst: string) =>
   new Deno.Command("skopeo", {
     args: ["copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false", src, dst],
@@ -68,6 +77,7 @@ async function treeRows(sb: Sandbox, reg: TestRegistry, what: string, tag: strin
   const againB: number[] = [], againS: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const repo = `bench/${tag.replace("/", "-")}-${r}`;
+    await forgetBlobs();
     pushB.push(await timeCmd(skopeo(`oci:${layout}:img`, `docker://${reg.host}/${repo}-skopeo:img`)));
     await sb.ok(["remote", "add", "origin", reg.address(`${repo}-spfs`)]);
     pushS.push(await timeCmd(sb.command(["push", tag])));

@@ -206,6 +206,7 @@ export class OciRemote implements Remote {
     const blobs = closure.blobs;
     const missing = new Set([...blobs.keys()].filter((d) => !local.reuse(d)));
     p.skippedObjects += blobs.size - missing.size;
+    const staged: [string, Digest][] = [];
     const packs = m.layers.filter((l) =>
       l.mediaType === MEDIA.pack && [...missing].some((d) => inRange(d, l.annotations))
     );
@@ -219,7 +220,8 @@ export class OciRemote implements Remote {
           await readTar(tarBytes, (e) => {
             const od = `sha256:${e.name}`;
             if (!missing.has(od)) return;
-            local.putVerified(e.bytes, od, from);
+            const tmp = local.stage(e.bytes, od, from);
+            if (tmp) staged.push([tmp, od]);
             p.add({ objects: 1 });
           });
         })
@@ -238,6 +240,13 @@ export class OciRemote implements Remote {
         )
       ),
     ]);
+    // files first, then manifests deepest first: children before parents, one round of fsyncs
+    for (const d of closure.manifests.reverse()) {
+      const bytes = manifests.get(d);
+      const tmp = bytes && local.stage(bytes, d, from);
+      if (tmp) staged.push([tmp, d]);
+    }
+    await local.publishStaged(staged.splice(0));
     const still = [...missing].filter((d) => !local.has(d));
     if (still.length) {
       throw new SpfsError(
@@ -247,10 +256,6 @@ export class OciRemote implements Remote {
           hint: "push the layer again from a complete store",
         },
       );
-    }
-    for (const d of closure.manifests.reverse()) {
-      const bytes = manifests.get(d);
-      if (bytes) local.putVerified(bytes, d, from);
     }
     local.putVerified(layerBytes, digest, from);
   }
