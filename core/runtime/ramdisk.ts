@@ -8,7 +8,7 @@ import type { DatabaseSync } from "node:sqlite";
 import { mountsAt } from "../../ffi/sys.ts";
 import { platform } from "../platform/facts.ts";
 import { type Config, storagePaths } from "../config.ts";
-import { openDb } from "../store/db.ts";
+import { initSchema, openDb } from "../store/db.ts";
 import { SpfsError } from "../errors.ts";
 import { lastLine, runner, type RunResult } from "../runner.ts";
 
@@ -56,9 +56,12 @@ export class RamdiskDb {
   readonly db: DatabaseSync;
   constructor(storageRoot: string) {
     this.db = openDb(storageRoot);
-    this.db.exec(`CREATE TABLE IF NOT EXISTS ramdisks (
+    initSchema(
+      this.db,
+      `CREATE TABLE IF NOT EXISTS ramdisks (
       name TEXT PRIMARY KEY, mountpoint TEXT NOT NULL, device TEXT NOT NULL,
-      size_bytes INTEGER NOT NULL, created_ms INTEGER NOT NULL)`);
+      size_bytes INTEGER NOT NULL, created_ms INTEGER NOT NULL)`,
+    );
   }
   all(): Ramdisk[] {
     return this.db.prepare("SELECT * FROM ramdisks ORDER BY created_ms").all() as unknown as Ramdisk[];

@@ -4,7 +4,7 @@
  * runtime lives in the service's memory and its dir is deleted when its root process exits.
  */
 import type { DatabaseSync } from "node:sqlite";
-import { openDb } from "../store/db.ts";
+import { initSchema, openDb } from "../store/db.ts";
 import { storagePaths } from "../config.ts";
 import { SpfsError } from "../errors.ts";
 import type { Digest } from "../store/objects.ts";
@@ -46,7 +46,9 @@ export class RuntimeDb {
     this.root = storagePaths(storageRoot).runtimes;
     Deno.mkdirSync(this.root, { recursive: true });
     this.db = openDb(storageRoot);
-    this.db.exec(`
+    initSchema(
+      this.db,
+      `
       CREATE TABLE IF NOT EXISTS runtimes (
         id TEXT PRIMARY KEY,
         name TEXT UNIQUE,
@@ -56,7 +58,8 @@ export class RuntimeDb {
         durable INTEGER NOT NULL,
         created_ms INTEGER NOT NULL
       );
-    `);
+    `,
+    );
   }
 
   #row(r: any): RuntimeRecord {

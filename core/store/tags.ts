@@ -3,7 +3,7 @@
  * before it. A tag name is `name[/version]`: segments of [A-Za-z0-9._-], starting alphanumeric.
  */
 import type { DatabaseSync } from "node:sqlite";
-import { openDb } from "./db.ts";
+import { initSchema, openDb } from "./db.ts";
 import { SpfsError } from "../errors.ts";
 import type { Digest } from "./objects.ts";
 
@@ -33,7 +33,9 @@ export class TagDb {
 
   constructor(storageRoot: string) {
     this.db = openDb(storageRoot);
-    this.db.exec(`
+    initSchema(
+      this.db,
+      `
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS tag_history (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -43,19 +45,28 @@ export class TagDb {
       );
       CREATE INDEX IF NOT EXISTS tag_history_name ON tag_history (name, id);
       INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '${SCHEMA_VERSION}');
-    `);
+    `,
+    );
   }
 
   /** Points `name` at `digest`, keeping the previous target as history. No-op if unchanged. */
   set(name: string, digest: Digest): void {
     validateTagName(name);
-    const cur = this.get(name, 0);
-    if (cur === digest) return;
-    this.db.prepare("INSERT INTO tag_history (name, digest, created_ms) VALUES (?, ?, ?)").run(
-      name,
-      digest,
-      Date.now(),
-    );
+    // one write transaction, so two processes setting the same target add one history entry
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      if (this.get(name, 0) !== digest) {
+        this.db.prepare("INSERT INTO tag_history (name, digest, created_ms) VALUES (?, ?, ?)").run(
+          name,
+          digest,
+          Date.now(),
+        );
+      }
+      this.db.exec("COMMIT");
+    } catch (e) {
+      this.db.exec("ROLLBACK");
+      throw e;
+    }
   }
 
   /** Target of `name~back` (0 = current), or undefined. */

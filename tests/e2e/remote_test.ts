@@ -261,6 +261,7 @@ remoteTest("two pulls of the same tag into one store at once both succeed", asyn
     for (const o of outs) assert.equal(o.code, 0, o.stderr);
     await b.ok(["check"]);
     const tag = JSON.parse(await b.ok(["tags", "pair/1", "--json"]));
+    assert.equal(tag.length, 1, "one history entry, not one per pull");
     assert.equal(tag[0].digest, JSON.parse(await a.ok(["tags", "pair/1", "--json"]))[0].digest);
   } finally {
     await a.dispose();
