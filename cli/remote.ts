@@ -61,20 +61,27 @@ export interface SyncOpts {
 }
 
 /** `spfs push REF… [--to R]`. */
-export async function push(cfg: Config, refs: string[], o: SyncOpts): Promise<number> {
-  const remote = await remoteFor(cfg, o.to);
-  const bar = progressBar("push", o.json);
-  const s = await pushRefs(openRepo(cfg), remote, refs, bar.progress).finally(bar.done);
-  report("pushed", s, o.json);
-  return 0;
+export function push(cfg: Config, refs: string[], o: SyncOpts): Promise<number> {
+  return transfer(cfg, refs, o, "push", o.to);
 }
 
 /** `spfs pull REF… [--from R]`. */
-export async function pull(cfg: Config, refs: string[], o: SyncOpts): Promise<number> {
-  const remote = await remoteFor(cfg, o.from);
-  const bar = progressBar("pull", o.json);
-  const s = await pullRefs(openRepo(cfg), remote, refs, bar.progress).finally(bar.done);
-  report("pulled", s, o.json);
+export function pull(cfg: Config, refs: string[], o: SyncOpts): Promise<number> {
+  return transfer(cfg, refs, o, "pull", o.from);
+}
+
+async function transfer(
+  cfg: Config,
+  refs: string[],
+  o: SyncOpts,
+  verb: "push" | "pull",
+  remoteName?: string,
+): Promise<number> {
+  const remote = await remoteFor(cfg, remoteName);
+  const bar = progressBar(verb, o.json);
+  const move = verb === "push" ? pushRefs : pullRefs;
+  const s = await move(openRepo(cfg), remote, refs, bar.progress).finally(bar.done);
+  report(`${verb}ed`, s, o.json);
   return 0;
 }
 

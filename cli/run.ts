@@ -61,9 +61,9 @@ export async function run(
   } catch (e) {
     // only a REF unknown here costs the pull machinery: the common path stays one RPC
     if (!(e instanceof SpfsError && e.code === "UnknownRef") || !spec || o.pull === false) throw e;
+    if (!cfg.remotes.origin) throw e;
     const { pullMissing } = await import("../core/remote/sync.ts");
     const { openRepo } = await import("../core/store/repo.ts");
-    if (!cfg.remotes.origin) throw e;
     console.error(
       `spfs: ${spec} is not (all) in this store; pulling from origin (${cfg.remotes.origin.address})…`,
     );

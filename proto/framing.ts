@@ -37,7 +37,8 @@ export async function readFrames(
   }
 }
 
-function concat(parts: Uint8Array[], total: number): Uint8Array {
+/** Joins byte chunks whose lengths add up to `total`. */
+export function concat(parts: Uint8Array[], total = parts.reduce((n, p) => n + p.length, 0)): Uint8Array {
   const out = new Uint8Array(total);
   let o = 0;
   for (const p of parts) {

@@ -7,7 +7,7 @@ import { SpfsError } from "../errors.ts";
 import { type Digest, DIGEST_RE } from "../store/objects.ts";
 import { resolveRef } from "../store/refs.ts";
 import type { Repo } from "../store/repo.ts";
-import { layerClosure, readTop } from "../store/walk.ts";
+import { layerClosure, readTop, type Top } from "../store/walk.ts";
 import { type RemoteAddress, remoteNamed } from "./address.ts";
 import { Progress, type Remote } from "./remote.ts";
 
@@ -39,6 +39,28 @@ export function remoteFor(cfg: Config, name?: string): Promise<Remote> {
 const isTagRef = (ref: string) => !DIGEST_RE.test(ref) && !/^(sha256:)?[0-9a-f]{4,64}$/.test(ref);
 
 /**
+ * Moves each layer the destination lacks, counting the rest as skipped. Shared by push and pull,
+ * whose only differences are the two callbacks.
+ */
+async function moveLayers(
+  layers: Digest[],
+  present: (l: Digest) => boolean | Promise<boolean>,
+  move: (l: Digest) => Promise<void>,
+  p: Progress,
+): Promise<void> {
+  p.layers += layers.length;
+  for (const l of layers) {
+    if (await present(l)) p.skippedLayers++;
+    else await move(l);
+    p.layersDone++;
+    p.onChange();
+  }
+}
+
+/** The layers of a layer or platform, bottom to top. */
+const layersOf = (top: Top) => top.kind === "layer" ? [top.digest] : top.obj.layers;
+
+/**
  * Pushes each REF (tag or digest; a tag moves its current target and then the tag).
  * @throws SpfsError UnknownRef for a REF not in the local store; Remote* errors from the remote.
  */
@@ -49,30 +71,22 @@ export async function push(
   p = new Progress(),
 ): Promise<SyncSummary> {
   const t0 = performance.now();
-  const out = summary(remote, t0);
+  const done: SyncSummary["refs"] = [];
   for (const ref of refs) {
     const digest = resolveRef(ref, repo.store, repo.tags);
     const top = readTop(repo.store, digest, ref);
-    const layers = top.kind === "layer" ? [digest] : top.obj.layers;
-    p.layers += layers.length;
-    for (const l of layers) {
-      if (await remote.hasTop(l)) {
-        p.skippedLayers++;
-      } else {
-        const c = layerClosure(repo.store, l);
-        p.bytesTotal += [...c.blobs.values()].reduce((a, b) => a + b, 0);
-        await remote.pushLayer(repo.store, l, c, p);
-      }
-      p.layersDone++;
-      p.onChange();
-    }
+    await moveLayers(layersOf(top), (l) => remote.hasTop(l), (l) => {
+      const c = layerClosure(repo.store, l);
+      p.bytesTotal += [...c.blobs.values()].reduce((a, b) => a + b, 0);
+      return remote.pushLayer(repo.store, l, c, p);
+    }, p);
     if (top.kind === "platform" && !(await remote.hasTop(digest))) {
       await remote.pushPlatform(repo.store, digest);
     }
     if (isTagRef(ref)) await remote.setTag(ref.replace(/~\d+$/, ""), digest);
-    out.refs.push({ ref, digest, kind: top.kind });
+    done.push({ ref, digest, kind: top.kind });
   }
-  return finish(out, p, t0);
+  return summary(remote, done, p, t0);
 }
 
 /**
@@ -86,7 +100,7 @@ export async function pull(
   p = new Progress(),
 ): Promise<SyncSummary> {
   const t0 = performance.now();
-  const out = summary(remote, t0);
+  const done: SyncSummary["refs"] = [];
   for (const ref of refs) {
     const digest = DIGEST_RE.test(ref) ? ref : await remote.getTag(ref);
     if (!digest) {
@@ -96,38 +110,23 @@ export async function pull(
     }
     const have = repo.store.has(digest);
     const top = have ? readTop(repo.store, digest, ref) : await remote.readTop(digest);
-    const layers = top.kind === "layer" ? [digest] : top.obj.layers;
-    p.layers += layers.length;
-    for (const l of layers) {
-      if (repo.store.has(l)) p.skippedLayers++;
-      else await remote.pullLayer(repo.store, l, p);
-      p.layersDone++;
-      p.onChange();
-    }
+    await moveLayers(layersOf(top), (l) => repo.store.has(l), (l) => remote.pullLayer(repo.store, l, p), p);
     if (top.kind === "platform" && !have) await remote.pullPlatform(repo.store, digest);
     if (!DIGEST_RE.test(ref)) repo.tags.set(ref, digest);
-    out.refs.push({ ref, digest, kind: top.kind });
+    done.push({ ref, digest, kind: top.kind });
   }
-  return finish(out, p, t0);
+  return summary(remote, done, p, t0);
 }
 
-function summary(remote: Remote, _t0: number): SyncSummary {
+function summary(remote: Remote, refs: SyncSummary["refs"], p: Progress, t0: number): SyncSummary {
   return {
     remote: remote.address.name,
-    refs: [],
-    layers: { moved: 0, skipped: 0 },
-    objects: { moved: 0, skipped: 0 },
-    bytes: 0,
-    ms: 0,
+    refs,
+    layers: { moved: p.layers - p.skippedLayers, skipped: p.skippedLayers },
+    objects: { moved: p.objects, skipped: p.skippedObjects },
+    bytes: p.bytes,
+    ms: Math.round(performance.now() - t0),
   };
-}
-
-function finish(out: SyncSummary, p: Progress, t0: number): SyncSummary {
-  out.layers = { moved: p.layers - p.skippedLayers, skipped: p.skippedLayers };
-  out.objects = { moved: p.objects, skipped: p.skippedObjects };
-  out.bytes = p.bytes;
-  out.ms = Math.round(performance.now() - t0);
-  return out;
 }
 
 /**

@@ -5,6 +5,7 @@
 import { decodeObject, type Digest, looksStructured } from "./objects.ts";
 import type { ObjectStore } from "./store.ts";
 import type { TagDb } from "./tags.ts";
+import { childrenOf } from "./walk.ts";
 
 /** What `check` found. `missing` lists "referrer -> digest" pairs. */
 export interface CheckReport {
@@ -38,9 +39,7 @@ export async function checkStore(
     f.close();
     if (!looksStructured(head.subarray(0, n))) continue;
     const obj = decodeObject(Deno.readFileSync(path), d);
-    if (obj.type === "spfs/manifest@1") { for (const e of obj.entries) need(d, e.digest); }
-    else if (obj.type === "spfs/layer@1") need(d, obj.manifest);
-    else for (const l of obj.layers) need(d, l);
+    for (const c of childrenOf(obj)) need(d, c);
   }
   for (const t of tags.list()) need(`tag ${t.name}`, t.digest);
   return { objects: all.length, bytes, corrupt: [...corrupt], missing };

@@ -7,9 +7,9 @@
  * children are always fresh); `liveRoots` is asked again just before deleting; and deletion goes
  * parents first, so a crash mid-clean never leaves a parent whose children are gone.
  */
-import { type Digest, type Layer, type Manifest, type PlatformObject } from "./objects.ts";
+import type { Digest } from "./objects.ts";
 import type { ObjectStore } from "./store.ts";
-import { kindOrUndefined } from "./walk.ts";
+import { childrenOf, kindOrUndefined } from "./walk.ts";
 
 /** What a clean removed (or, with dryRun, would remove). Bytes are file sizes. */
 export interface CleanReport {
@@ -29,11 +29,7 @@ export function markReachable(store: ObjectStore, root: Digest, out: Set<Digest>
     const kind = kindOrUndefined(store, d);
     if (!kind) continue;
     out.add(d);
-    if (kind === "blob") continue;
-    const obj = store.readObject(d);
-    if (obj.type === "spfs/platform@1") stack.push(...(obj as PlatformObject).layers);
-    else if (obj.type === "spfs/layer@1") stack.push((obj as Layer).manifest);
-    else for (const e of (obj as Manifest).entries) if (e.digest) stack.push(e.digest);
+    if (kind !== "blob") stack.push(...childrenOf(store.readObject(d)));
   }
 }
 
@@ -99,13 +95,7 @@ function parentsFirst(store: ObjectStore, digests: Digest[]): Digest[] {
   for (const d of digests) {
     const kind = kindOrUndefined(store, d);
     if (!kind || kind === "blob") continue;
-    const obj = store.readObject(d);
-    const kids = obj.type === "spfs/platform@1"
-      ? obj.layers
-      : obj.type === "spfs/layer@1"
-      ? [obj.manifest]
-      : obj.entries.map((e) => e.digest).filter(Boolean);
-    const inSet = [...new Set(kids)].filter((k) => set.has(k));
+    const inSet = [...new Set(childrenOf(store.readObject(d)))].filter((k) => set.has(k));
     children.set(d, inSet);
     for (const k of inSet) refs.set(k, refs.get(k)! + 1);
   }

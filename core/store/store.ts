@@ -141,7 +141,12 @@ export class ObjectStore {
    */
   putBytes(bytes: Uint8Array): Digest {
     const digest = digestBytes(bytes);
-    if (this.reuse(digest)) return digest;
+    if (!this.reuse(digest)) this.#write(bytes, digest);
+    return digest;
+  }
+
+  /** tmp → fsync → rename of bytes known to hash to `digest`. */
+  #write(bytes: Uint8Array, digest: Digest): void {
     const tmp = this.tmpPath();
     try {
       const f = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o644 });
@@ -159,7 +164,6 @@ export class ObjectStore {
       } catch { /* already gone */ }
       throw storageError("writing an object", e);
     }
-    return digest;
   }
 
   /**
@@ -169,8 +173,8 @@ export class ObjectStore {
   putVerified(bytes: Uint8Array, digest: Digest, from: string): void {
     if (this.reuse(digest)) return;
     const got = digestBytes(bytes);
-    if (got !== digest) throw mismatch(digest, got, from);
-    this.putBytes(bytes);
+    if (got !== digest) throw receivedMismatch(digest, got, from);
+    this.#write(bytes, digest);
   }
 
   /**
@@ -181,7 +185,7 @@ export class ObjectStore {
   stage(bytes: Uint8Array, digest: Digest, from: string): string | undefined {
     if (this.reuse(digest)) return undefined;
     const got = digestBytes(bytes);
-    if (got !== digest) throw mismatch(digest, got, from);
+    if (got !== digest) throw receivedMismatch(digest, got, from);
     const tmp = this.tmpPath();
     try {
       Deno.writeFileSync(tmp, bytes, { createNew: true, mode: 0o644 });
@@ -246,7 +250,7 @@ export class ObjectStore {
         out.close();
       }
       const got = `sha256:${hash.digest("hex")}`;
-      if (got !== digest) throw mismatch(digest, got, from);
+      if (got !== digest) throw receivedMismatch(digest, got, from);
       if (this.reuse(digest)) Deno.removeSync(tmp);
       else this.#publish(tmp, digest);
     } catch (e) {
@@ -396,7 +400,7 @@ export class ObjectStore {
 }
 
 /** The error for bytes from `from` that do not hash to the digest they were asked for. */
-function mismatch(want: Digest, got: Digest, from: string): SpfsError {
+export function receivedMismatch(want: Digest, got: Digest, from: string): SpfsError {
   return new SpfsError("CorruptObject", `${from} sent bytes for ${want} that hash to ${got}`, {
     hint: "the copy there is damaged: push it again from a good store; nothing was written here",
   });

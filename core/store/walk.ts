@@ -3,7 +3,7 @@
  * parents, so "the parent exists" implies "everything below exists".
  */
 import { SpfsError } from "../errors.ts";
-import type { Digest, Layer, Manifest, PlatformObject } from "./objects.ts";
+import type { Digest, Layer, Manifest, PlatformObject, StructuredObject } from "./objects.ts";
 import type { ObjectStore } from "./store.ts";
 
 /** What one layer reaches below its layer object. `blobs` maps digest → size in bytes. */
@@ -65,6 +65,13 @@ export function readTop(store: ObjectStore, digest: Digest, what: string): Top {
   throw new SpfsError("UsageError", `${what} (${digest}) is a ${kind}, not a layer or platform`, {
     hint: "push, pull and run move layers and platforms: use a tag or a digest printed by `spfs commit`",
   });
+}
+
+/** The digests a structured object references: a platform's layers, a layer's manifest, a manifest's entries. */
+export function childrenOf(obj: StructuredObject): Digest[] {
+  if (obj.type === "spfs/platform@1") return obj.layers;
+  if (obj.type === "spfs/layer@1") return [obj.manifest];
+  return obj.entries.flatMap((e) => (e.digest ? [e.digest] : []));
 }
 
 /** An object's kind, or undefined when it is not in the store (or unreadable). */

@@ -9,6 +9,7 @@
  * - each large file as its own blob under its spfs digest, shared by every layer that has it.
  */
 import tar from "tar-stream";
+import { concat } from "../../../proto/framing.ts";
 import { SpfsError } from "../../errors.ts";
 import type { Digest } from "../../store/objects.ts";
 import { OCI_MANIFEST } from "./registry.ts";
@@ -84,19 +85,7 @@ export async function buildTar(entries: TarEntry[]): Promise<Uint8Array> {
     );
   }
   pack.finalize();
-  const chunks: Uint8Array[] = [];
-  let n = 0;
-  for await (const c of pack) {
-    chunks.push(c);
-    n += c.length;
-  }
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
+  return concat(await Array.fromAsync(pack as AsyncIterable<Uint8Array>));
 }
 
 /** Reads every regular entry of a tar held in memory. */
@@ -104,20 +93,8 @@ export async function readTar(bytes: Uint8Array, onEntry: (e: TarEntry) => void)
   const ex = tar.extract();
   ex.end(bytes);
   for await (const entry of ex) {
-    const parts: Uint8Array[] = [];
-    let n = 0;
-    for await (const c of entry) {
-      parts.push(c);
-      n += c.length;
-    }
-    if (entry.header.type !== "file") continue;
-    const out = new Uint8Array(n);
-    let off = 0;
-    for (const p of parts) {
-      out.set(p, off);
-      off += p.length;
-    }
-    onEntry({ name: entry.header.name, bytes: out });
+    const bytes = concat(await Array.fromAsync(entry as AsyncIterable<Uint8Array>));
+    if (entry.header.type === "file") onEntry({ name: entry.header.name, bytes });
   }
 }
 

@@ -3,7 +3,7 @@ import pLimit from "p-limit";
 import type { Config } from "../../config.ts";
 import { SpfsError } from "../../errors.ts";
 import { decodeObject, type Digest, DIGEST_RE, digestBytes, type Manifest } from "../../store/objects.ts";
-import type { ObjectStore } from "../../store/store.ts";
+import { type ObjectStore, receivedMismatch } from "../../store/store.ts";
 import { type LayerClosure, manifestClosure, type Top } from "../../store/walk.ts";
 import { parseRemote, type RemoteAddress } from "../address.ts";
 import type { Progress, Remote } from "../remote.ts";
@@ -20,7 +20,7 @@ import {
   planPacks,
   readTar,
 } from "./mapping.ts";
-import { Registry } from "./registry.ts";
+import { backoff, Registry } from "./registry.ts";
 
 /** Parallel blob transfers per registry (most registries throttle past about 8). */
 const OCI_CONCURRENCY = 8;
@@ -102,16 +102,7 @@ export class OciRemote implements Remote {
     return await this.#retrying(async () => {
       const bytes = new Uint8Array(await new Response(await this.reg.getBlob(d.digest)).arrayBuffer());
       const got = digestBytes(bytes);
-      if (got !== d.digest) {
-        throw new SpfsError(
-          "CorruptObject",
-          `${this.reg.label} sent bytes for ${d.digest} that hash to ${got}`,
-          {
-            hint:
-              "the copy on the registry is damaged: push it again from a good store; nothing was written here",
-          },
-        );
-      }
+      if (got !== d.digest) throw receivedMismatch(d.digest, got, this.reg.label);
       return bytes;
     });
   }
@@ -132,7 +123,7 @@ export class OciRemote implements Remote {
           }
           throw e;
         }
-        await new Promise((r) => setTimeout(r, this.reg.retry.baseMs * 2 ** (attempt - 1)));
+        await backoff(this.reg.retry, attempt);
       }
     }
   }
@@ -190,16 +181,16 @@ export class OciRemote implements Remote {
       p.bytesTotal += d.size;
       const tarBytes = await this.#fetchSmall(d);
       p.add({ bytes: tarBytes.length });
-      await readTar(tarBytes, (e) => manifests.set(`sha256:${e.name}`, e.bytes));
+      await readTar(tarBytes, (e) => {
+        const d = `sha256:${e.name}`;
+        const got = digestBytes(e.bytes);
+        if (got !== d) throw receivedMismatch(d, got, from);
+        manifests.set(d, e.bytes);
+      });
     }
     const read = (d: Digest) => {
       const bytes = manifests.get(d) ?? (local.has(d) ? local.readVerified(d) : undefined);
       if (!bytes) throw new SpfsError("RemoteError", `${from}: layer ${digest} lacks manifest ${d}`);
-      if (manifests.has(d) && digestBytes(bytes) !== d) {
-        throw new SpfsError("CorruptObject", `${from} sent bytes for ${d} that do not match`, {
-          hint: "the copy there is damaged: push it again from a good store; nothing was written here",
-        });
-      }
       return decodeObject(bytes, d) as Manifest;
     };
     const closure = manifestClosure(local, layer.manifest, read);

@@ -294,7 +294,8 @@ export function parseChallenge(h: string): [string, Record<string, string>] {
   return [m[1].toLowerCase(), params];
 }
 
-function backoff(p: RetryPolicy, attempt: number, retryAfter?: string | null): Promise<void> {
+/** Sleeps before retry `attempt` (1-based): Retry-After when the server sent one, else doubling ±25 %. */
+export function backoff(p: RetryPolicy, attempt: number, retryAfter?: string | null): Promise<void> {
   const after = Number(retryAfter);
   const ms = Number.isFinite(after) && after > 0
     ? Math.min(after * 1000, 30_000)
