@@ -8,6 +8,7 @@ import { ExitCode, SpfsError } from "../core/errors.ts";
 import type { ServiceOpts } from "./service.ts";
 import { VERSION } from "../core/version.ts";
 import { reportError } from "./output.ts";
+import { forcedCrash, reportBug } from "../core/report.ts";
 
 /** Runs the CLI and resolves with the process exit code. */
 /** What each command group needs: the program, the config for a command, and the action wrapper. */
@@ -398,6 +399,19 @@ export async function main(argv: string[]): Promise<number> {
     json = !!opts?.json;
     code = (await fn(...a)) ?? 0;
   };
+  let command = "spfs";
+  program.hook("preAction", (_program, action) => {
+    const names: string[] = [];
+    for (let c: Command | null = action; c?.parent; c = c.parent) names.unshift(c.name());
+    command = names.join(" ");
+    if (forcedCrash("cli")) {
+      throw new Error(
+        `forced internal error (SPFS_DEBUG_CRASH=cli) in \`spfs ${
+          argv.join(" ")
+        }\` with storage ${cfg().storageRoot}`,
+      );
+    }
+  });
   const cli: Cli = { program, cfg, act };
   storageCommands(cli);
   runCommands(cli);
@@ -417,6 +431,12 @@ export async function main(argv: string[]): Promise<number> {
       ) return 0;
       return ExitCode.usage;
     }
-    return reportError(e, json);
+    const rc = reportError(e, json);
+    let dsn: string | undefined;
+    try {
+      dsn = cfg().sentryDsn;
+    } catch { /* a bad config was the error itself */ }
+    await reportBug(e, { component: "cli", command }, dsn);
+    return rc;
   }
 }

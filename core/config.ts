@@ -36,6 +36,8 @@ export interface Config {
   configFile: string;
   /** `[remote.NAME]` tables; `origin` is the default remote. */
   remotes: Record<string, RemoteConfig>;
+  /** Sentry DSN for reporting bugs (`SPFS_SENTRY_DSN` / `sentry_dsn`); unset = no reporting. */
+  sentryDsn?: string;
 }
 
 const LEVELS = ["debug", "info", "warning", "error"] as const;
@@ -113,6 +115,7 @@ interface FileSettings {
   log_level?: string;
   log_format?: string;
   metrics_listen?: string;
+  sentry_dsn?: string;
   remote?: Record<string, RemoteConfig>;
 }
 
@@ -126,6 +129,7 @@ const FILE_KEYS: Record<keyof FileSettings, "string" | "number" | "object"> = {
   log_level: "string",
   log_format: "string",
   metrics_listen: "string",
+  sentry_dsn: "string",
   remote: "object",
 };
 
@@ -217,7 +221,26 @@ export function loadConfig(flags: ConfigFlags = {}): Config {
     metricsListen: flags.metricsListen ?? (env.SPFS_METRICS_LISTEN || f.metrics_listen || undefined),
     configFile,
     remotes: f.remote ?? {},
+    sentryDsn: sentryDsn(env.SPFS_SENTRY_DSN || f.sentry_dsn || undefined),
   };
+}
+
+/**
+ * Checks the shape of a Sentry DSN, `https://KEY@HOST[:PORT]/PROJECT_ID`.
+ * @throws SpfsError UsageError naming what is wrong (without echoing the key).
+ */
+function sentryDsn(v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  let u: URL | undefined;
+  try {
+    u = new URL(v);
+  } catch { /* reported below */ }
+  if (!u || !/^https?:$/.test(u.protocol) || !u.username || !/^\/(.*\/)?\d+$/.test(u.pathname)) {
+    throw new SpfsError("UsageError", "SPFS_SENTRY_DSN / sentry_dsn is not a Sentry DSN", {
+      hint: "copy it from your Sentry project's settings: https://KEY@HOST/PROJECT_ID, or unset it",
+    });
+  }
+  return v;
 }
 
 /** Paths inside the runtime dir. */
@@ -256,6 +279,7 @@ export function configEnv(cfg: Config): Record<string, string> {
   };
   if (cfg.metricsListen) out.SPFS_METRICS_LISTEN = cfg.metricsListen;
   if (cfg.libfuse) out.SPFS_LIBFUSE = cfg.libfuse;
+  if (cfg.sentryDsn) out.SPFS_SENTRY_DSN = cfg.sentryDsn;
   return out;
 }
 

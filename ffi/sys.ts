@@ -48,6 +48,11 @@ export function errnoOfException(e: unknown): number {
   return RESOURCE_ERRNOS.has(n) ? n : E.EIO;
 }
 
+/** True when `e` carries an errno (an ErrnoError or a Deno error from the OS); false for a bug in our code. */
+export function hasErrno(e: unknown): boolean {
+  return e instanceof ErrnoError || /\(os error \d+\)/.test(e instanceof Error ? e.message : String(e));
+}
+
 /** The host's open(2) flags; the FUSE kernel module hands the caller's flags over in these too. */
 export const {
   O_RDONLY,

@@ -5,6 +5,7 @@
 import type { Config } from "../config.ts";
 import { SpfsError } from "../errors.ts";
 import { logger } from "../log.ts";
+import { reportBug } from "../report.ts";
 import { CTR_BYTES, LAT_BUCKETS, parseLoopback } from "../metrics.ts";
 import { checkDevice, checkLibfuse, checkMountpoint, cleanupStaleMount } from "../platform/checks.ts";
 import { ObjectStore } from "../store/store.ts";
@@ -71,6 +72,14 @@ export async function runService(cfg: Config): Promise<number> {
   ]);
   if ("crashed" in end && !stopping) {
     log.error("FUSE loop ended unexpectedly (code {code}); shutting down", { code: end.crashed });
+    // code 0 is an unmount from outside (fusermount -u): the user's doing, not a bug
+    if (end.crashed !== 0) {
+      await reportBug(
+        new Error(`FUSE loop ended unexpectedly (code ${end.crashed})`),
+        { component: "service", command: "fuse loop" },
+        cfg.sentryDsn,
+      );
+    }
     await s.stop("FUSE loop ended");
     await rpc.accepting;
     return 1;

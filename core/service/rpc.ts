@@ -5,6 +5,7 @@
  * the others.
  */
 import { SpfsError } from "../errors.ts";
+import { forcedCrash, reportBug } from "../report.ts";
 import { socketAddress } from "../platform/socket.ts";
 import { readFrames } from "../../proto/framing.ts";
 import { MAX_FRAME_BYTES, type MethodName, RpcCode, type RpcResponse } from "../../proto/protocol.ts";
@@ -43,11 +44,15 @@ export async function handle(s: Service, raw: unknown): Promise<RpcResponse | un
     return notify ? undefined : err(RpcCode.invalidParams, `invalid params for ${method}: ${why}`);
   }
   try {
+    if (forcedCrash("service") && name !== "health" && name !== "shutdown") {
+      throw new Error(`forced internal error (SPFS_DEBUG_CRASH=service) in ${method}`);
+    }
     const result = await (METHODS[name] as (s: Service, p: unknown) => unknown)(s, ps.data);
     return notify ? undefined : { jsonrpc: "2.0", id, result };
   } catch (e) {
     if (e instanceof SpfsError) return err(RpcCode.spfsError, e.message, e.toJSON());
     s.log.error("{method} failed: {error}", { method, error: e instanceof Error ? e.stack : String(e) });
+    void reportBug(e, { component: "service", command: method }, s.cfg.sentryDsn);
     return err(RpcCode.internalError, `internal error: ${e instanceof Error ? e.message : e}`);
   }
 }

@@ -7,6 +7,7 @@ import { MessageChannel, Worker } from "node:worker_threads";
 import type { Config } from "../config.ts";
 import { SpfsError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { reportBug } from "../report.ts";
 import { runner } from "../runner.ts";
 import { libc, wakePipe } from "../../ffi/sys.ts";
 import { platform } from "../platform/facts.ts";
@@ -100,10 +101,15 @@ export class WorkerHandle {
             return;
           case "verify":
             return w.verifier.enqueue(m.digest);
+          case "bug": {
+            const e = Object.assign(new Error(m.message), { name: m.name, stack: m.stack });
+            return void reportBug(e, { component: "service", command: `fuse ${m.op}` }, cfg.sentryDsn);
+          }
         }
       });
       w.#worker.on("error", (e: unknown) => {
         log.error("FUSE worker crashed: {error}", { error: String(e) });
+        void reportBug(e, { component: "service", command: "fuse worker" }, cfg.sentryDsn);
         reject(new SpfsError("MountFailed", `FUSE worker failed: ${e}`));
         w.#exit(-1);
       });

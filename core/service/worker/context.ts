@@ -57,6 +57,8 @@ export class WorkerContext {
     readonly blobs: BlobOpener,
     readonly counters: Int32Array,
     readonly log: (level: LogLevel, message: string, fields?: Record<string, unknown>) => void,
+    /** Called when an op throws without an errno (a bug in spfs). */
+    readonly bug: (op: string, e: unknown) => void = () => {},
   ) {
     this.shared = new ReadOnlyBackend(vfs, null, blobs);
     this.entryBuf = encodeEntryParam(abi.statLayout, vfs.attr(ROOT_INO)!, 0, 0);

@@ -65,4 +65,6 @@ export type FromWorker =
   | { type: "exited"; code: number }
   | { type: "reply"; reqId: number; result: WorkerReply }
   /** A blob's first open: hash it off the FUSE thread (core/service/verifier.ts). */
-  | { type: "verify"; digest: Digest };
+  | { type: "verify"; digest: Digest }
+  /** An op threw something without an errno: a bug, reported once per op and message (core/report.ts). */
+  | { type: "bug"; op: string; name: string; message: string; stack?: string };

@@ -42,7 +42,14 @@ export function buildServer(data: FuseWorkerData, abi: FuseAbi, S: FuseReplies):
     (digest) => post({ type: "verify", digest }),
     (d) => log("error", `blob ${d} is missing from the store; run \`spfs check\``, { op: "open", errno: 5 }),
   );
-  const ctx = new WorkerContext(S, abi, vfs, router, blobs, counters, log);
+  const bugsSeen = new Set<string>();
+  const bug = (op: string, e: unknown) => {
+    const err = e instanceof Error ? e : new Error(String(e));
+    if (bugsSeen.has(`${op} ${err.message}`)) return;
+    bugsSeen.add(`${op} ${err.message}`);
+    post({ type: "bug", op, name: err.name, message: err.message, stack: err.stack });
+  };
+  const ctx = new WorkerContext(S, abi, vfs, router, blobs, counters, log, bug);
   const reply = (reqId: number, result: Parameters<Mailbox["reply"]>[1]) =>
     post({ type: "reply", reqId, result });
   const mailbox = new Mailbox(data.port, vfs, router, blobs, counters, reply, log, data.mailboxSeq);
