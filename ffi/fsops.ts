@@ -1,7 +1,12 @@
 /**
- * Path-level filesystem calls for editable runtimes, returning errno instead of throwing so the
- * FUSE adapter can pass the exact POSIX error on (the POSIX suite compares errno values with a
- * local directory). Linux glibc 2.36; signatures from man-pages 6.03 sections 2 and 3.
+ * Path-level filesystem calls for editable runtimes, one function per call with the OS picked
+ * inside, returning errno instead of throwing so the FUSE adapter can pass the exact POSIX error
+ * on (the POSIX suite compares errno values with a local directory). The overlay calls only these,
+ * so one overlay code path serves Linux and macOS.
+ * Linux: glibc 2.36, man-pages 6.03 sections 2 and 3. macOS: libSystem, xnu-11417 headers
+ * (darwin/libsystem.ts). No variadic argument is ever passed through FFI on macOS (on Apple arm64
+ * it would go on the stack, where Deno FFI cannot put it): files are created with Deno.openSync,
+ * whose mode Deno passes natively, and `open` is called with its two fixed arguments only.
  */
 import {
   AT_FDCWD,
@@ -12,14 +17,21 @@ import {
   libc,
   O_CLOEXEC,
   O_CREAT,
+  O_DIRECTORY,
   O_EXCL,
+  O_PATH,
   O_RDONLY,
   O_WRONLY,
+  RENAME_EXCHANGE,
+  RENAME_NOREPLACE,
 } from "./sys.ts";
 import { type Attr, decodeStat, hostStatLayout, STAT_SIZE } from "./stat.ts";
 import { E } from "./errno.ts";
+import { os } from "./os.ts";
+import { DARWIN_FS, libSystem, statfsDarwin } from "./darwin/libsystem.ts";
 import type { FsStats } from "./types.ts";
 
+const darwin = os === "darwin";
 const layout = hostStatLayout();
 const statBuf = new Uint8Array(STAT_SIZE[layout]);
 const statView = new DataView(statBuf.buffer);
@@ -50,29 +62,227 @@ export function check(rc: number | bigint): number {
   return Number(rc) < 0 ? errno() : 0;
 }
 
-/** Creates `path` as an empty file (mode 0600) if it does not exist. Returns 0 or an errno. */
-export function touch(path: string): number {
-  const fd = libc().open3(cstr(path), O_WRONLY | O_CREAT | O_CLOEXEC, 0o600);
-  if (fd < 0) return errno();
-  libc().close(fd);
-  return 0;
+/**
+ * Creates `path` (must not exist), opens it with `flags` (O_CREAT and O_EXCL are implied and
+ * stripped) and gives it exactly `mode` (no umask: FUSE hands over an already masked mode).
+ * Returns the fd, or -errno. Deno.openSync creates the file because open's mode is a variadic
+ * argument (see the module comment); it is created 0600 so the open succeeds for its owner
+ * whatever `mode` says, as open(2) with O_CREAT does.
+ */
+export function createFile(path: string, flags: number, mode: number): number {
+  try {
+    Deno.openSync(path, { createNew: true, write: true, mode: 0o600 }).close();
+  } catch (e) {
+    return -errnoOf(e);
+  }
+  const fd = libc().open(cstr(path), (flags & ~(O_CREAT | O_EXCL)) | O_CLOEXEC);
+  const e = fd < 0 ? errno() : fchmod(fd, mode);
+  if (e) {
+    if (fd >= 0) libc().close(fd);
+    libc().unlink(cstr(path));
+    return -e;
+  }
+  return fd;
 }
 
-/** renameat2(2) of two paths (`flags`: RENAME_NOREPLACE / RENAME_EXCHANGE). Returns 0 or an errno. */
+/** open(2) of an existing file, with its two fixed arguments only: the fd, or -errno. */
+export function openFile(path: string, flags: number): number {
+  if (flags & O_CREAT) throw new Error("openFile never creates: use createFile");
+  const fd = libc().open(cstr(path), flags | O_CLOEXEC);
+  return fd < 0 ? -errno() : fd;
+}
+
+/**
+ * Opens directory `path` as an anchor for names below it: the fd, or -errno. Linux: O_PATH
+ * (no read permission needed). Darwin has no O_PATH: O_RDONLY | O_DIRECTORY.
+ */
+export function openDirAnchor(path: string): number {
+  return openFile(path, O_PATH | O_DIRECTORY);
+}
+
+/**
+ * A path through which names below the open directory `fd` resolve in any path call (Linux:
+ * `/proc/self/fd/N`, proc(5)), or undefined where the OS has none (Darwin: `/dev/fd/N` does not
+ * traverse), so paths longer than PATH_MAX cannot be reached there.
+ */
+export function anchorPath(fd: number): string | undefined {
+  return darwin ? undefined : `/proc/self/fd/${fd}`;
+}
+
+/** The errno a Deno.errors exception carries ("… (os error N)"), EIO when none. */
+function errnoOf(e: unknown): number {
+  return Number(/\(os error (\d+)\)/.exec(e instanceof Error ? e.message : String(e))?.[1]) || E.EIO;
+}
+
+/** Creates `path` as an empty file (mode 0600) if it does not exist. Returns 0 or an errno. */
+export function touch(path: string): number {
+  try {
+    Deno.openSync(path, { create: true, write: true, mode: 0o600 }).close();
+    return 0;
+  } catch (e) {
+    return errnoOf(e);
+  }
+}
+
+/**
+ * rename of two paths; `flags` are the Linux renameat2(2) ones (RENAME_NOREPLACE 1,
+ * RENAME_EXCHANGE 2) on every OS. Darwin: renameatx_np with RENAME_EXCL / RENAME_SWAP (stdio.h).
+ * Returns 0 or an errno.
+ */
 export function rename(from: string, to: string, flags = 0): number {
+  if (darwin) {
+    const f = renamexFlags(flags);
+    return check(libSystem().renameatx_np(DARWIN_FS.AT_FDCWD, cstr(from), DARWIN_FS.AT_FDCWD, cstr(to), f));
+  }
   return check(libc().renameat2(AT_FDCWD, cstr(from), AT_FDCWD, cstr(to), flags));
+}
+
+/** Darwin renameatx_np flags for Linux renameat2 ones: NOREPLACE → RENAME_EXCL, EXCHANGE → RENAME_SWAP. */
+export function renamexFlags(linuxFlags: number): number {
+  return (linuxFlags & RENAME_NOREPLACE ? DARWIN_FS.RENAME_EXCL : 0) |
+    (linuxFlags & RENAME_EXCHANGE ? DARWIN_FS.RENAME_SWAP : 0);
+}
+
+/** mkdir(2); `mode` is masked by the umask. Returns 0 or an errno. */
+export function mkdir(path: string, mode: number): number {
+  return check(libc().mkdir(cstr(path), mode & 0o7777));
+}
+
+/** rmdir(2). Returns 0 or an errno. */
+export function rmdir(path: string): number {
+  return check(libc().rmdir(cstr(path)));
+}
+
+/** unlink(2). Returns 0 or an errno. */
+export function unlink(path: string): number {
+  return check(libc().unlink(cstr(path)));
+}
+
+/** symlink(2) at `path` pointing at `target` (bytes, no NUL). Returns 0 or an errno. */
+export function symlink(target: Uint8Array, path: string): number {
+  const z = new Uint8Array(target.length + 1);
+  z.set(target);
+  return check(libc().symlink(z, cstr(path)));
+}
+
+/** link(2). Returns 0 or an errno. */
+export function link(existing: string, path: string): number {
+  return check(libc().link(cstr(existing), cstr(path)));
+}
+
+/**
+ * mknod(2): regular files, FIFOs, sockets, devices (`rdev`: Linux dev_t is 64-bit, Darwin's
+ * 32-bit). Returns 0 or an errno.
+ */
+export function mknod(path: string, mode: number, rdev: bigint): number {
+  if (darwin) return check(libSystem().mknod(cstr(path), mode & 0xffff, Number(BigInt.asIntN(32, rdev))));
+  return check(libc().mknod(cstr(path), mode, rdev));
+}
+
+/** chmod(2) (follows symlinks; never called on one). Returns 0 or an errno. */
+export function chmod(path: string, mode: number): number {
+  return check(libc().chmod(cstr(path), mode & 0o7777));
+}
+
+/** fchmod(2). Returns 0 or an errno. */
+export function fchmod(fd: number, mode: number): number {
+  return check(libc().fchmod(fd, mode & 0o7777));
+}
+
+/** lchown(2); 0xffffffff keeps the id. Returns 0 or an errno. */
+export function lchown(path: string, uid: number, gid: number): number {
+  return check(libc().lchown(cstr(path), uid >>> 0, gid >>> 0));
+}
+
+/** truncate(2) to `size` bytes. Returns 0 or an errno. */
+export function truncate(path: string, size: number | bigint): number {
+  return check(libc().truncate(cstr(path), BigInt(size)));
+}
+
+/** ftruncate(2) to `size` bytes. Returns 0 or an errno. */
+export function ftruncate(fd: number, size: number | bigint): number {
+  return check(libc().ftruncate(fd, BigInt(size)));
+}
+
+/**
+ * fallocate(2) (Linux). Darwin has none outside fcntl(F_PREALLOCATE), which is variadic:
+ * ENOTSUP, as on a local filesystem without it.
+ */
+export function fallocate(fd: number, mode: number, off: bigint, len: bigint): number {
+  if (darwin) return E.ENOTSUP;
+  return check(libc().fallocate(fd, mode, off, len));
+}
+
+/**
+ * getxattr without following symlinks into `buf` (null: ask for the size). Returns the value's
+ * length in bytes, or -errno (a missing name: -ENODATA on Linux, -ENOATTR on Darwin, both E.ENOATTR).
+ */
+export function getxattr(path: string, name: string, buf: Uint8Array | null): number {
+  const size = BigInt(buf?.length ?? 0);
+  const r = Number(
+    darwin
+      ? libSystem().getxattr(cstr(path), cstr(name), buf, size, 0, DARWIN_FS.XATTR_NOFOLLOW)
+      : libc().lgetxattr(cstr(path), cstr(name), buf, size),
+  );
+  return r < 0 ? -errno() : r;
+}
+
+/**
+ * setxattr without following symlinks; `flags` are the host's XATTR_CREATE / XATTR_REPLACE (the
+ * FUSE request carries the host kernel's values). Returns 0 or an errno.
+ */
+export function setxattr(
+  path: string,
+  name: string,
+  value: Deno.PointerValue,
+  size: number,
+  flags: number,
+): number {
+  return check(
+    darwin
+      ? libSystem().setxattr(cstr(path), cstr(name), value, BigInt(size), 0, flags | DARWIN_FS.XATTR_NOFOLLOW)
+      : libc().lsetxattr(cstr(path), cstr(name), value, BigInt(size), flags),
+  );
+}
+
+/** listxattr without following symlinks into `buf` (null: ask for the size): bytes, or -errno. */
+export function listxattr(path: string, buf: Uint8Array | null): number {
+  const size = BigInt(buf?.length ?? 0);
+  const r = Number(
+    darwin
+      ? libSystem().listxattr(cstr(path), buf, size, DARWIN_FS.XATTR_NOFOLLOW)
+      : libc().llistxattr(cstr(path), buf, size),
+  );
+  return r < 0 ? -errno() : r;
+}
+
+/** removexattr without following symlinks. Returns 0 or an errno. */
+export function removexattr(path: string, name: string): number {
+  return check(
+    darwin
+      ? libSystem().removexattr(cstr(path), cstr(name), DARWIN_FS.XATTR_NOFOLLOW)
+      : libc().lremovexattr(cstr(path), cstr(name)),
+  );
 }
 
 export type { FsStats };
 
-/** statfs(2) of `path`, or an errno. */
+/** statfs(2) of `path`, or an errno. Darwin: `struct statfs` with 64-bit inodes (darwin/libsystem.ts). */
 export function statfs(path: string): FsStats | number {
+  if (darwin) {
+    const d = statfsDarwin(path);
+    if (typeof d === "number") return d;
+    const { bsize, blocks, bfree, bavail, files, ffree } = d;
+    // APFS and HFS+ names are at most 255 UTF-8 bytes (NAME_MAX, sys/syslimits.h)
+    return { type: 0, typeName: d.fstypename, bsize, blocks, bfree, bavail, files, ffree, namemax: 255 };
+  }
   const b = new Uint8Array(120);
   if (libc().statfs(cstr(path), b) !== 0) return errno();
   const v = new DataView(b.buffer);
   const n = (o: number) => Number(v.getBigUint64(o, true));
   return {
     type: n(0),
+    typeName: fsTypeName(n(0)),
     bsize: n(8),
     blocks: n(16),
     bfree: n(24),
@@ -103,64 +313,81 @@ export function fsTypeName(type: number): string {
 
 /** Opens `src` for reading and creates `dst` (0600, must not exist): [in, out] fds or an errno. */
 function openPair(src: string, dst: string): [number, number] | number {
-  const C = libc();
-  const fin = C.open(cstr(src), O_RDONLY | O_CLOEXEC);
-  if (fin < 0) return errno();
-  const fout = C.open3(cstr(dst), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600);
+  const fin = openFile(src, O_RDONLY);
+  if (fin < 0) return -fin;
+  const fout = createFile(dst, O_WRONLY, 0o600);
   if (fout < 0) {
-    const e = errno();
-    C.close(fin);
-    return e;
+    libc().close(fin);
+    return -fout;
   }
   return [fin, fout];
 }
 
 /**
- * Clones `src` into the new file `dst` (created 0600). Tries ioctl(FICLONE) when `reflink`, then
- * copy_file_range(2), then a plain read/write copy. Returns the method used, or an errno.
+ * Clones `src` into the new file `dst`. Linux: ioctl(FICLONE) when `reflink`, then
+ * copy_file_range(2), then a byte copy. Darwin: clonefile(2) when `reflink` (it creates `dst`
+ * with `src`'s mode), then a byte copy. Returns the method used, or an errno.
  */
 export function cloneFile(
   src: string,
   dst: string,
   reflink: boolean,
 ): "reflink" | "copy_file_range" | "copy" | number {
+  if (darwin && reflink) {
+    const e = clonefile(src, dst);
+    if (e === 0) return "reflink";
+    if (e !== E.ENOTSUP && e !== E.EXDEV) return e;
+  }
   const C = libc();
   const fds = openPair(src, dst);
   if (typeof fds === "number") return fds;
   const [fin, fout] = fds;
   try {
-    if (reflink && C.ioctl(fout, BigInt(FICLONE), BigInt(fin)) === 0) return "reflink";
-    let method: "copy_file_range" | "copy" = "copy_file_range";
-    for (;;) {
-      const n = Number(C.copy_file_range(fin, null, fout, null, 1n << 30n, 0));
-      if (n === 0) return method;
-      if (n > 0) continue;
-      const e = errno();
-      if (
-        e === E.EXDEV || e === E.ENOSYS || e === E.EINVAL || e === E.ENOTSUP
-      ) {
-        method = "copy";
-        break;
-      }
-      return e;
+    if (!darwin) {
+      if (reflink && C.ioctl(fout, BigInt(FICLONE), BigInt(fin)) === 0) return "reflink";
+      const r = copyFileRange(fin, fout);
+      if (r !== "copy") return r;
     }
-    const buf = new Uint8Array(1 << 20);
-    let off = 0n;
-    for (;;) {
-      const n = Number(C.pread(fin, buf, BigInt(buf.length), off));
-      if (n < 0) return errno();
-      if (n === 0) return method;
-      let done = 0;
-      while (done < n) {
-        const w = Number(C.pwrite(fout, Deno.UnsafePointer.of(buf.subarray(done)), BigInt(n - done), off));
-        if (w < 0) return errno();
-        done += w;
-        off += BigInt(w);
-      }
-    }
+    return byteCopy(fin, fout);
   } finally {
     C.close(fin);
     C.close(fout);
+  }
+}
+
+/** clonefile(2) without following a symlink or copying the owner: 0 or an errno. */
+function clonefile(src: string, dst: string): number {
+  const { CLONE_NOFOLLOW, CLONE_NOOWNERCOPY } = DARWIN_FS;
+  return check(libSystem().clonefile(cstr(src), cstr(dst), CLONE_NOFOLLOW | CLONE_NOOWNERCOPY));
+}
+
+/** copy_file_range(2) of a whole file (Linux): the method, "copy" when the kernel cannot, or an errno. */
+function copyFileRange(fin: number, fout: number): "copy_file_range" | "copy" | number {
+  for (;;) {
+    const n = Number(libc().copy_file_range(fin, null, fout, null, 1n << 30n, 0));
+    if (n === 0) return "copy_file_range";
+    if (n > 0) continue;
+    const e = errno();
+    return e === E.EXDEV || e === E.ENOSYS || e === E.EINVAL || e === E.ENOTSUP ? "copy" : e;
+  }
+}
+
+/** pread/pwrite of a whole file, 1 MiB at a time: "copy", or an errno. */
+function byteCopy(fin: number, fout: number): "copy" | number {
+  const C = libc();
+  const buf = new Uint8Array(1 << 20);
+  let off = 0n;
+  for (;;) {
+    const n = Number(C.pread(fin, buf, BigInt(buf.length), off));
+    if (n < 0) return errno();
+    if (n === 0) return "copy";
+    let done = 0;
+    while (done < n) {
+      const w = Number(C.pwrite(fout, Deno.UnsafePointer.of(buf.subarray(done)), BigInt(n - done), off));
+      if (w < 0) return errno();
+      done += w;
+      off += BigInt(w);
+    }
   }
 }
 
@@ -170,11 +397,14 @@ export function utimens(
   atime: bigint | "now" | undefined,
   mtime: bigint | "now" | undefined,
 ): number {
-  const UTIME_NOW = (1n << 30n) - 1n, UTIME_OMIT = (1n << 30n) - 2n;
+  // struct timespec is {i64 sec, i64 nsec} on both LP64 systems; the special nsec values differ
+  const [NOW, OMIT] = darwin
+    ? [DARWIN_FS.UTIME_NOW, DARWIN_FS.UTIME_OMIT]
+    : [(1n << 30n) - 1n, (1n << 30n) - 2n];
   const ts = new BigInt64Array(4);
   const put = (i: number, t: bigint | "now" | undefined) => {
-    if (t === undefined) ts[i + 1] = UTIME_OMIT;
-    else if (t === "now") ts[i + 1] = UTIME_NOW;
+    if (t === undefined) ts[i + 1] = OMIT;
+    else if (t === "now") ts[i + 1] = NOW;
     else {
       ts[i] = t / 1_000_000_000n;
       ts[i + 1] = t % 1_000_000_000n;
@@ -182,7 +412,10 @@ export function utimens(
   };
   put(0, atime);
   put(2, mtime);
-  return check(libc().utimensat(AT_FDCWD, cstr(path), new Uint8Array(ts.buffer), AT_SYMLINK_NOFOLLOW));
+  const [fdcwd, nofollow] = darwin
+    ? [DARWIN_FS.AT_FDCWD, DARWIN_FS.AT_SYMLINK_NOFOLLOW]
+    : [AT_FDCWD, AT_SYMLINK_NOFOLLOW];
+  return check(libc().utimensat(fdcwd, cstr(path), new Uint8Array(ts.buffer), nofollow));
 }
 
 /** readlink(2): the target bytes, or an errno. */
@@ -193,7 +426,8 @@ export function readlinkBytes(path: string): Uint8Array | number {
 }
 
 /**
- * Probes whether `dir`'s filesystem supports reflinks: clones a small file with FICLONE.
+ * Probes whether `dir`'s filesystem supports reflinks: clones a small file with FICLONE (Linux)
+ * or clonefile(2) (Darwin).
  * Returns true, or the errno that refused it (EOPNOTSUPP, EXDEV, EINVAL…).
  */
 export function probeReflink(srcDir: string, dstDir: string): true | number {
@@ -201,6 +435,10 @@ export function probeReflink(srcDir: string, dstDir: string): true | number {
   const a = `${srcDir}/${tag}`, b = `${dstDir}/${tag}`;
   try {
     Deno.writeFileSync(a, new Uint8Array(4096).fill(7));
+    if (darwin) {
+      const e = clonefile(a, b);
+      return e === 0 ? true : e;
+    }
     const fds = openPair(a, b);
     if (typeof fds === "number") return fds;
     const C = libc();

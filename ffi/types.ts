@@ -11,7 +11,10 @@ export function cstr(s: string): Uint8Array {
  * statfs). Sizes in bytes (`bsize`) and blocks of `bsize` bytes.
  */
 export interface FsStats {
+  /** Linux f_type magic; 0 on Darwin. */
   type: number;
+  /** The filesystem's name: Linux from f_type (linux/magic.h), Darwin f_fstypename ("apfs"). */
+  typeName: string;
   bsize: number;
   blocks: number;
   bfree: number;
@@ -22,7 +25,7 @@ export interface FsStats {
 }
 
 /** What `fuse_reply_statfs` reports: the statistics plus the read-only flag (ST_RDONLY). */
-export type StatVfs = Omit<FsStats, "type"> & { readonly: boolean };
+export type StatVfs = Omit<FsStats, "type" | "typeName"> & { readonly: boolean };
 
 /** A failed native call whose errno should reach the FUSE caller as is (EMFILE, ENOMEM…). */
 export class ErrnoError extends Error {

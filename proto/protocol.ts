@@ -64,7 +64,8 @@ export interface BackstoreInfo {
   reflink: boolean;
   /** Why reflink is unavailable (errno name), when it is. */
   reflink_error?: string;
-  copy_up: "reflink" | "copy_file_range";
+  /** reflink: FICLONE (Linux) or clonefile (macOS); else a copy_file_range (Linux) or byte copy (macOS). */
+  copy_up: "reflink" | "clonefile" | "copy_file_range" | "copy";
   free_bytes: number;
 }
 

@@ -6,7 +6,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { fuse3Session } from "../../ffi/fuse/abi.ts";
-import { fsTypeName, statfs } from "../../ffi/fsops.ts";
+import { statfs } from "../../ffi/fsops.ts";
 import { mounts, mountsAt } from "../../ffi/sys.ts";
 import { platform } from "../platform/facts.ts";
 import { checkProtocol, RpcClient } from "./rpc.ts";
@@ -156,7 +156,7 @@ function storage(cfg: Config): DoctorCheck {
       });
     }
     const exists = at === root ? "" : " (created on first use)";
-    return ok("storage", `${root}${exists}: ${fsTypeName(st.type)}, ${mib(free)} free`);
+    return ok("storage", `${root}${exists}: ${st.typeName}, ${mib(free)} free`);
   });
 }
 

@@ -1,12 +1,19 @@
 /** Where scratch lives: its filesystem type, free space, and whether copy-up can reflink there. */
 import { storagePaths } from "../config.ts";
 import { errnoName } from "../../ffi/errno.ts";
-import { fsTypeName, probeReflink, statfs } from "../../ffi/fsops.ts";
+import { probeReflink, statfs } from "../../ffi/fsops.ts";
+import { os } from "../../ffi/os.ts";
 import type { BackstoreInfo } from "../../proto/protocol.ts";
 
+/** How copy-up copies a file, with and without reflinks (ffi/fsops.ts cloneFile). */
+const COPY_UP = {
+  linux: ["reflink", "copy_file_range"],
+  darwin: ["clonefile", "copy"],
+} as const;
+
 /**
- * Probes the backstore once: the filesystem type of `<storage>/runtimes` (statfs f_type) and
- * whether FICLONE works from the object store into it (copy-up then reflinks).
+ * Probes the backstore once: the filesystem type of `<storage>/runtimes` (statfs f_type, macOS
+ * f_fstypename) and whether FICLONE (macOS clonefile, on APFS) works from the object store into it.
  */
 export function probeBackstore(storageRoot: string): BackstoreInfo {
   const sp = storagePaths(storageRoot);
@@ -16,10 +23,10 @@ export function probeBackstore(storageRoot: string): BackstoreInfo {
   const r = probeReflink(sp.tmp, sp.runtimes);
   return {
     path: sp.runtimes,
-    fs_type: typeof st === "number" ? "unknown" : fsTypeName(st.type),
+    fs_type: typeof st === "number" ? "unknown" : st.typeName,
     reflink: r === true,
     reflink_error: r === true ? undefined : errnoName(r),
-    copy_up: r === true ? "reflink" : "copy_file_range",
+    copy_up: COPY_UP[os][r === true ? 0 : 1],
     free_bytes: freeBytes(sp.runtimes),
   };
 }

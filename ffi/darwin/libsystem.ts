@@ -41,6 +41,33 @@ export function libSystemSymbols(arch: "x86_64" | "aarch64") {
     flock: { parameters: ["i32", "i32"], result: "i32" },
     read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
     write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+    // editable runtimes: the overlay's path calls (xnu bsd/sys/stat.h, unistd.h, stdio.h,
+    // sys/xattr.h, sys/clonefile.h). mode_t is __uint16_t, dev_t __int32_t, uid_t/gid_t __uint32_t,
+    // off_t __int64_t (sys/_types.h). None is variadic: files are created by Deno.openSync (open's
+    // mode is a variadic argument), then opened here with the two fixed arguments only.
+    lstat: {
+      name: arch === "x86_64" ? "lstat$INODE64" : "lstat",
+      parameters: ["buffer", "buffer"],
+      result: "i32",
+    },
+    mkdir: { parameters: ["buffer", "u16"], result: "i32" },
+    rmdir: { parameters: ["buffer"], result: "i32" },
+    unlink: { parameters: ["buffer"], result: "i32" },
+    symlink: { parameters: ["buffer", "buffer"], result: "i32" },
+    link: { parameters: ["buffer", "buffer"], result: "i32" },
+    readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+    mknod: { parameters: ["buffer", "u16", "i32"], result: "i32" },
+    chmod: { parameters: ["buffer", "u16"], result: "i32" },
+    fchmod: { parameters: ["i32", "u16"], result: "i32" },
+    lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
+    truncate: { parameters: ["buffer", "i64"], result: "i32" },
+    ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+    utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+    renameatx_np: { parameters: ["i32", "buffer", "i32", "buffer", "u32"], result: "i32" },
+    getxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "u32", "i32"], result: "isize" },
+    setxattr: { parameters: ["buffer", "buffer", "pointer", "usize", "u32", "i32"], result: "i32" },
+    listxattr: { parameters: ["buffer", "buffer", "usize", "i32"], result: "isize" },
+    removexattr: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
     // the FUSE worker's loop (poll.h, unistd.h): neither is variadic
     poll_here: { name: "poll", parameters: ["buffer", "u32", "i32"], result: "i32" },
     pipe: { parameters: ["buffer"], result: "i32" },
@@ -89,21 +116,30 @@ export function decodeProcBsdInfo(b: Uint8Array): ProcBsdInfo {
 export interface DarwinStatfs {
   bsize: number;
   blocks: number;
+  bfree: number;
   bavail: number;
+  files: number;
+  ffree: number;
   flags: number;
   fstypename: string;
   mntonname: string;
   mntfromname: string;
 }
 
-/** Decodes Darwin `struct statfs` (2168 bytes): bsize u32@0, blocks@8, bavail@24, flags@64, names @72/@88/@1112. */
+/**
+ * Decodes Darwin `struct statfs` (2168 bytes): bsize u32@0, blocks@8, bfree@16, bavail@24,
+ * files@32, ffree@40 (u64), flags@64, names @72/@88/@1112.
+ */
 export function decodeDarwinStatfs(b: Uint8Array): DarwinStatfs {
   if (b.length < DARWIN_STATFS_SIZE) throw new RangeError(`statfs needs ${DARWIN_STATFS_SIZE} bytes`);
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
   return {
     bsize: v.getUint32(0, true),
     blocks: Number(v.getBigUint64(8, true)),
+    bfree: Number(v.getBigUint64(16, true)),
     bavail: Number(v.getBigUint64(24, true)),
+    files: Number(v.getBigUint64(32, true)),
+    ffree: Number(v.getBigUint64(40, true)),
     flags: v.getUint32(64, true),
     fstypename: cString(b.subarray(72, 88)),
     mntonname: cString(b.subarray(88, 1112)),
@@ -137,13 +173,6 @@ export function procInfoDarwin(pid: number): { ppid: number; startTime: number }
   if (libSystem().proc_pidinfo(pid, PROC_PIDTBSDINFO, 0n, b, b.length) !== PROC_BSDINFO_SIZE) return null;
   const i = decodeProcBsdInfo(b);
   return { ppid: i.ppid, startTime: Number(i.startUs) };
-}
-
-/** clonefile(2) `src` to the new path `dst`: 0, or an errno (ENOTSUP 45 when the volume cannot clone). */
-export function clonefileDarwin(src: string, dst: string): number {
-  const enc = new TextEncoder();
-  const rc = libSystem().clonefile(enc.encode(src + "\0"), enc.encode(dst + "\0"), CLONE_NOFOLLOW);
-  return rc === 0 ? 0 : errnoDarwin();
 }
 
 /** statfs(2) of `path` (f_fstypename tells apfs/hfs/macfuse apart), or an errno. */
@@ -225,6 +254,24 @@ export function decodeKevent(v: DataView, o: number): Kevent {
     udata: v.getBigUint64(o + 24, true),
   };
 }
+
+/**
+ * Constants of the overlay's path calls: xnu bsd/sys/fcntl.h (AT_*), sys/stdio.h (RENAME_*),
+ * sys/xattr.h (XATTR_*), sys/stat.h (UTIME_*).
+ */
+export const DARWIN_FS = {
+  AT_FDCWD: -2,
+  AT_SYMLINK_NOFOLLOW: 0x20,
+  RENAME_SWAP: 0x2,
+  RENAME_EXCL: 0x4,
+  XATTR_NOFOLLOW: 0x1,
+  XATTR_CREATE: 0x2,
+  XATTR_REPLACE: 0x4,
+  UTIME_NOW: -1n,
+  UTIME_OMIT: -2n,
+  CLONE_NOFOLLOW,
+  CLONE_NOOWNERCOPY,
+} as const;
 
 /** open(2) flags: xnu bsd/sys/fcntl.h (no O_NOATIME: 0). */
 export const DARWIN_O_FLAGS: Record<string, number> = {

@@ -15,7 +15,6 @@ export const linuxSymbols = {
   flock: { parameters: ["i32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   // editable runtimes (glibc 2.36 <fcntl.h> <unistd.h> <stdio.h> <sys/stat.h> <sys/xattr.h>)
-  open3: { name: "open", parameters: ["buffer", "i32", "u32"], result: "i32" },
   pwrite: { parameters: ["i32", "pointer", "usize", "i64"], result: "isize" },
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   truncate: { parameters: ["buffer", "i64"], result: "i32" },

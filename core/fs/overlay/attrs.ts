@@ -3,9 +3,8 @@
  * manifest entry plus any metadata override. setattr truncates after copy-up; mode, owner and
  * times of a lower file are recorded as a sidecar without copying its data.
  */
-import { check, lstat, rename, utimens } from "../../../ffi/fsops.ts";
+import { chmod, ftruncate, lchown, lstat, rename, truncate, utimens } from "../../../ffi/fsops.ts";
 import { E } from "../../../ffi/errno.ts";
-import { cstr, libc } from "../../../ffi/sys.ts";
 import type { Attr } from "../../../ffi/stat.ts";
 import { META_PREFIX, type MetaOverride } from "../../store/scratch.ts";
 import { LAYER_TIME_S, type SetAttr } from "../backend.ts";
@@ -76,9 +75,7 @@ export function setattr(ov: OverlayParts, n: ONode, set: SetAttr, fd: number | u
   if (set.size !== undefined) {
     if (n.kind === "dir") return E.EISDIR;
     if ((e = copyUp(ov, n))) return e;
-    e = fd !== undefined && !n.detached
-      ? check(libc().ftruncate(fd, BigInt(set.size)))
-      : check(libc().truncate(cstr(ov.upper.path(n)), BigInt(set.size)));
+    e = fd !== undefined && !n.detached ? ftruncate(fd, set.size) : truncate(ov.upper.path(n), set.size);
     if (e) return e;
   }
   const meta = set.mode !== undefined || set.uid !== undefined || set.gid !== undefined ||
@@ -118,10 +115,10 @@ function writeSidecar(ov: OverlayParts, n: ONode, set: SetAttr): number {
 function setUpper(ov: OverlayParts, n: ONode, set: SetAttr): number {
   let e = copyUp(ov, n);
   if (e) return e;
-  const p = cstr(ov.upper.path(n));
-  if (set.mode !== undefined && n.kind !== "symlink") e ||= check(libc().chmod(p, set.mode & 0o7777));
+  const p = ov.upper.path(n);
+  if (set.mode !== undefined && n.kind !== "symlink") e ||= chmod(p, set.mode);
   if (set.uid !== undefined || set.gid !== undefined) {
-    e ||= check(libc().lchown(p, set.uid ?? 0xffffffff, set.gid ?? 0xffffffff));
+    e ||= lchown(p, set.uid ?? 0xffffffff, set.gid ?? 0xffffffff);
   }
   if (set.atime !== undefined || set.mtime !== undefined) {
     e ||= utimens(ov.upper.path(n), set.atime, set.mtime);

@@ -4,7 +4,7 @@
  * is still open keeps serving live attributes through its fd.
  */
 import { E } from "../../../ffi/errno.ts";
-import { fstat, statfs } from "../../../ffi/fsops.ts";
+import { fallocate, fstat, statfs } from "../../../ffi/fsops.ts";
 import { errno, libc, O_ACCMODE } from "../../../ffi/sys.ts";
 import type { Attr } from "../../../ffi/stat.ts";
 import type { StatVfs } from "../../../ffi/types.ts";
@@ -163,7 +163,8 @@ export class OverlayBackend implements FsBackend {
   /** fallocate on the handle's fd (the kernel opened it for writing, so it is in scratch). */
   fallocate(_ino: number, fh: number | undefined, mode: number, off: bigint, len: bigint): Errno {
     if (fh === undefined || !this.#handles.get(fh)?.write) return E.EBADF;
-    if (libc().fallocate(fh, mode, off, len) !== 0) return errno();
+    const e = fallocate(fh, mode, off, len);
+    if (e) return e;
     this.overlay.gen++;
     return 0;
   }

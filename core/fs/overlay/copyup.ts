@@ -4,8 +4,7 @@
  * renamed into place, so a crash never leaves a half file visible. A dir is created in scratch
  * with its lower mode. A whole subtree (rename of a lower dir) becomes opaque once copied.
  */
-import { check, cloneFile, rename, utimens } from "../../../ffi/fsops.ts";
-import { cstr, libc } from "../../../ffi/sys.ts";
+import { chmod, cloneFile, lchown, rename, symlink, unlink, utimens } from "../../../ffi/fsops.ts";
 import { META_PREFIX } from "../../store/scratch.ts";
 import { baseName, type ONode } from "./nodes.ts";
 import type { OverlayParts } from "./parts.ts";
@@ -23,12 +22,12 @@ export function copyUp(ov: OverlayParts, n: ONode): number {
   if (rc) return rc;
   const mv = rename(tmp, ov.upper.path(n));
   if (mv) {
-    check(libc().unlink(cstr(tmp)));
+    unlink(tmp);
     return mv;
   }
   n.upper = true;
   if (n.meta) {
-    check(libc().unlink(cstr(`${ov.upper.path(dir)}/${META_PREFIX}${baseName(n.path)}`)));
+    unlink(`${ov.upper.path(dir)}/${META_PREFIX}${baseName(n.path)}`);
     ov.upper.state(dir)?.meta.delete(baseName(n.path));
     n.meta = undefined;
   }
@@ -38,7 +37,7 @@ export function copyUp(ov: OverlayParts, n: ONode): number {
 
 function copySymlink(ov: OverlayParts, n: ONode, tmp: string): number {
   const target = Deno.readFileSync(ov.vfs.blobPath(n.lower!.digest!));
-  return check(libc().symlink(new Uint8Array([...target, 0]), cstr(tmp)));
+  return symlink(target, tmp);
 }
 
 /** Clones the blob to `tmp` and applies the lower mode and any metadata override. */
@@ -46,15 +45,13 @@ function copyFile(ov: OverlayParts, n: ONode, tmp: string): number {
   const c = n.lower!;
   const how = cloneFile(ov.vfs.blobPath(c.digest!), tmp, ov.reflink);
   if (typeof how === "number") {
-    libc().unlink(cstr(tmp)); // a partial copy (ENOSPC, EIO) must not stay in work/
+    unlink(tmp); // a partial copy (ENOSPC, EIO) must not stay in work/
     return how;
   }
   ov.onCopyUp?.(how);
   const m = n.meta;
-  check(libc().chmod(cstr(tmp), (m?.mode ?? c.mode) & 0o7777));
-  if (m?.uid !== undefined || m?.gid !== undefined) {
-    check(libc().lchown(cstr(tmp), m.uid ?? -1 >>> 0, m.gid ?? -1 >>> 0));
-  }
+  chmod(tmp, m?.mode ?? c.mode);
+  if (m?.uid !== undefined || m?.gid !== undefined) lchown(tmp, m.uid ?? -1, m.gid ?? -1);
   if (m?.atimeNs || m?.mtimeNs) {
     utimens(tmp, m.atimeNs ? BigInt(m.atimeNs) : undefined, m.mtimeNs ? BigInt(m.mtimeNs) : undefined);
   }

@@ -4,8 +4,8 @@
  * root; deleting a lower entry writes a mask first, so a crash never shows half a change.
  */
 import { E } from "../../../ffi/errno.ts";
-import { check, lstat } from "../../../ffi/fsops.ts";
-import { cstr, errno, libc, O_ACCMODE, O_CLOEXEC, O_CREAT, O_EXCL, O_RDONLY } from "../../../ffi/sys.ts";
+import * as fs from "../../../ffi/fsops.ts";
+import { O_ACCMODE, O_RDONLY } from "../../../ffi/sys.ts";
 import { WH_PREFIX } from "../../store/scratch.ts";
 import { type Caller, nameTooLong } from "../backend.ts";
 import { lastAttr } from "./attrs.ts";
@@ -52,9 +52,8 @@ export function create(
   const p = prepareCreate(ov, dirIno, name);
   if (typeof p === "number") return p;
   const up = ov.upper.path(p.path);
-  const fd = libc().open3(cstr(up), flags | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0o7777);
-  if (fd < 0) return errno();
-  check(libc().fchmod(fd, mode & 0o7777));
+  const fd = fs.createFile(up, flags, mode);
+  if (fd < 0) return -fd;
   ov.upper.setOwner(up, who);
   const node = created(ov, p.path, "file");
   node.openFds++;
@@ -74,9 +73,9 @@ export function mknod(
   const p = prepareCreate(ov, dirIno, name);
   if (typeof p === "number") return p;
   const up = ov.upper.path(p.path);
-  const rc = check(libc().mknod(cstr(up), mode, rdev));
+  const rc = fs.mknod(up, mode, rdev);
   if (rc) return rc;
-  check(libc().chmod(cstr(up), mode & 0o7777));
+  fs.chmod(up, mode);
   ov.upper.setOwner(up, who);
   return created(ov, p.path, kindOfMode(mode));
 }
@@ -92,9 +91,9 @@ export function mkdir(
   const p = prepareCreate(ov, dirIno, name);
   if (typeof p === "number") return p;
   const up = ov.upper.path(p.path);
-  const rc = check(libc().mkdir(cstr(up), mode & 0o7777));
+  const rc = fs.mkdir(up, mode);
   if (rc) return rc;
-  check(libc().chmod(cstr(up), mode & 0o7777));
+  fs.chmod(up, mode);
   ov.upper.setOwner(up, who);
   const n = created(ov, p.path, "dir");
   n.state = UpperDir.emptyState();
@@ -116,9 +115,7 @@ export function symlink(
   const p = prepareCreate(ov, dirIno, name);
   if (typeof p === "number") return p;
   const up = ov.upper.path(p.path);
-  const z = new Uint8Array(target.length + 1);
-  z.set(target);
-  const rc = check(libc().symlink(z, cstr(up)));
+  const rc = fs.symlink(target, up);
   if (rc) return rc;
   ov.upper.setOwner(up, who);
   return created(ov, p.path, "symlink");
@@ -133,9 +130,9 @@ export function link(ov: OverlayParts, ino: number, dirIno: number, name: string
   if (e) return e;
   const p = prepareCreate(ov, dirIno, name);
   if (typeof p === "number") return p;
-  const rc = check(libc().link(cstr(ov.upper.path(n)), cstr(ov.upper.path(p.path))));
+  const rc = fs.link(ov.upper.path(n), ov.upper.path(p.path));
   if (rc) return rc;
-  const a = lstat(ov.upper.path(n));
+  const a = fs.lstat(ov.upper.path(n));
   ov.table.addLink(n, p.path, typeof a === "number" ? undefined : a.ino);
   n.nlookup++;
   return n;
@@ -157,7 +154,7 @@ export function unlink(ov: OverlayParts, dirIno: number, name: string): number {
     ov.upper.dropMeta(dir, name);
   }
   if (n.upper) {
-    const rc = check(libc().unlink(cstr(ov.upper.path(path))));
+    const rc = fs.unlink(ov.upper.path(path));
     if (rc && rc !== E.ENOENT) return rc;
   }
   ov.table.detach(n, path, last, (m) => lastAttr(ov, m));
@@ -182,7 +179,7 @@ export function rmdir(ov: OverlayParts, dirIno: number, name: string): number {
   if (n.upper) {
     const e = ov.upper.clearMarkers(n);
     if (e) return e;
-    const rc = check(libc().rmdir(cstr(ov.upper.path(path))));
+    const rc = fs.rmdir(ov.upper.path(path));
     if (rc) return rc;
     ov.upper.invalidate();
   }

@@ -11,19 +11,8 @@
  * (xattr.ts).
  */
 import { E } from "../../../ffi/errno.ts";
-import { lstat, readlinkBytes } from "../../../ffi/fsops.ts";
-import {
-  cstr,
-  errno,
-  libc,
-  O_ACCMODE,
-  O_CLOEXEC,
-  O_CREAT,
-  O_EXCL,
-  O_NOCTTY,
-  O_RDONLY,
-  O_TRUNC,
-} from "../../../ffi/sys.ts";
+import { lstat, openFile, readlinkBytes } from "../../../ffi/fsops.ts";
+import { O_ACCMODE, O_CREAT, O_EXCL, O_NOCTTY, O_RDONLY, O_TRUNC } from "../../../ffi/sys.ts";
 import type { Attr } from "../../../ffi/stat.ts";
 import type { Digest } from "../../store/objects.ts";
 import { WH_PREFIX } from "../../store/scratch.ts";
@@ -244,8 +233,8 @@ export class Overlay implements OverlayParts {
     }
     let fd: number;
     if (n.upper) {
-      fd = libc().open(cstr(this.upper.path(n)), (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC);
-      if (fd < 0) return errno();
+      fd = openFile(this.upper.path(n), flags & ~(O_CREAT | O_EXCL | O_NOCTTY));
+      if (fd < 0) return -fd;
     } else {
       fd = blobOpen(n.lower!.digest!);
       if (fd < 0) return -fd;

@@ -4,8 +4,8 @@
  * `work/` for atomic copy-up. Paths here are scratch paths, never under the mount point.
  */
 import { E } from "../../../ffi/errno.ts";
-import { check, touch } from "../../../ffi/fsops.ts";
-import { cstr, libc, O_CLOEXEC, O_DIRECTORY, O_PATH } from "../../../ffi/sys.ts";
+import { anchorPath, chmod, lchown, mkdir, openDirAnchor, touch, unlink } from "../../../ffi/fsops.ts";
+import { libc } from "../../../ffi/sys.ts";
 import { META_PREFIX, OPAQUE_NAME, parseScratchName, WH_PREFIX } from "../../store/scratch.ts";
 import type { Caller } from "../backend.ts";
 import type { DirState, ONode } from "./nodes.ts";
@@ -54,11 +54,13 @@ export class UpperDir {
       done += rest.slice(0, cut);
       let fd = this.#anchors.get(done);
       if (fd === undefined) {
-        fd = libc().open(cstr(base + rest.slice(0, cut)), O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0) return "/proc/self/fd/-1/missing"; // an ancestor is absent: ENOENT
+        fd = openDirAnchor(base + rest.slice(0, cut));
+        if (fd < 0) return "/proc/self/fd/-1/missing"; // an ancestor is absent: ENOENT on every OS
         this.#anchors.set(done, fd);
       }
-      base = `/proc/self/fd/${fd}`;
+      const anchored = anchorPath(fd);
+      if (!anchored) return this.scratch + rel; // no anchors on this OS: ENAMETOOLONG
+      base = anchored;
       rest = rest.slice(cut);
     }
     return base + rest;
@@ -105,10 +107,10 @@ export class UpperDir {
     if (e) return e;
     const path = this.path(dir);
     const mode = dir.lower?.mode ?? 0o755;
-    let rc = check(libc().mkdir(cstr(path), mode));
+    let rc = mkdir(path, mode);
     if (rc === E.EEXIST) rc = 0;
     if (rc) return rc;
-    check(libc().chmod(cstr(path), mode));
+    chmod(path, mode);
     dir.upper = true;
     dir.state = emptyState();
     return 0;
@@ -118,7 +120,7 @@ export class UpperDir {
   removeMask(dir: ONode, name: string): boolean {
     const st = this.state(dir);
     if (!st?.masks.has(name)) return false;
-    check(libc().unlink(cstr(`${this.path(dir)}/${WH_PREFIX}${name}`)));
+    unlink(`${this.path(dir)}/${WH_PREFIX}${name}`);
     st.masks.delete(name);
     return true;
   }
@@ -137,7 +139,7 @@ export class UpperDir {
   dropMeta(dir: ONode, name: string): void {
     const st = this.state(dir);
     if (!st?.meta.has(name)) return;
-    check(libc().unlink(cstr(`${this.path(dir)}/${META_PREFIX}${name}`)));
+    unlink(`${this.path(dir)}/${META_PREFIX}${name}`);
     st.meta.delete(name);
   }
 
@@ -154,7 +156,7 @@ export class UpperDir {
   clearMarkers(n: ONode): number {
     for (const e of Deno.readDirSync(this.path(n))) {
       if (!e.name.startsWith(WH_PREFIX)) continue;
-      const rc = check(libc().unlink(cstr(`${this.path(n)}/${e.name}`)));
+      const rc = unlink(`${this.path(n)}/${e.name}`);
       if (rc) return rc;
     }
     n.state = emptyState();
@@ -163,7 +165,7 @@ export class UpperDir {
 
   /** A root service creates entries as their caller, as a local disk would. */
   setOwner(path: string, who: Caller): void {
-    if (this.#isRoot && (who.uid !== 0 || who.gid !== 0)) check(libc().lchown(cstr(path), who.uid, who.gid));
+    if (this.#isRoot && (who.uid !== 0 || who.gid !== 0)) lchown(path, who.uid, who.gid);
   }
 
   /** A fresh, empty whiteout state (a dir just made in scratch). */

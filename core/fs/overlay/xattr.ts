@@ -1,7 +1,6 @@
 /** Extended attributes of scratch entries: only user.* names exist; lower entries have none. */
 import { E } from "../../../ffi/errno.ts";
-import { check } from "../../../ffi/fsops.ts";
-import { cstr, errno, libc } from "../../../ffi/sys.ts";
+import * as fs from "../../../ffi/fsops.ts";
 import { copyUp } from "./copyup.ts";
 import type { ONode } from "./nodes.ts";
 import type { OverlayParts } from "./parts.ts";
@@ -10,8 +9,8 @@ import type { OverlayParts } from "./parts.ts";
 export function getxattr(ov: OverlayParts, n: ONode, name: string, size: number): Uint8Array | number {
   if (!n.upper || !name.startsWith("user.")) return E.ENOATTR;
   const buf = size > 0 ? new Uint8Array(size) : null;
-  const r = Number(libc().lgetxattr(cstr(ov.upper.path(n)), cstr(name), buf, BigInt(size)));
-  if (r < 0) return errno();
+  const r = fs.getxattr(ov.upper.path(n), name, buf);
+  if (r < 0) return -r;
   return size > 0 ? buf!.subarray(0, r) : new Uint8Array(r);
 }
 
@@ -28,15 +27,15 @@ export function setxattr(
   const e = copyUp(ov, n);
   if (e) return e;
   ov.gen++;
-  return check(libc().lsetxattr(cstr(ov.upper.path(n)), cstr(name), value, BigInt(size), flags));
+  return fs.setxattr(ov.upper.path(n), name, value, size, flags);
 }
 
 /** listxattr: the NUL-separated user.* names, or only the needed size when `size` is 0. */
 export function listxattr(ov: OverlayParts, n: ONode, size: number): Uint8Array | number {
   if (!n.upper) return new Uint8Array(0);
   const buf = size > 0 ? new Uint8Array(size) : null;
-  const r = Number(libc().llistxattr(cstr(ov.upper.path(n)), buf, BigInt(size)));
-  if (r < 0) return errno();
+  const r = fs.listxattr(ov.upper.path(n), buf);
+  if (r < 0) return -r;
   return size > 0 ? buf!.subarray(0, r) : new Uint8Array(r);
 }
 
@@ -44,5 +43,5 @@ export function listxattr(ov: OverlayParts, n: ONode, size: number): Uint8Array 
 export function removexattr(ov: OverlayParts, n: ONode, name: string): number {
   if (!n.upper) return E.ENOATTR;
   ov.gen++;
-  return check(libc().lremovexattr(cstr(ov.upper.path(n)), cstr(name)));
+  return fs.removexattr(ov.upper.path(n), name);
 }

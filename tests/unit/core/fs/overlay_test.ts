@@ -10,6 +10,10 @@ import { type ONode, Overlay } from "../../../../core/fs/overlay/overlay.ts";
 import { ObjectStore } from "../../../../core/store/store.ts";
 import { E, ROOT_INO, Vfs } from "../../../../core/fs/vfs.ts";
 import { libc } from "../../../../ffi/sys.ts";
+import { probeReflink, statfs } from "../../../../ffi/fsops.ts";
+import { errnoName } from "../../../../ffi/errno.ts";
+import type { FsStats } from "../../../../ffi/types.ts";
+import { copyUp } from "../../../../core/fs/overlay/copyup.ts";
 import type { Attr } from "../../../../ffi/stat.ts";
 import { BlobOpener } from "../../../../core/fs/blobs.ts";
 import { OverlayBackend } from "../../../../core/fs/overlay/backend.ts";
@@ -519,48 +523,125 @@ Deno.test("ctime of a lower file moves to now on chmod, chown and utimensat; lay
   assert.ok(u.ctimeNs! >= t0, "utimensat sets ctime to now, not to the new mtime");
 });
 
-Deno.test("mknod of a device as root keeps st_rdev; fallocate 0 and KEEP_SIZE work on a handle", async () => {
-  await using f = await fixture();
-  const dev = f.ov.mknod(ROOT_INO, "blk", S_IFBLK | 0o600, 0x0801n, me);
-  if (Deno.uid() === 0) {
-    assert.equal(typeof dev, "object");
-    assert.equal((f.ov.attr(dev as ONode) as Attr).rdev, 0x0801);
-  } else assert.equal(dev, E.EPERM, "a non-root service cannot make devices, as on a local disk");
-  const b = backend(f);
-  const [c, h] = b.create(ROOT_INO, "big", 0o644, 2, me) as [Attr, { fh: number }];
-  assert.equal(b.fallocate(c.ino, h.fh, 0, 0n, 1048576n), 0);
-  assert.equal((b.getattr(c.ino, h.fh) as Attr).size, 1048576);
-  assert.equal(b.fallocate(c.ino, h.fh, 1, /* FALLOC_FL_KEEP_SIZE */ 0n, 4194304n), 0);
-  const a = b.getattr(c.ino, h.fh) as Attr;
-  assert.equal(a.size, 1048576, "KEEP_SIZE allocates without growing");
-  assert.ok(a.blocks * 512 >= 4194304, `blocks ${a.blocks}`);
-  b.release(h.fh);
-});
+/** Linux-only behaviour: fallocate(2), and /proc/self/fd anchors for paths past PATH_MAX (ffi/fsops.ts). */
+const linuxOnly = { ignore: Deno.build.os !== "linux" };
 
-Deno.test("paths deeper than PATH_MAX work as on a local disk: create, list, rename, unlink, rmdir", async () => {
-  await using f = await fixture();
-  const part = "d".repeat(200);
-  let dir = f.ov.root;
-  const chain: ONode[] = [];
-  for (let i = 0; i < 25; i++) { // 25 × 201 bytes: past PATH_MAX (4096) below scratch
-    const d = f.ov.mkdir(dir.ino, part, 0o755, me);
-    assert.equal(typeof d, "object", `mkdir at depth ${i}: errno ${d}`);
-    chain.push(dir = d as ONode);
+Deno.test(
+  "mknod of a device as root keeps st_rdev; fallocate 0 and KEEP_SIZE work on a handle",
+  linuxOnly,
+  async () => {
+    await using f = await fixture();
+    const dev = f.ov.mknod(ROOT_INO, "blk", S_IFBLK | 0o600, 0x0801n, me);
+    if (Deno.uid() === 0) {
+      assert.equal(typeof dev, "object");
+      assert.equal((f.ov.attr(dev as ONode) as Attr).rdev, 0x0801);
+    } else assert.equal(dev, E.EPERM, "a non-root service cannot make devices, as on a local disk");
+    const b = backend(f);
+    const [c, h] = b.create(ROOT_INO, "big", 0o644, 2, me) as [Attr, { fh: number }];
+    assert.equal(b.fallocate(c.ino, h.fh, 0, 0n, 1048576n), 0);
+    assert.equal((b.getattr(c.ino, h.fh) as Attr).size, 1048576);
+    assert.equal(b.fallocate(c.ino, h.fh, 1, /* FALLOC_FL_KEEP_SIZE */ 0n, 4194304n), 0);
+    const a = b.getattr(c.ino, h.fh) as Attr;
+    assert.equal(a.size, 1048576, "KEEP_SIZE allocates without growing");
+    assert.ok(a.blocks * 512 >= 4194304, `blocks ${a.blocks}`);
+    b.release(h.fh);
+  },
+);
+
+Deno.test(
+  "paths deeper than PATH_MAX work as on a local disk: create, list, rename, unlink, rmdir",
+  linuxOnly,
+  async () => {
+    await using f = await fixture();
+    const part = "d".repeat(200);
+    let dir = f.ov.root;
+    const chain: ONode[] = [];
+    for (let i = 0; i < 25; i++) { // 25 × 201 bytes: past PATH_MAX (4096) below scratch
+      const d = f.ov.mkdir(dir.ino, part, 0o755, me);
+      assert.equal(typeof d, "object", `mkdir at depth ${i}: errno ${d}`);
+      chain.push(dir = d as ONode);
+    }
+    assert.ok(f.scratch.length + dir.path.length > 4096);
+    const r = f.ov.create(dir.ino, "leaf.txt", 0o644, 2, me) as { node: ONode; fd: number };
+    assert.equal(typeof r, "object", `create: errno ${r}`);
+    assert.equal(Number(libc().pwrite(r.fd, Deno.UnsafePointer.of(enc.encode("deep")), 4n, 0n)), 4);
+    libc().close(r.fd);
+    f.ov.released(r.node, true);
+    assert.equal((f.ov.attr(r.node) as Attr).size, 4);
+    assert.deepEqual(names(f.ov, dir.ino), ["leaf.txt"]);
+    assert.equal(f.ov.rename(dir.ino, "leaf.txt", dir.ino, "moved.txt", 0), 0);
+    assert.equal((f.ov.attr(node(f.ov, `${chain.map(() => part).join("/")}/moved.txt`)) as Attr).size, 4);
+    assert.equal(f.ov.unlink(dir.ino, "moved.txt"), 0);
+    for (let i = chain.length - 1; i > 0; i--) {
+      assert.equal(f.ov.rmdir(chain[i - 1].ino, part), 0, `rmdir ${i}`);
+    }
+    assert.equal(f.ov.rmdir(ROOT_INO, part), 0);
+    assert.deepEqual(scratchTree(f.scratch), []);
+  },
+);
+
+/** Whether the temp dir's filesystem can reflink (APFS clonefile; btrfs, xfs FICLONE): probed once. */
+const reflinkHere = (() => {
+  const d = Deno.makeTempDirSync({ prefix: "spfs-probe-" });
+  try {
+    const r = probeReflink(d, d);
+    if (r !== true) console.log(`reflink copy-up test ignored: ${d} cannot reflink (${errnoName(r)})`);
+    return r === true;
+  } finally {
+    Deno.removeSync(d, { recursive: true });
   }
-  assert.ok(f.scratch.length + dir.path.length > 4096);
-  const r = f.ov.create(dir.ino, "leaf.txt", 0o644, 2, me) as { node: ONode; fd: number };
-  assert.equal(typeof r, "object", `create: errno ${r}`);
-  assert.equal(Number(libc().pwrite(r.fd, Deno.UnsafePointer.of(enc.encode("deep")), 4n, 0n)), 4);
-  libc().close(r.fd);
-  f.ov.released(r.node, true);
-  assert.equal((f.ov.attr(r.node) as Attr).size, 4);
-  assert.deepEqual(names(f.ov, dir.ino), ["leaf.txt"]);
-  assert.equal(f.ov.rename(dir.ino, "leaf.txt", dir.ino, "moved.txt", 0), 0);
-  assert.equal((f.ov.attr(node(f.ov, `${chain.map(() => part).join("/")}/moved.txt`)) as Attr).size, 4);
-  assert.equal(f.ov.unlink(dir.ino, "moved.txt"), 0);
-  for (let i = chain.length - 1; i > 0; i--) {
-    assert.equal(f.ov.rmdir(chain[i - 1].ino, part), 0, `rmdir ${i}`);
-  }
-  assert.equal(f.ov.rmdir(ROOT_INO, part), 0);
-  assert.deepEqual(scratchTree(f.scratch), []);
-});
+})();
+
+Deno.test(
+  "a 256 MiB copy-up by reflink (macOS clonefile, Linux FICLONE) takes no new blocks; the lower blob is unchanged",
+  { ignore: !reflinkHere },
+  async () => {
+    const tmp = await Deno.makeTempDir({ prefix: "spfs-ov-" });
+    try {
+      const src = `${tmp}/src`, MiB = 1 << 20;
+      await Deno.mkdir(src);
+      const chunk = crypto.getRandomValues(new Uint8Array(64 * 1024));
+      using out = await Deno.open(`${src}/big.bin`, { create: true, write: true });
+      for (let i = 0; i < 256 * 16; i++) out.writeSync(chunk);
+      const store = ObjectStore.open(`${tmp}/store`);
+      const { manifest } = await importDir(src, store);
+      const layer = store.putBytes(encodeLayer(manifest));
+      const vfs = new Vfs(store, me.uid, me.gid);
+      const scratch = `${tmp}/rt/scratch`, work = `${tmp}/rt/work`;
+      await Deno.mkdir(scratch, { recursive: true });
+      await Deno.mkdir(work, { recursive: true });
+      const hows: string[] = [];
+      const ov = new Overlay({
+        id: "t",
+        scratch,
+        work,
+        vfs,
+        layers: [layer],
+        rootSources: vfs.view([layer]).rootSources,
+        reflink: true,
+        onCopyUp: (how) => hows.push(how),
+      });
+      const free = () => {
+        const s = statfs(tmp) as FsStats;
+        return s.bavail * s.bsize;
+      };
+      const n = node(ov, "big.bin");
+      const blob = vfs.blobPath(n.lower!.digest!);
+      const before = free();
+      assert.equal(copyUp(ov, n), 0);
+      const used = before - free();
+      assert.deepEqual(hows, ["reflink"]);
+      assert.ok(used < 16 * MiB, `a cloned 256 MiB file took ${(used / MiB).toFixed(1)} MiB`);
+      // writing the copy leaves the lower blob as it was
+      using up = await Deno.open(`${scratch}/big.bin`, { write: true });
+      up.writeSync(new Uint8Array(4096).fill(0xee));
+      const head = new Uint8Array(4096);
+      using b = await Deno.open(blob);
+      b.readSync(head);
+      assert.deepEqual(head, chunk.subarray(0, 4096));
+      assert.equal(Deno.statSync(blob).size, 256 * MiB);
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+);

@@ -77,6 +77,8 @@ for (const arch of ["arm64", "x86_64"] as const) {
     f.u64(8, 1000n); // f_blocks
     f.u64(16, 700n); // f_bfree
     f.u64(24, 600n); // f_bavail
+    f.u64(32, 5000n); // f_files
+    f.u64(40, 4200n); // f_ffree
     f.u32(60, 0x1a); // f_type: dynamic, never used
     f.u32(64, 0x1000 | 0x800000); // f_flags MNT_LOCAL|MNT_JOURNALED
     f.str(72, "apfs");
@@ -86,7 +88,10 @@ for (const arch of ["arm64", "x86_64"] as const) {
     assert.deepEqual(decodeDarwinStatfs(f.b), {
       bsize: 4096,
       blocks: 1000,
+      bfree: 700,
       bavail: 600,
+      files: 5000,
+      ffree: 4200,
       flags: 0x801000,
       fstypename: "apfs",
       mntonname: "/Volumes/fast",
