@@ -13,6 +13,7 @@ import {
   AT_SYMLINK_NOFOLLOW,
   cstr,
   errno,
+  errnoIn,
   FICLONE,
   libc,
   O_CLOEXEC,
@@ -73,7 +74,7 @@ export function createFile(path: string, flags: number, mode: number): number {
   try {
     Deno.openSync(path, { createNew: true, write: true, mode: 0o600 }).close();
   } catch (e) {
-    return -errnoOf(e);
+    return -(errnoIn(e) ?? E.EIO);
   }
   const fd = libc().open(cstr(path), (flags & ~(O_CREAT | O_EXCL)) | O_CLOEXEC);
   const e = fd < 0 ? errno() : fchmod(fd, mode);
@@ -100,27 +101,13 @@ export function openDirAnchor(path: string): number {
   return openFile(path, O_PATH | O_DIRECTORY);
 }
 
-/**
- * A path through which names below the open directory `fd` resolve in any path call (Linux:
- * `/proc/self/fd/N`, proc(5)), or undefined where the OS has none (Darwin: `/dev/fd/N` does not
- * traverse), so paths longer than PATH_MAX cannot be reached there.
- */
-export function anchorPath(fd: number): string | undefined {
-  return darwin ? undefined : `/proc/self/fd/${fd}`;
-}
-
-/** The errno a Deno.errors exception carries ("… (os error N)"), EIO when none. */
-function errnoOf(e: unknown): number {
-  return Number(/\(os error (\d+)\)/.exec(e instanceof Error ? e.message : String(e))?.[1]) || E.EIO;
-}
-
 /** Creates `path` as an empty file (mode 0600) if it does not exist. Returns 0 or an errno. */
 export function touch(path: string): number {
   try {
     Deno.openSync(path, { create: true, write: true, mode: 0o600 }).close();
     return 0;
   } catch (e) {
-    return errnoOf(e);
+    return errnoIn(e) ?? E.EIO;
   }
 }
 
@@ -307,7 +294,7 @@ const FS_NAMES: Record<number, string> = {
 };
 
 /** A readable filesystem name for a statfs f_type. */
-export function fsTypeName(type: number): string {
+function fsTypeName(type: number): string {
   return FS_NAMES[type] ?? `0x${type.toString(16)}`;
 }
 

@@ -42,15 +42,18 @@ export function errno(): number {
 
 /** The errno to answer a FUSE request that threw `e`: a resource errno when it was one, else EIO. */
 export function errnoOfException(e: unknown): number {
-  const n = e instanceof ErrnoError
-    ? e.errno
-    : Number(/\(os error (\d+)\)/.exec(e instanceof Error ? e.message : String(e))?.[1]);
+  const n = errnoIn(e) ?? E.EIO;
   return RESOURCE_ERRNOS.has(n) ? n : E.EIO;
 }
 
-/** True when `e` carries an errno (an ErrnoError or a Deno error from the OS); false for a bug in our code. */
-export function hasErrno(e: unknown): boolean {
-  return e instanceof ErrnoError || /\(os error \d+\)/.test(e instanceof Error ? e.message : String(e));
+/**
+ * The errno `e` carries: an ErrnoError's, or a Deno.errors one's ("… (os error N)"); undefined
+ * for an exception that did not come from the OS (a bug in our code).
+ */
+export function errnoIn(e: unknown): number | undefined {
+  if (e instanceof ErrnoError) return e.errno;
+  const m = /\(os error (\d+)\)/.exec(e instanceof Error ? e.message : String(e));
+  return m ? Number(m[1]) : undefined;
 }
 
 /** The host's open(2) flags; the FUSE kernel module hands the caller's flags over in these too. */

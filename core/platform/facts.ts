@@ -28,11 +28,12 @@ export interface Platform {
   /** Whether /dev/fuse is opened read-write as a check (macFUSE's devices are per mount). */
   fuseDeviceCheck: boolean;
   /**
-   * Whether editable runtimes work here. Their scratch layer needs libc calls (renameat2, xattrs,
-   * open with a mode) that have no macOS binding yet: `open` is variadic, and Apple arm64 passes
-   * the mode on the stack, which Deno FFI cannot do.
+   * Whether editable runtimes work here. Their scratch layer has macOS bindings (ffi/fsops.ts), but
+   * macFUSE's write-side callbacks are not decoded per flavour yet.
    */
   editableRuntimes: boolean;
+  /** How copy-up copies a file with reflinks and without (ffi/fsops.ts cloneFile), for `spfs status`. */
+  copyUp: { reflink: "reflink" | "clonefile"; fallback: "copy_file_range" | "copy" };
   /**
    * Longest Unix socket path in bytes: `sizeof(sun_path)` less its NUL (108 in Linux
    * `<sys/un.h>`, 104 in Darwin `<sys/un.h>`).
@@ -52,6 +53,7 @@ const linux: Platform = {
   mountTable: true,
   fuseDeviceCheck: true,
   editableRuntimes: true,
+  copyUp: { reflink: "reflink", fallback: "copy_file_range" },
   socketPathMax: 107,
   procFdPaths: true,
 };
@@ -67,6 +69,7 @@ const darwin: Platform = {
   mountTable: false,
   fuseDeviceCheck: false,
   editableRuntimes: false,
+  copyUp: { reflink: "clonefile", fallback: "copy" },
   socketPathMax: 103,
   procFdPaths: false,
 };

@@ -2,14 +2,8 @@
 import { storagePaths } from "../config.ts";
 import { errnoName } from "../../ffi/errno.ts";
 import { probeReflink, statfs } from "../../ffi/fsops.ts";
-import { os } from "../../ffi/os.ts";
+import { platform } from "../platform/facts.ts";
 import type { BackstoreInfo } from "../../proto/protocol.ts";
-
-/** How copy-up copies a file, with and without reflinks (ffi/fsops.ts cloneFile). */
-const COPY_UP = {
-  linux: ["reflink", "copy_file_range"],
-  darwin: ["clonefile", "copy"],
-} as const;
 
 /**
  * Probes the backstore once: the filesystem type of `<storage>/runtimes` (statfs f_type, macOS
@@ -26,7 +20,7 @@ export function probeBackstore(storageRoot: string): BackstoreInfo {
     fs_type: typeof st === "number" ? "unknown" : st.typeName,
     reflink: r === true,
     reflink_error: r === true ? undefined : errnoName(r),
-    copy_up: COPY_UP[os][r === true ? 0 : 1],
+    copy_up: r === true ? platform.copyUp.reflink : platform.copyUp.fallback,
     free_bytes: freeBytes(sp.runtimes),
   };
 }

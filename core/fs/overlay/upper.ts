@@ -4,7 +4,8 @@
  * `work/` for atomic copy-up. Paths here are scratch paths, never under the mount point.
  */
 import { E } from "../../../ffi/errno.ts";
-import { anchorPath, chmod, lchown, mkdir, openDirAnchor, touch, unlink } from "../../../ffi/fsops.ts";
+import { chmod, lchown, mkdir, openDirAnchor, touch, unlink } from "../../../ffi/fsops.ts";
+import { platform } from "../../platform/facts.ts";
 import { libc } from "../../../ffi/sys.ts";
 import { META_PREFIX, OPAQUE_NAME, parseScratchName, WH_PREFIX } from "../../store/scratch.ts";
 import type { Caller } from "../backend.ts";
@@ -40,6 +41,7 @@ export class UpperDir {
 
   /** Anchors `rel` at cached O_PATH dir fds, each step shorter than SAFE_PATH bytes. */
   #deep(rel: string): string {
+    if (!platform.procFdPaths) return this.scratch + rel; // no anchors here: the call says ENAMETOOLONG
     const enc = new TextEncoder();
     let base = this.scratch, done = "";
     let rest = rel;
@@ -58,9 +60,7 @@ export class UpperDir {
         if (fd < 0) return "/proc/self/fd/-1/missing"; // an ancestor is absent: ENOENT on every OS
         this.#anchors.set(done, fd);
       }
-      const anchored = anchorPath(fd);
-      if (!anchored) return this.scratch + rel; // no anchors on this OS: ENAMETOOLONG
-      base = anchored;
+      base = `/proc/self/fd/${fd}`;
       rest = rest.slice(cut);
     }
     return base + rest;

@@ -6,7 +6,7 @@
 import type { FuseAbi, OpName } from "../../../ffi/fuse/abi.ts";
 import { OP_SIGNATURES, OPS as LINUX_SLOT } from "../../../ffi/fuse/lowlevel.ts";
 import { E } from "../../../ffi/errno.ts";
-import { errnoOfException, hasErrno } from "../../../ffi/sys.ts";
+import { errnoIn, errnoOfException } from "../../../ffi/sys.ts";
 import { bucketOf, CTR, LAT_BUCKETS } from "../../metrics.ts";
 import { ROOT_INO } from "../../fs/vfs.ts";
 import type { OverlayBackend } from "../../fs/overlay/backend.ts";
@@ -72,7 +72,7 @@ export function instrument<K extends OpName>(
         ...describe(c, op, args),
       });
       if (hasReply) c.S.fuse_reply_err(args[0] as Deno.PointerValue, err);
-      if (!hasErrno(e)) c.bug(op, e);
+      if (errnoIn(e) === undefined) c.bug(op, e);
     }
     const us = (performance.now() - t0) * 1000;
     latency[hist + bucketOf(us)]++;

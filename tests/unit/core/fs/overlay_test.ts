@@ -32,16 +32,25 @@ interface Fixture {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** A lower layer: a.txt, dir/b.txt, dir/sub/c.txt, link -> a.txt, empty/. */
-async function fixture(): Promise<Fixture> {
-  const tmp = await Deno.makeTempDir({ prefix: "spfs-ov-" });
-  const src = `${tmp}/src`;
+/** The default lower layer: a.txt, dir/b.txt, dir/sub/c.txt, link -> a.txt, empty/. */
+async function smallTree(src: string): Promise<void> {
   await Deno.mkdir(`${src}/dir/sub`, { recursive: true });
   await Deno.mkdir(`${src}/empty`);
   await Deno.writeTextFile(`${src}/a.txt`, "alpha\n");
   await Deno.writeTextFile(`${src}/dir/b.txt`, "bravo\n");
   await Deno.writeTextFile(`${src}/dir/sub/c.txt`, "charlie\n");
   await Deno.symlink("a.txt", `${src}/link`);
+}
+
+/** An overlay over one lower layer made by `populate` (default: smallTree). */
+async function fixture(
+  opts: { populate?: (src: string) => Promise<void>; reflink?: boolean; onCopyUp?: (how: string) => void } =
+    {},
+): Promise<Fixture> {
+  const tmp = await Deno.makeTempDir({ prefix: "spfs-ov-" });
+  const src = `${tmp}/src`;
+  await Deno.mkdir(src);
+  await (opts.populate ?? smallTree)(src);
   const store = ObjectStore.open(`${tmp}/store`);
   const { manifest } = await importDir(src, store);
   const layer = store.putBytes(encodeLayer(manifest));
@@ -57,7 +66,8 @@ async function fixture(): Promise<Fixture> {
     vfs,
     layers: [layer],
     rootSources: view.rootSources,
-    reflink: false,
+    reflink: opts.reflink ?? false,
+    onCopyUp: opts.onCopyUp,
   });
   return {
     ov,
@@ -596,52 +606,36 @@ Deno.test(
   "a 256 MiB copy-up by reflink (macOS clonefile, Linux FICLONE) takes no new blocks; the lower blob is unchanged",
   { ignore: !reflinkHere },
   async () => {
-    const tmp = await Deno.makeTempDir({ prefix: "spfs-ov-" });
-    try {
-      const src = `${tmp}/src`, MiB = 1 << 20;
-      await Deno.mkdir(src);
-      const chunk = crypto.getRandomValues(new Uint8Array(64 * 1024));
-      using out = await Deno.open(`${src}/big.bin`, { create: true, write: true });
-      for (let i = 0; i < 256 * 16; i++) out.writeSync(chunk);
-      const store = ObjectStore.open(`${tmp}/store`);
-      const { manifest } = await importDir(src, store);
-      const layer = store.putBytes(encodeLayer(manifest));
-      const vfs = new Vfs(store, me.uid, me.gid);
-      const scratch = `${tmp}/rt/scratch`, work = `${tmp}/rt/work`;
-      await Deno.mkdir(scratch, { recursive: true });
-      await Deno.mkdir(work, { recursive: true });
-      const hows: string[] = [];
-      const ov = new Overlay({
-        id: "t",
-        scratch,
-        work,
-        vfs,
-        layers: [layer],
-        rootSources: vfs.view([layer]).rootSources,
-        reflink: true,
-        onCopyUp: (how) => hows.push(how),
-      });
-      const free = () => {
-        const s = statfs(tmp) as FsStats;
-        return s.bavail * s.bsize;
-      };
-      const n = node(ov, "big.bin");
-      const blob = vfs.blobPath(n.lower!.digest!);
-      const before = free();
-      assert.equal(copyUp(ov, n), 0);
-      const used = before - free();
-      assert.deepEqual(hows, ["reflink"]);
-      assert.ok(used < 16 * MiB, `a cloned 256 MiB file took ${(used / MiB).toFixed(1)} MiB`);
-      // writing the copy leaves the lower blob as it was
-      using up = await Deno.open(`${scratch}/big.bin`, { write: true });
-      up.writeSync(new Uint8Array(4096).fill(0xee));
-      const head = new Uint8Array(4096);
-      using b = await Deno.open(blob);
-      b.readSync(head);
-      assert.deepEqual(head, chunk.subarray(0, 4096));
-      assert.equal(Deno.statSync(blob).size, 256 * MiB);
-    } finally {
-      await Deno.remove(tmp, { recursive: true });
-    }
+    const MiB = 1 << 20;
+    const chunk = crypto.getRandomValues(new Uint8Array(64 * 1024));
+    const hows: string[] = [];
+    await using f = await fixture({
+      populate: async (src) => {
+        using out = await Deno.open(`${src}/big.bin`, { create: true, write: true });
+        for (let i = 0; i < 256 * 16; i++) out.writeSync(chunk);
+      },
+      reflink: true,
+      onCopyUp: (how) => hows.push(how),
+    });
+    const { ov, vfs, scratch, tmp } = f;
+    const free = () => {
+      const s = statfs(tmp) as FsStats;
+      return s.bavail * s.bsize;
+    };
+    const n = node(ov, "big.bin");
+    const blob = vfs.blobPath(n.lower!.digest!);
+    const before = free();
+    assert.equal(copyUp(ov, n), 0);
+    const used = before - free();
+    assert.deepEqual(hows, ["reflink"]);
+    assert.ok(used < 16 * MiB, `a cloned 256 MiB file took ${(used / MiB).toFixed(1)} MiB`);
+    // writing the copy leaves the lower blob as it was
+    using up = await Deno.open(`${scratch}/big.bin`, { write: true });
+    up.writeSync(new Uint8Array(4096).fill(0xee));
+    const head = new Uint8Array(4096);
+    using b = await Deno.open(blob);
+    b.readSync(head);
+    assert.deepEqual(head, chunk.subarray(0, 4096));
+    assert.equal(Deno.statSync(blob).size, 256 * MiB);
   },
 );
