@@ -52,7 +52,6 @@ export type ErrorCode =
   | "RamdiskBusy"
   | "PermissionDenied"
   | "ServiceManagerFailed"
-  | "UnsupportedOnPlatform"
   | "RemoteUnreachable"
   | "RemoteAuthRequired"
   | "RemoteError";
@@ -90,7 +89,6 @@ const exitFor: Record<ErrorCode, number> = {
   RamdiskBusy: ExitCode.failure,
   PermissionDenied: ExitCode.failure,
   ServiceManagerFailed: ExitCode.failure,
-  UnsupportedOnPlatform: ExitCode.failure,
   RemoteUnreachable: ExitCode.remote,
   RemoteAuthRequired: ExitCode.remote,
   RemoteError: ExitCode.remote,

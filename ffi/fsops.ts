@@ -201,22 +201,25 @@ export function fallocate(fd: number, mode: number, off: bigint, len: bigint): n
 }
 
 /**
- * getxattr without following symlinks into `buf` (null: ask for the size). Returns the value's
- * length in bytes, or -errno (a missing name: -ENODATA on Linux, -ENOATTR on Darwin, both E.ENOATTR).
+ * getxattr without following symlinks into `buf` (null: ask for the size), from byte `position`
+ * (Darwin resource forks; anything but 0 is EINVAL on Linux). Returns the value's length in bytes,
+ * or -errno (a missing name: -ENODATA on Linux, -ENOATTR on Darwin, both E.ENOATTR).
  */
-export function getxattr(path: string, name: string, buf: Uint8Array | null): number {
+export function getxattr(path: string, name: string, buf: Uint8Array | null, position = 0): number {
   const size = BigInt(buf?.length ?? 0);
+  if (!darwin && position !== 0) return -E.EINVAL;
   const r = Number(
     darwin
-      ? libSystem().getxattr(cstr(path), cstr(name), buf, size, 0, DARWIN_FS.XATTR_NOFOLLOW)
+      ? libSystem().getxattr(cstr(path), cstr(name), buf, size, position, DARWIN_FS.XATTR_NOFOLLOW)
       : libc().lgetxattr(cstr(path), cstr(name), buf, size),
   );
   return r < 0 ? -errno() : r;
 }
 
 /**
- * setxattr without following symlinks; `flags` are the host's XATTR_CREATE / XATTR_REPLACE (the
- * FUSE request carries the host kernel's values). Returns 0 or an errno.
+ * setxattr without following symlinks. `flags` are Linux's XATTR_CREATE 1 / XATTR_REPLACE 2 on
+ * every OS (Darwin's are 0x2 / 0x4, bsd/sys/xattr.h); `position` as for getxattr. Returns 0 or
+ * an errno.
  */
 export function setxattr(
   path: string,
@@ -224,12 +227,38 @@ export function setxattr(
   value: Deno.PointerValue,
   size: number,
   flags: number,
+  position = 0,
 ): number {
+  if (!darwin && position !== 0) return E.EINVAL;
   return check(
     darwin
-      ? libSystem().setxattr(cstr(path), cstr(name), value, BigInt(size), 0, flags | DARWIN_FS.XATTR_NOFOLLOW)
+      ? libSystem().setxattr(cstr(path), cstr(name), value, BigInt(size), position, darwinXattrFlags(flags))
       : libc().lsetxattr(cstr(path), cstr(name), value, BigInt(size), flags),
   );
+}
+
+/** Darwin setxattr options for Linux XATTR_CREATE 1 / XATTR_REPLACE 2, never following symlinks. */
+export function darwinXattrFlags(linuxFlags: number): number {
+  return DARWIN_FS.XATTR_NOFOLLOW | (linuxFlags & 1 ? DARWIN_FS.XATTR_CREATE : 0) |
+    (linuxFlags & 2 ? DARWIN_FS.XATTR_REPLACE : 0);
+}
+
+/**
+ * Whether a runtime may set xattr `name` on a scratch entry. Linux: `user.*` only (xattr(7):
+ * trusted.* and security.* need CAP_SYS_ADMIN in the service's namespace and would apply to the
+ * service, system.* are ACLs). Darwin has no namespaces: any name (com.apple.quarantine, …).
+ */
+export function xattrNameSettable(name: string): boolean {
+  return darwin || name.startsWith("user.");
+}
+
+/**
+ * fsync(2), or fdatasync(2) when `datasync` (Linux). Darwin: fsync for both, since fdatasync is
+ * not in the SDK headers; a full flush to the platters would take fcntl(F_FULLFSYNC), which is
+ * variadic. Returns 0 or an errno.
+ */
+export function fsyncFd(fd: number, datasync: boolean): number {
+  return check(datasync && !darwin ? libc().fdatasync(fd) : libc().fsync(fd));
 }
 
 /** listxattr without following symlinks into `buf` (null: ask for the size): bytes, or -errno. */

@@ -2,9 +2,9 @@
  * The facade that picks the host's native calls once (the std `path/join.ts` habit): callers
  * import libc, errno, open flags and process facts from here and never test the OS themselves.
  * Linux: glibc (`linux/libc.ts`) and procfs (`linux/proc.ts`). macOS: libSystem
- * (`darwin/libsystem.ts`), where only the read-only serving calls are bound; any other libc
- * call throws "not available on macOS" when called, because editable runtimes have no macOS port
- * yet (the service refuses them before any such call).
+ * (`darwin/libsystem.ts`). A Linux-only symbol (renameat2, l*xattr, copy_file_range, ioctl,
+ * fallocate, fdatasync, pidfd_open, eventfd, pipe2, fcntl) throws "not available on macOS" when
+ * called there; `fsops.ts` and the helpers below take the Darwin route before any such call.
  */
 import { os } from "./os.ts";
 import { E, RESOURCE_ERRNOS } from "./errno.ts";

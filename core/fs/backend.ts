@@ -10,6 +10,7 @@
  */
 import type { Attr } from "../../ffi/stat.ts";
 import type { StatVfs } from "../../ffi/types.ts";
+import type { SetattrChanges } from "../../ffi/fuse/writeargs.ts";
 
 /** A positive errno value (the host's numbers, ffi/errno.ts). */
 export type Errno = number;
@@ -41,15 +42,8 @@ export interface DirEntry {
   type: number;
 }
 
-/** What setattr changes; times in ns since the epoch, or "now". */
-export interface SetAttr {
-  mode?: number;
-  uid?: number;
-  gid?: number;
-  size?: number;
-  atime?: bigint | "now";
-  mtime?: bigint | "now";
-}
+/** What setattr changes; times in ns since the epoch, or "now" (decoded per FUSE flavour in ffi). */
+export type SetAttr = SetattrChanges;
 
 /** An opened file: its handle (an fd the read path hands to the kernel) and cache policy. */
 export interface Opened {
@@ -90,11 +84,22 @@ export interface FsBackend {
   statfs(): StatVfs | Errno;
   /** access(2) beyond the kernel's own mode check (`default_permissions`): EROFS for W_OK. */
   access(ino: number, mask: number): Errno;
-  /** getxattr: the value, or only its length as an empty array of that size when `size` is 0. */
-  getxattr(ino: number, name: string, size: number): Uint8Array | Errno;
+  /**
+   * getxattr: the value, or only its length as an empty array of that size when `size` is 0.
+   * `position` is a byte offset into a macOS resource fork (0 everywhere else).
+   */
+  getxattr(ino: number, name: string, size: number, position?: number): Uint8Array | Errno;
   /** listxattr: NUL-separated names, or only the length when `size` is 0. */
   listxattr(ino: number, size: number): Uint8Array | Errno;
-  setxattr(ino: number, name: string, value: Deno.PointerValue, size: number, flags: number): Errno;
+  /** setxattr: `flags` XATTR_CREATE 1 / XATTR_REPLACE 2 (Linux values on every OS); `position` as for getxattr. */
+  setxattr(
+    ino: number,
+    name: string,
+    value: Deno.PointerValue,
+    size: number,
+    flags: number,
+    position?: number,
+  ): Errno;
   removexattr(ino: number, name: string): Errno;
   mknod(parent: number, name: string, mode: number, rdev: bigint, who: Caller): Attr | Errno;
   mkdir(parent: number, name: string, mode: number, who: Caller): Attr | Errno;

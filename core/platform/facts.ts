@@ -27,11 +27,6 @@ export interface Platform {
   mountTable: boolean;
   /** Whether /dev/fuse is opened read-write as a check (macFUSE's devices are per mount). */
   fuseDeviceCheck: boolean;
-  /**
-   * Whether editable runtimes work here. Their scratch layer has macOS bindings (ffi/fsops.ts), but
-   * macFUSE's write-side callbacks are not decoded per flavour yet.
-   */
-  editableRuntimes: boolean;
   /** How copy-up copies a file with reflinks and without (ffi/fsops.ts cloneFile), for `spfs status`. */
   copyUp: { reflink: "reflink" | "clonefile"; fallback: "copy_file_range" | "copy" };
   /**
@@ -52,7 +47,6 @@ const linux: Platform = {
   ramdisk: "tmpfs",
   mountTable: true,
   fuseDeviceCheck: true,
-  editableRuntimes: true,
   copyUp: { reflink: "reflink", fallback: "copy_file_range" },
   socketPathMax: 107,
   procFdPaths: true,
@@ -68,7 +62,6 @@ const darwin: Platform = {
   ramdisk: "apfs",
   mountTable: false,
   fuseDeviceCheck: false,
-  editableRuntimes: false,
   copyUp: { reflink: "clonefile", fallback: "copy" },
   socketPathMax: 103,
   procFdPaths: false,

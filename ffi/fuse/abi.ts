@@ -23,26 +23,55 @@ import {
   MAC_FUSE_LIBS,
   MACFUSE2_OPS,
   MACFUSE2_OPS_SIZE,
+  MACFUSE2_RENAMEX_SIGNATURE,
   MACFUSE2_XATTR_SIGNATURES,
   MACFUSE3_OPS,
   MACFUSE3_OPS_SIZE,
 } from "./macfuse.ts";
 import { encodeStatvfsDarwin } from "../darwin/libsystem.ts";
+import {
+  type Refusal,
+  renameFlagsDarwin,
+  renameFlagsLinux,
+  SETATTR_BITS,
+  type SetattrBits,
+  xattrFlagsDarwin,
+  xattrFlagsLinux,
+} from "./writeargs.ts";
 import { linuxStatLayout, type StatLayout } from "../stat.ts";
 import { type Os, os as hostOs } from "../os.ts";
 
 export type FuseFlavour = "linux3" | "macfuse3" | "macfuse2";
-/** The ops spfs implements. */
-export type OpName = keyof typeof OP_SIGNATURES;
+/**
+ * Every op's callback signature in its widest form: libfuse 3's, plus macFUSE libfuse2's
+ * `renamex` (renamex_np flags) and the trailing `uint32_t position` of its xattr ops.
+ */
+export const ALL_OP_SIGNATURES = {
+  ...OP_SIGNATURES,
+  setxattr: [...OP_SIGNATURES.setxattr, "u32"],
+  getxattr: [...OP_SIGNATURES.getxattr, "u32"],
+  renamex: MACFUSE2_RENAMEX_SIGNATURE,
+} as const;
+/** The ops spfs implements; a flavour may lack some (only macfuse2 has `renamex`). */
+export type OpName = keyof typeof ALL_OP_SIGNATURES;
 
 export interface FuseAbi {
   flavour: FuseFlavour;
-  /** Slot index (8-byte slots) of each op spfs implements. */
-  slot: Record<OpName, number>;
+  /** Slot index (8-byte slots) of each op spfs implements in this flavour. */
+  slot: Partial<Record<OpName, number>>;
   /** Length of `struct fuse_lowlevel_ops` in slots (its byte size / 8). */
   slots: number;
   /** Callback parameter types per op (`mode_t` is u16 and `dev_t` i32 on Darwin). */
-  signature: Record<OpName, readonly Deno.NativeType[]>;
+  signature: Partial<Record<OpName, readonly Deno.NativeType[]>>;
+  /** The write-side arguments of this flavour (writeargs.ts). */
+  args: {
+    /** setattr `to_set` bits. */
+    setattr: SetattrBits;
+    /** rename/renamex flags → renameat2's, or why they are refused. */
+    renameFlags(raw: number): number | Refusal;
+    /** setxattr flags → Linux XATTR_CREATE/XATTR_REPLACE, or why they are refused. */
+    xattrFlags(raw: number): number | Refusal;
+  };
   /** `fuse_file_info` byte offsets. */
   fi: { flags: number; bits: number; fh: number; size: number };
   /** Bits of the `fuse_file_info` bit word; 0 where the flavour lacks the flag. */
@@ -68,11 +97,11 @@ const DARWIN_MODE_SIGNATURES = {
   create: ["pointer", "u64", "pointer", "u16", "pointer"],
 } as const;
 
-const pick = (table: Record<string, number>): Record<OpName, number> =>
-  Object.fromEntries((Object.keys(OP_SIGNATURES) as OpName[]).map((op) => [op, table[op]])) as Record<
-    OpName,
-    number
-  >;
+/** The slots of the ops spfs implements that `table` has. */
+const pick = (table: Record<string, number>): Partial<Record<OpName, number>> =>
+  Object.fromEntries(
+    (Object.keys(ALL_OP_SIGNATURES) as OpName[]).filter((op) => op in table).map((op) => [op, table[op]]),
+  );
 
 export const FUSE_ABIS: Record<FuseFlavour, FuseAbi> = {
   linux3: {
@@ -80,6 +109,7 @@ export const FUSE_ABIS: Record<FuseFlavour, FuseAbi> = {
     slot: pick(OPS),
     slots: OPS_SLOTS,
     signature: OP_SIGNATURES,
+    args: { setattr: SETATTR_BITS.linux3, renameFlags: renameFlagsLinux, xattrFlags: xattrFlagsLinux },
     fi: FI,
     fiBits: { keep_cache: FI_BITS.keep_cache, cache_readdir: FI_BITS.cache_readdir },
     ctx: CTX,
@@ -92,7 +122,9 @@ export const FUSE_ABIS: Record<FuseFlavour, FuseAbi> = {
     flavour: "macfuse3",
     slot: pick(MACFUSE3_OPS),
     slots: MACFUSE3_OPS_SIZE / 8,
+    // vanilla mode (darwin_extensions_enabled 0): struct stat setattr, no xattr position
     signature: { ...OP_SIGNATURES, ...DARWIN_MODE_SIGNATURES },
+    args: { setattr: SETATTR_BITS.macfuse3, renameFlags: renameFlagsDarwin, xattrFlags: xattrFlagsDarwin },
     // 3.17 `fuse_file_info` keeps the 3.14 prefix: flags@0, bit word@4, fh@16
     fi: FI,
     fiBits: { keep_cache: FI_BITS.keep_cache, cache_readdir: FI_BITS.cache_readdir },
@@ -110,9 +142,13 @@ export const FUSE_ABIS: Record<FuseFlavour, FuseAbi> = {
       ...OP_SIGNATURES,
       ...DARWIN_MODE_SIGNATURES,
       ...MACFUSE2_XATTR_SIGNATURES,
-      // libfuse 2.9 rename has no flags argument
+      // libfuse 2.9 rename has no flags argument; flagged renames come to `renamex`
       rename: ["pointer", "u64", "pointer", "u64", "pointer"],
+      renamex: MACFUSE2_RENAMEX_SIGNATURE,
     },
+    // setattr_x (slot 48) stays unset, so libfuse2 calls setattr with a struct stat and the eight
+    // portable bits; renamex being set makes it want RENAME_SWAP | RENAME_EXCL
+    args: { setattr: SETATTR_BITS.macfuse2, renameFlags: renameFlagsDarwin, xattrFlags: xattrFlagsDarwin },
     fi: FI_MAC2,
     fiBits: { keep_cache: FI_MAC2_BITS.keep_cache, cache_readdir: 0 },
     ctx: CTX_MAC,

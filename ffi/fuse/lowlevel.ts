@@ -136,19 +136,6 @@ export const CONN_CAPABLE = 20, CONN_WANT = 24;
 export const FI = { flags: 0, bits: 4, fh: 16, size: 40 } as const;
 export const FI_BITS = { direct_io: 0x2, keep_cache: 0x4, nonseekable: 0x10, cache_readdir: 0x40 } as const;
 
-/** `to_set` bits of the setattr op (fuse_lowlevel.h FUSE_SET_ATTR_*). */
-export const SETATTR = {
-  MODE: 1 << 0,
-  UID: 1 << 1,
-  GID: 1 << 2,
-  SIZE: 1 << 3,
-  ATIME: 1 << 4,
-  MTIME: 1 << 5,
-  ATIME_NOW: 1 << 7,
-  MTIME_NOW: 1 << 8,
-  CTIME: 1 << 10,
-} as const;
-
 /** `fuse_ctx`: uid@0 gid@4 pid@8 (a thread id on Linux) umask@12. */
 export const CTX = { uid: 0, gid: 4, pid: 8, umask: 12 } as const;
 

@@ -83,6 +83,9 @@ export const MACFUSE2_XATTR_SIGNATURES = {
   getxattr: ["pointer", "u64", "pointer", "usize", "u32"],
 } as const;
 
+/** `renamex(req, parent, name, newparent, newname, unsigned flags)`: renamex_np(2) flags. */
+export const MACFUSE2_RENAMEX_SIGNATURE = ["pointer", "u64", "pointer", "u64", "pointer", "u32"] as const;
+
 /** macFUSE libfuse2 `struct fuse_file_info` (40 bytes). */
 export const FI_MAC2 = {
   flags: 0,

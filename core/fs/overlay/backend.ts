@@ -127,14 +127,21 @@ export class OverlayBackend implements FsBackend {
     const n = this.overlay.node(ino);
     return n ? f(n) : E.ENOENT;
   }
-  getxattr(ino: number, name: string, size: number): Uint8Array | Errno {
-    return this.#withNode(ino, (n) => this.overlay.getxattr(n, name, size));
+  getxattr(ino: number, name: string, size: number, position = 0): Uint8Array | Errno {
+    return this.#withNode(ino, (n) => this.overlay.getxattr(n, name, size, position));
   }
   listxattr(ino: number, size: number): Uint8Array | Errno {
     return this.#withNode(ino, (n) => this.overlay.listxattr(n, size));
   }
-  setxattr(ino: number, name: string, value: Deno.PointerValue, size: number, flags: number): Errno {
-    return this.#withNode(ino, (n) => this.overlay.setxattr(n, name, value, size, flags));
+  setxattr(
+    ino: number,
+    name: string,
+    value: Deno.PointerValue,
+    size: number,
+    flags: number,
+    position = 0,
+  ): Errno {
+    return this.#withNode(ino, (n) => this.overlay.setxattr(n, name, value, size, flags, position));
   }
   removexattr(ino: number, name: string): Errno {
     return this.#withNode(ino, (n) => this.overlay.removexattr(n, name));

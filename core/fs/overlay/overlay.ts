@@ -290,11 +290,18 @@ export class Overlay implements OverlayParts {
     return setattr(this, n, set, fd);
   }
 
-  getxattr(n: ONode, name: string, size: number): Uint8Array | number {
-    return xattr.getxattr(this, n, name, size);
+  getxattr(n: ONode, name: string, size: number, position = 0): Uint8Array | number {
+    return xattr.getxattr(this, n, name, size, position);
   }
-  setxattr(n: ONode, name: string, value: Deno.PointerValue, size: number, flags: number): number {
-    return xattr.setxattr(this, n, name, value, size, flags);
+  setxattr(
+    n: ONode,
+    name: string,
+    value: Deno.PointerValue,
+    size: number,
+    flags: number,
+    position = 0,
+  ): number {
+    return xattr.setxattr(this, n, name, value, size, flags, position);
   }
   listxattr(n: ONode, size: number): Uint8Array | number {
     return xattr.listxattr(this, n, size);

@@ -1,4 +1,7 @@
-/** Extended attributes of scratch entries: only user.* names exist; lower entries have none. */
+/**
+ * Extended attributes of scratch entries: names the host lets a runtime set (fsops
+ * xattrNameSettable: user.* on Linux, any on macOS); lower entries have none.
+ */
 import { E } from "../../../ffi/errno.ts";
 import * as fs from "../../../ffi/fsops.ts";
 import { copyUp } from "./copyup.ts";
@@ -6,15 +9,21 @@ import type { ONode } from "./nodes.ts";
 import type { OverlayParts } from "./parts.ts";
 
 /** getxattr: the value, or an empty array of its length when `size` is 0. */
-export function getxattr(ov: OverlayParts, n: ONode, name: string, size: number): Uint8Array | number {
-  if (!n.upper || !name.startsWith("user.")) return E.ENOATTR;
+export function getxattr(
+  ov: OverlayParts,
+  n: ONode,
+  name: string,
+  size: number,
+  position = 0,
+): Uint8Array | number {
+  if (!n.upper || !fs.xattrNameSettable(name)) return E.ENOATTR;
   const buf = size > 0 ? new Uint8Array(size) : null;
-  const r = fs.getxattr(ov.upper.path(n), name, buf);
+  const r = fs.getxattr(ov.upper.path(n), name, buf, position);
   if (r < 0) return -r;
   return size > 0 ? buf!.subarray(0, r) : new Uint8Array(r);
 }
 
-/** setxattr: user.* only (others ENOTSUP); copies a lower entry up first. */
+/** setxattr: settable names only (others ENOTSUP); copies a lower entry up first. */
 export function setxattr(
   ov: OverlayParts,
   n: ONode,
@@ -22,12 +31,13 @@ export function setxattr(
   value: Deno.PointerValue,
   size: number,
   flags: number,
+  position = 0,
 ): number {
-  if (!name.startsWith("user.")) return E.ENOTSUP;
+  if (!fs.xattrNameSettable(name)) return E.ENOTSUP;
   const e = copyUp(ov, n);
   if (e) return e;
   ov.gen++;
-  return fs.setxattr(ov.upper.path(n), name, value, size, flags);
+  return fs.setxattr(ov.upper.path(n), name, value, size, flags, position);
 }
 
 /** listxattr: the NUL-separated user.* names, or only the needed size when `size` is 0. */

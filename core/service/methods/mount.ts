@@ -1,15 +1,17 @@
 /** `mount`: registers a process tree as a runtime (new, or a durable one re-entered with rerun). */
 import { SpfsError } from "../../errors.ts";
-import { platform } from "../../platform/facts.ts";
 import { newRuntimeId, validateRuntimeName } from "../../runtime/records.ts";
 import { scratchBase } from "../../runtime/ramdisk.ts";
 import { resolveSpec } from "../../store/refs.ts";
 import { procInfo } from "../../../ffi/sys.ts";
+import { probeReflink } from "../../../ffi/fsops.ts";
+import { storagePaths } from "../../config.ts";
+import { platform } from "../../platform/facts.ts";
 import type { MountParams, MountResult } from "../../../proto/protocol.ts";
 import type { Runtime } from "../runtimes.ts";
 import type { Service } from "../state.ts";
 
-/** @throws SpfsError ProcessNotFound, UnsupportedOnPlatform, RuntimeInUse, RuntimeNotFound, UnknownRef. */
+/** @throws SpfsError ProcessNotFound, RuntimeInUse, RuntimeNotFound, UnknownRef. */
 export function mount(s: Service, p: MountParams): MountResult {
   const proc = procInfo(p.pid);
   if (!proc) {
@@ -19,27 +21,37 @@ export function mount(s: Service, p: MountParams): MountResult {
     });
   }
   const editable = !!(p.edit || p.keep || p.scratch);
-  if ((editable || p.rerun) && !platform.editableRuntimes) {
-    throw new SpfsError(
-      "UnsupportedOnPlatform",
-      `editable runtimes (--edit, --keep-runtime, --scratch, --rerun) are not available on ${platform.name} yet`,
-      { hint: 'run the environment read-only (without those flags); see README.md "macOS notes"' },
-    );
-  }
   for (const rt of s.runtimes.live.values()) {
     if (rt.root_pid === p.pid) s.runtimes.remove(rt, "re-registered");
   }
   const rt = p.rerun ? rerun(s, p.rerun, p.pid, proc.startTime) : create(s, p, editable, proc.startTime);
   if (rt.editable) rt.scratch = s.rdb.dirs(rt.id).scratch;
-  s.runtimes.add(rt, s.backstore.reflink);
+  const reflink = rt.editable && reflinkInto(s, rt.id);
+  s.runtimes.add(rt, reflink);
   s.log.info("registered runtime {runtime} for {root_pid}: {env_spec}", {
     runtime: rt.id,
     root_pid: p.pid,
     env_spec: rt.env_spec,
     editable: rt.editable,
     durable: rt.durable,
+    copy_up: rt.editable ? (reflink ? platform.copyUp.reflink : platform.copyUp.fallback) : undefined,
   });
   return { id: rt.id, name: rt.name, layers: rt.layers, editable: rt.editable, durable: rt.durable };
+}
+
+/**
+ * Whether copy-up can clone from the store into this runtime's scratch: the backstore's probe,
+ * unless the scratch lives on another volume (`--scratch`: its runtime dir is a symlink there),
+ * which is probed itself; a RAM disk cannot share blocks with the store's volume, so it copies.
+ */
+function reflinkInto(s: Service, id: string): boolean {
+  const d = s.rdb.dirs(id);
+  try {
+    if (!Deno.lstatSync(d.root).isSymlink) return s.backstore.reflink;
+  } catch {
+    return s.backstore.reflink;
+  }
+  return probeReflink(storagePaths(s.cfg.storageRoot).tmp, d.scratch) === true;
 }
 
 /** A durable runtime re-entered by a new root process. */

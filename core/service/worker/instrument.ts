@@ -3,8 +3,8 @@
  * op's latency histogram, logs slow requests, and converts an exception into an errno reply (EIO,
  * or the resource errno it carried) with the op and path in the log (the spk `err!` habit).
  */
-import type { FuseAbi, OpName } from "../../../ffi/fuse/abi.ts";
-import { OP_SIGNATURES, OPS as LINUX_SLOT } from "../../../ffi/fuse/lowlevel.ts";
+import type { ALL_OP_SIGNATURES, FuseAbi, OpName } from "../../../ffi/fuse/abi.ts";
+import { OPS as LINUX_SLOT } from "../../../ffi/fuse/lowlevel.ts";
 import { E } from "../../../ffi/errno.ts";
 import { errnoIn, errnoOfException } from "../../../ffi/sys.ts";
 import { bucketOf, CTR, LAT_BUCKETS } from "../../metrics.ts";
@@ -13,16 +13,17 @@ import type { OverlayBackend } from "../../fs/overlay/backend.ts";
 import type { WorkerContext } from "./context.ts";
 
 /**
- * The arguments libfuse passes to op `K`, typed from its libfuse 3 signature (Darwin's narrower
- * mode_t and dev_t decode to the same JS types; libfuse 2.9's rename has no `flags`).
+ * The arguments libfuse passes to op `K`, typed from its widest signature (Darwin's narrower
+ * mode_t and dev_t decode to the same JS types). Trailing arguments a flavour lacks arrive as
+ * undefined: libfuse 2.9's rename has no `flags`, only macFUSE libfuse2's xattr ops a `position`.
  */
 export type OpArgs<K extends OpName> = Parameters<
-  Deno.UnsafeCallbackFunction<(typeof OP_SIGNATURES)[K], "void">
+  Deno.UnsafeCallbackFunction<(typeof ALL_OP_SIGNATURES)[K], "void">
 >;
 /** One FUSE op: the context, then libfuse's own arguments. */
 export type Op<K extends OpName> = (c: WorkerContext, ...args: OpArgs<K>) => void;
 
-const WITH_NAME = new Set(["lookup", "mknod", "mkdir", "unlink", "rmdir", "create", "rename"]);
+const WITH_NAME = new Set(["lookup", "mknod", "mkdir", "unlink", "rmdir", "create", "rename", "renamex"]);
 
 /** Log fields naming what a request was about: its inode, and a path where one is known. */
 function describe(c: WorkerContext, op: string, args: unknown[]): Record<string, unknown> {
@@ -54,9 +55,11 @@ export function instrument<K extends OpName>(
   slowUs: number,
 ): Deno.UnsafeCallback {
   const hasReply = op !== "init" && op !== "destroy" && op !== "forget" && op !== "forget_multi";
-  const def = { parameters: abi.signature[op] as Deno.NativeType[], result: "void" } as const;
+  const parameters = abi.signature[op];
+  if (!parameters) throw new Error(`the ${abi.flavour} FUSE ABI has no ${op} op`);
+  const def = { parameters: parameters as Deno.NativeType[], result: "void" } as const;
   // histograms are indexed by the Linux slot so metrics read the same on every platform
-  const hist = LINUX_SLOT[op] * LAT_BUCKETS;
+  const hist = LINUX_SLOT[(op === "renamex" ? "rename" : op) as keyof typeof LINUX_SLOT] * LAT_BUCKETS;
   const counters = c.counters;
   return new Deno.UnsafeCallback(def, (...args: unknown[]) => {
     counters[CTR.requests]++;

@@ -58,9 +58,11 @@ export function buildServer(data: FuseWorkerData, abi: FuseAbi, S: FuseReplies):
   const callbacks: Deno.UnsafeCallback[] = [];
   const ops = new BigUint64Array(abi.slots);
   for (const [op, fn] of Object.entries(OPS_TABLE) as [OpName, Op<OpName>][]) {
+    const slot = abi.slot[op];
+    if (slot === undefined) continue; // an op this flavour lacks (renamex outside macFUSE libfuse2)
     const cb = instrument(ctx, abi, op, fn, latency, data.slowUs);
     callbacks.push(cb);
-    ops[abi.slot[op]] = BigInt(Deno.UnsafePointer.value(cb.pointer));
+    ops[slot] = BigInt(Deno.UnsafePointer.value(cb.pointer));
   }
   return { table: new Uint8Array(ops.buffer), callbacks, mailbox };
 }

@@ -1,7 +1,7 @@
 /** Attributes and permissions: getattr, setattr, access, statfs. */
-import { SETATTR } from "../../../../ffi/fuse/lowlevel.ts";
-import { decodeStat, STAT_SIZE } from "../../../../ffi/stat.ts";
-import type { SetAttr } from "../../../fs/backend.ts";
+import { E } from "../../../../ffi/errno.ts";
+import { decodeSetattr } from "../../../../ffi/fuse/writeargs.ts";
+import { STAT_SIZE } from "../../../../ffi/stat.ts";
 import type { Op } from "../instrument.ts";
 
 /** getattr: by the inode's owner; an open handle (`fi`) answers for an unlinked file. */
@@ -10,23 +10,14 @@ export const getattr: Op<"getattr"> = (c, req, ino, fi) => {
   c.replyAttr(req, b.getattr(Number(ino), fi ? c.fh(fi) : undefined), b.attrTimeout);
 };
 
-/** setattr: decodes `to_set` (FUSE_SET_ATTR_*) into the changes the backend makes. */
+/** setattr: the flavour's `to_set` bits and `struct stat` decoded into the changes the backend makes. */
 export const setattr: Op<"setattr"> = (c, req, inoB, attrPtr, toSet, fi) => {
   const ino = Number(inoB);
   const b = c.resolve(req, ino);
   const layout = c.abi.statLayout;
-  const a = decodeStat(
-    layout,
-    new DataView(Deno.UnsafePointerView.getArrayBuffer(attrPtr!, STAT_SIZE[layout])),
-  );
-  const t = toSet;
-  const set: SetAttr = {};
-  if (t & SETATTR.MODE) set.mode = a.mode;
-  if (t & SETATTR.UID) set.uid = a.uid;
-  if (t & SETATTR.GID) set.gid = a.gid;
-  if (t & SETATTR.SIZE) set.size = a.size;
-  if (t & SETATTR.ATIME) set.atime = t & SETATTR.ATIME_NOW ? "now" : a.atimeNs;
-  if (t & SETATTR.MTIME) set.mtime = t & SETATTR.MTIME_NOW ? "now" : a.mtimeNs;
+  const stat = new DataView(Deno.UnsafePointerView.getArrayBuffer(attrPtr!, STAT_SIZE[layout]));
+  const set = decodeSetattr(c.abi.args.setattr, layout, stat, toSet);
+  if (typeof set === "string") return void c.S.fuse_reply_err(req, E[set]);
   c.replyAttr(req, b.setattr(ino, set, fi ? c.fh(fi) : undefined), b.attrTimeout);
 };
 

@@ -1,7 +1,7 @@
 /** Open files: open, create, read, write, fsync, release, fallocate (no flush: see OP_SIGNATURES). */
 import { encodeFdBufvec } from "../../../../ffi/fuse/lowlevel.ts";
 import { BUFVEC_SIZE } from "../../../../ffi/fuse/lowlevel.ts";
-import { check } from "../../../../ffi/fsops.ts";
+import { fsyncFd } from "../../../../ffi/fsops.ts";
 import { E } from "../../../../ffi/errno.ts";
 import { libc } from "../../../../ffi/sys.ts";
 import type { FsBackend, Opened } from "../../../fs/backend.ts";
@@ -59,7 +59,7 @@ export const write: Op<"write"> = (c, req, _ino, buf, size, off, fi) => {
 /** fsync / fdatasync of the handle's fd. */
 export const fsync: Op<"fsync"> = (c, req, _ino, datasync, fi) => {
   const fd = c.fh(fi);
-  c.S.fuse_reply_err(req, check(datasync ? libc().fdatasync(fd) : libc().fsync(fd)));
+  c.S.fuse_reply_err(req, fsyncFd(fd, datasync !== 0));
 };
 
 /** release: the last close of a handle. */

@@ -50,10 +50,18 @@ export const rmdir: Op<"rmdir"> = (c, req, parent, name) => {
   c.S.fuse_reply_err(req, c.resolve(req, Number(parent)).rmdir(Number(parent), c.name(name)));
 };
 
-/** rename / renameat2 (libfuse 2.9 passes no flags): both dirs must belong to one runtime. */
-export const rename: Op<"rename"> = (c, req, parent, name, newParent, newName, flags) => {
+/**
+ * rename with the flavour's flags (renameat2's on Linux, renamex_np's on macFUSE; libfuse 2.9
+ * passes none here): both dirs must belong to one runtime.
+ */
+export const rename: Op<"rename"> = (c, req, parent, name, newParent, newName, rawFlags) => {
+  const flags = c.abi.args.renameFlags(rawFlags ?? 0);
+  if (typeof flags === "string") return void c.S.fuse_reply_err(req, E[flags]);
   const b = c.resolve(req, Number(parent));
   if (b.writable && c.resolve(req, Number(newParent)) !== b) return void c.S.fuse_reply_err(req, E.EXDEV);
-  const e = b.rename(Number(parent), c.name(name), Number(newParent), c.name(newName), flags ?? 0);
-  c.S.fuse_reply_err(req, e);
+  c.S.fuse_reply_err(req, b.rename(Number(parent), c.name(name), Number(newParent), c.name(newName), flags));
 };
+
+/** renamex (macFUSE libfuse2 only): a rename with renamex_np(2) flags (RENAME_SWAP, RENAME_EXCL). */
+export const renamex: Op<"renamex"> = (c, req, parent, name, newParent, newName, flags) =>
+  rename(c, req, parent, name, newParent, newName, flags);

@@ -9,7 +9,7 @@ import { access, getattr, setattr, statfs } from "./attr.ts";
 import { opendir, readdir, releasedir } from "./dir.ts";
 import { forget, forget_multi, lookup } from "./entry.ts";
 import { create, fallocate, fsync, open, read, release, write } from "./file.ts";
-import { link, mkdir, mknod, readlink, rename, rmdir, symlink, unlink } from "./names.ts";
+import { link, mkdir, mknod, readlink, rename, renamex, rmdir, symlink, unlink } from "./names.ts";
 import { getxattr, listxattr, removexattr, setxattr } from "./xattr.ts";
 
 /** init and destroy: nothing to set up or tear down per session. */
@@ -32,6 +32,7 @@ export const OPS_TABLE: { [K in OpName]: Op<K> } = {
   rmdir,
   symlink,
   rename,
+  renamex,
   link,
   open,
   read,

@@ -27,6 +27,17 @@ import { buildServer } from "../../../../core/service/worker/main.ts";
 import { ObjectStore } from "../../../../core/store/store.ts";
 import { CTR_BYTES, LAT_BUCKETS } from "../../../../core/metrics.ts";
 import { OPS_SLOTS } from "../../../../ffi/fuse/lowlevel.ts";
+import {
+  DARWIN_RENAME,
+  DARWIN_ST_FLAGS,
+  decodeSetattr,
+  renameFlagsDarwin,
+  renameFlagsLinux,
+  SETATTR_BITS,
+  xattrFlagsDarwin,
+  xattrFlagsLinux,
+} from "../../../../ffi/fuse/writeargs.ts";
+import { darwinXattrFlags } from "../../../../ffi/fsops.ts";
 
 Deno.test("errno tables: Darwin differs where bsd/sys/errno.h does; the host table is Linux here", () => {
   assert.deepEqual(
@@ -170,15 +181,16 @@ Deno.test("FUSE ABIs: table sizes, slots, file-info offsets, Darwin callback typ
   const { linux3, macfuse3, macfuse2 } = FUSE_ABIS;
   assert.deepEqual([linux3.slots * 8, macfuse3.slots * 8, macfuse2.slots * 8], [352, 376, 392]);
   for (const abi of [linux3, macfuse3, macfuse2]) {
+    const at = (op: keyof typeof abi.slot) => (abi.slot[op] ?? -1) * 8;
     // slots 0–40 agree in every flavour (libfuse 2.9.9 order)
-    assert.equal(abi.slot.lookup * 8, 16, abi.flavour);
-    assert.equal(abi.slot.read * 8, 120, abi.flavour);
-    assert.equal(abi.slot.readdir * 8, 168, abi.flavour);
-    assert.equal(abi.slot.setxattr * 8, 200, abi.flavour);
-    assert.equal(abi.slot.getxattr * 8, 208, abi.flavour);
-    assert.equal(abi.slot.create * 8, 240, abi.flavour);
-    assert.equal(abi.slot.forget_multi * 8, 304, abi.flavour);
-    assert.equal(abi.slot.fallocate * 8, 320, abi.flavour);
+    assert.equal(at("lookup"), 16, abi.flavour);
+    assert.equal(at("read"), 120, abi.flavour);
+    assert.equal(at("readdir"), 168, abi.flavour);
+    assert.equal(at("setxattr"), 200, abi.flavour);
+    assert.equal(at("getxattr"), 208, abi.flavour);
+    assert.equal(at("create"), 240, abi.flavour);
+    assert.equal(at("forget_multi"), 304, abi.flavour);
+    assert.equal(at("fallocate"), 320, abi.flavour);
     assert.deepEqual(abi.ctx, { ...abi.ctx, uid: 0, gid: 4, pid: 8 });
   }
   // fuse_file_info: 3.x flags@0 bits@4 fh@16 (keep_cache bit 2); macFUSE libfuse2 fh@24 bits@20 (bit 1)
@@ -248,8 +260,9 @@ Deno.test("the worker's ops table for each flavour: one callback per handler, at
         assert.deepEqual(filled, expected, abi.flavour);
         assert.equal(server.callbacks.length, expected.length);
         if (abi.flavour === "macfuse2") {
-          assert.ok(filled.every((i) => i <= 40), "Apple slots 41-48 stay empty");
-        }
+          // of Apple's slots 41-48 only renamex (44) is set; setattr_x (48) stays empty
+          assert.deepEqual(filled.filter((i) => i > 40), [44]);
+        } else assert.equal(abi.slot.renamex, undefined);
       } finally {
         for (const cb of server.callbacks) cb.close();
       }
@@ -259,4 +272,40 @@ Deno.test("the worker's ops table for each flavour: one callback per handler, at
     channel.port2.close();
     Deno.removeSync(root, { recursive: true });
   }
+});
+
+Deno.test("write-side flag values: FUSE_SET_ATTR_* per flavour, renamex_np and Darwin setxattr options", () => {
+  // macFUSE 4.x fuse_lowlevel.h: CRTIME 28, CHGTIME 29, BKUPTIME 30, FLAGS 31; macFUSE 5: BTIME 28, BKUPTIME 30
+  assert.equal(SETATTR_BITS.macfuse2.FLAGS, 0x80000000);
+  assert.equal(SETATTR_BITS.macfuse2.IGNORED, 0x70000000);
+  assert.equal(SETATTR_BITS.macfuse3.IGNORED, 0x50000000);
+  assert.equal(SETATTR_BITS.linux3.FLAGS, 0);
+  for (const b of Object.values(SETATTR_BITS)) {
+    assert.deepEqual([b.MODE, b.UID, b.GID, b.SIZE, b.ATIME, b.MTIME, b.ATIME_NOW, b.MTIME_NOW], [
+      1,
+      2,
+      4,
+      8,
+      0x10,
+      0x20,
+      0x80,
+      0x100,
+    ]);
+  }
+  // xnu bsd/sys/stdio.h, bsd/sys/xattr.h
+  assert.deepEqual(DARWIN_RENAME, { SECLUDE: 1, SWAP: 2, EXCL: 4, NOFOLLOW_ANY: 0x10 });
+  assert.equal(renameFlagsDarwin(DARWIN_RENAME.SWAP | DARWIN_RENAME.EXCL), "EINVAL");
+  assert.equal(renameFlagsDarwin(DARWIN_RENAME.EXCL | DARWIN_RENAME.NOFOLLOW_ANY), 1);
+  assert.equal(renameFlagsLinux(4), "EINVAL"); // RENAME_WHITEOUT
+  assert.equal(xattrFlagsDarwin(0x1 | 0x2), 1); // NOFOLLOW | CREATE
+  assert.equal(xattrFlagsDarwin(0x40), "EINVAL");
+  assert.equal(xattrFlagsLinux(3), 3); // the kernel refuses both; the host call says EINVAL
+  assert.equal(darwinXattrFlags(2), 0x1 | 0x4);
+  // a Darwin stat with st_flags set asks for a chflags spfs cannot keep
+  const st = new Uint8Array(144);
+  new DataView(st.buffer).setUint32(DARWIN_ST_FLAGS, 0x8000, true);
+  assert.equal(
+    decodeSetattr(SETATTR_BITS.macfuse3, "darwin", new DataView(st.buffer), 0x80000000 | 0),
+    "ENOTSUP",
+  );
 });
