@@ -61,6 +61,16 @@ export const SETATTR_BITS: Record<"linux3" | "macfuse3" | "macfuse2", SetattrBit
   macfuse2: { ...PORTABLE, FLAGS: 2 ** 31, IGNORED: (1 << 28) | (1 << 29) | (1 << 30) },
 };
 
+const known = new WeakMap<SetattrBits, number>();
+/** Every bit of `bits` (computed once per flavour: setattr is on the hot path of writes). */
+function knownBits(bits: SetattrBits): number {
+  const m = known.get(bits);
+  if (m !== undefined) return m;
+  const all = Object.values(bits).reduce((a: number, b: number) => (a | b) >>> 0, 0);
+  known.set(bits, all);
+  return all;
+}
+
 /** Byte offset of Darwin `st_flags` (u32). */
 export const DARWIN_ST_FLAGS = 116;
 
@@ -80,8 +90,7 @@ export function decodeSetattr(
   toSet: number,
 ): SetattrChanges | Refusal {
   const t = toSet >>> 0;
-  const known = Object.values(bits).reduce((m: number, b: number) => (m | b) >>> 0, 0);
-  if (t & ~known) return EINVAL;
+  if (t & ~knownBits(bits)) return EINVAL;
   if (bits.FLAGS && t & bits.FLAGS && stat.getUint32(DARWIN_ST_FLAGS, true) !== 0) return ENOTSUP;
   const a = decodeStat(layout, stat);
   const set: SetattrChanges = {};
