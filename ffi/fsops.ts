@@ -25,6 +25,8 @@ import {
   O_WRONLY,
   RENAME_EXCHANGE,
   RENAME_NOREPLACE,
+  XATTR_CREATE,
+  XATTR_REPLACE,
 } from "./sys.ts";
 import { type Attr, decodeStat, hostStatLayout, STAT_SIZE } from "./stat.ts";
 import { E } from "./errno.ts";
@@ -239,8 +241,8 @@ export function setxattr(
 
 /** Darwin setxattr options for Linux XATTR_CREATE 1 / XATTR_REPLACE 2, never following symlinks. */
 export function darwinXattrFlags(linuxFlags: number): number {
-  return DARWIN_FS.XATTR_NOFOLLOW | (linuxFlags & 1 ? DARWIN_FS.XATTR_CREATE : 0) |
-    (linuxFlags & 2 ? DARWIN_FS.XATTR_REPLACE : 0);
+  return DARWIN_FS.XATTR_NOFOLLOW | (linuxFlags & XATTR_CREATE ? DARWIN_FS.XATTR_CREATE : 0) |
+    (linuxFlags & XATTR_REPLACE ? DARWIN_FS.XATTR_REPLACE : 0);
 }
 
 /**

@@ -16,7 +16,15 @@ import { type MountEntry, parseMountinfo } from "./linux/mounts.ts";
 
 export { cstr, ErrnoError };
 export type { Libc, MountEntry };
-export { AT_FDCWD, AT_SYMLINK_NOFOLLOW, FICLONE, RENAME_EXCHANGE, RENAME_NOREPLACE } from "./linux/libc.ts";
+export {
+  AT_FDCWD,
+  AT_SYMLINK_NOFOLLOW,
+  FICLONE,
+  RENAME_EXCHANGE,
+  RENAME_NOREPLACE,
+  XATTR_CREATE,
+  XATTR_REPLACE,
+} from "./linux/libc.ts";
 export type { ProcInfo } from "./linux/proc.ts";
 
 let syms: Libc | undefined;

@@ -48,8 +48,7 @@ export type FuseFlavour = "linux3" | "macfuse3" | "macfuse2";
  */
 export const ALL_OP_SIGNATURES = {
   ...OP_SIGNATURES,
-  setxattr: [...OP_SIGNATURES.setxattr, "u32"],
-  getxattr: [...OP_SIGNATURES.getxattr, "u32"],
+  ...MACFUSE2_XATTR_SIGNATURES,
   renamex: MACFUSE2_RENAMEX_SIGNATURE,
 } as const;
 /** The ops spfs implements; a flavour may lack some (only macfuse2 has `renamex`). */

@@ -7,12 +7,13 @@
  * `fuse_lowlevel.h` (Apple bits CRTIME 28, CHGTIME 29, BKUPTIME 30, FLAGS 31; `do_setattr` masks
  * `to_set` to the eight portable bits unless `setattr_x` is set; `renamex` gets renamex_np(2)
  * flags); macFUSE 5 `libfuse3.4.dylib` `fuse_lowlevel.h` (BTIME 28, BKUPTIME 30, FLAGS 31; the
- * kernel's renamex_np flags reach `rename`); xnu-11417 bsd/sys/stdio.h (RENAME_SECLUDE 0x1,
- * RENAME_SWAP 0x2, RENAME_EXCL 0x4, RENAME_NOFOLLOW_ANY 0x10), bsd/sys/xattr.h (XATTR_NOFOLLOW
- * 0x1, XATTR_CREATE 0x2, XATTR_REPLACE 0x4, XATTR_NOSECURITY 0x8, XATTR_NODEFAULT 0x10,
- * XATTR_SHOWCOMPRESSION 0x20), bsd/sys/stat.h (`st_flags` u32 @116 of the 144-byte stat).
+ * kernel's renamex_np flags reach `rename`); xnu-11417 bsd/sys/stat.h (`st_flags` u32 @116 of
+ * the 144-byte stat). The renamex_np and setxattr flag values are DARWIN_FS's
+ * (darwin/libsystem.ts), the Linux ones linux/libc.ts's.
  */
 import { decodeStat, type StatLayout } from "../stat.ts";
+import { DARWIN_FS } from "../darwin/libsystem.ts";
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_CREATE, XATTR_REPLACE } from "../linux/libc.ts";
 
 /** setattr changes in the backends' form: times in ns since the epoch, or "now". */
 export interface SetattrChanges {
@@ -104,9 +105,14 @@ export function decodeSetattr(
 }
 
 /** Linux renameat2(2) flags, the backends' form. */
-export const RENAME = { NOREPLACE: 1, EXCHANGE: 2 } as const;
-/** Darwin renamex_np(2) flags (bsd/sys/stdio.h). */
-export const DARWIN_RENAME = { SECLUDE: 0x1, SWAP: 0x2, EXCL: 0x4, NOFOLLOW_ANY: 0x10 } as const;
+const RENAME = { NOREPLACE: RENAME_NOREPLACE, EXCHANGE: RENAME_EXCHANGE } as const;
+/** Darwin renamex_np(2) flags (values: darwin/libsystem.ts DARWIN_FS). */
+export const DARWIN_RENAME = {
+  SECLUDE: DARWIN_FS.RENAME_SECLUDE,
+  SWAP: DARWIN_FS.RENAME_SWAP,
+  EXCL: DARWIN_FS.RENAME_EXCL,
+  NOFOLLOW_ANY: DARWIN_FS.RENAME_NOFOLLOW_ANY,
+} as const;
 
 /** Linux: renameat2 flags as they are; anything but NOREPLACE/EXCHANGE is EINVAL. */
 export function renameFlagsLinux(raw: number): number | Refusal {
@@ -124,16 +130,7 @@ export function renameFlagsDarwin(raw: number): number | Refusal {
 }
 
 /** Linux setxattr(2) flags, the backends' form. */
-export const XATTR = { CREATE: 1, REPLACE: 2 } as const;
-/** Darwin setxattr(2) options (bsd/sys/xattr.h). */
-export const DARWIN_XATTR = {
-  NOFOLLOW: 0x1,
-  CREATE: 0x2,
-  REPLACE: 0x4,
-  NOSECURITY: 0x8,
-  NODEFAULT: 0x10,
-  SHOWCOMPRESSION: 0x20,
-} as const;
+const XATTR = { CREATE: XATTR_CREATE, REPLACE: XATTR_REPLACE } as const;
 
 /** Linux: XATTR_CREATE / XATTR_REPLACE as they are; other bits are EINVAL. */
 export function xattrFlagsLinux(raw: number): number | Refusal {
@@ -145,9 +142,9 @@ export function xattrFlagsLinux(raw: number): number | Refusal {
  * NOSECURITY, NODEFAULT and SHOWCOMPRESSION change nothing for a scratch file; others are EINVAL.
  */
 export function xattrFlagsDarwin(raw: number): number | Refusal {
-  const d = DARWIN_XATTR;
-  if (raw & ~(d.NOFOLLOW | d.CREATE | d.REPLACE | d.NOSECURITY | d.NODEFAULT | d.SHOWCOMPRESSION)) {
-    return EINVAL;
-  }
-  return (raw & d.CREATE ? XATTR.CREATE : 0) | (raw & d.REPLACE ? XATTR.REPLACE : 0);
+  const d = DARWIN_FS;
+  const known = d.XATTR_NOFOLLOW | d.XATTR_CREATE | d.XATTR_REPLACE | d.XATTR_NOSECURITY | d.XATTR_NODEFAULT |
+    d.XATTR_SHOWCOMPRESSION;
+  if (raw & ~known) return EINVAL;
+  return (raw & d.XATTR_CREATE ? XATTR.CREATE : 0) | (raw & d.XATTR_REPLACE ? XATTR.REPLACE : 0);
 }

@@ -91,4 +91,6 @@ export const LINUX_O_FLAGS = {
 } as const;
 /** <linux/fs.h>: FICLONE = _IOW(0x94, 9, int); renameat2 flags; AT_FDCWD, AT_SYMLINK_NOFOLLOW. */
 export const FICLONE = 0x40049409, RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2;
+/** <linux/xattr.h> setxattr(2) flags. */
+export const XATTR_CREATE = 1, XATTR_REPLACE = 2;
 export const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100;

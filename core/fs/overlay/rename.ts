@@ -6,14 +6,13 @@
  */
 import { E } from "../../../ffi/errno.ts";
 import { rename as renameat2 } from "../../../ffi/fsops.ts";
+import { RENAME_EXCHANGE, RENAME_NOREPLACE } from "../../../ffi/sys.ts";
 import { WH_PREFIX } from "../../store/scratch.ts";
 import { nameTooLong } from "../backend.ts";
 import { lastAttr } from "./attrs.ts";
 import { deepCopyUp } from "./copyup.ts";
 import type { ONode } from "./nodes.ts";
 import type { OverlayParts } from "./parts.ts";
-
-const RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2;
 
 /** True when the merged listing of dir `n` is empty. */
 export function isEmptyDir(ov: OverlayParts, n: ONode): boolean {
