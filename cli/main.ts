@@ -1,21 +1,94 @@
 /**
  * Command-line entry: parses argv with commander and dispatches to one module per subcommand,
- * each imported lazily so `spfs run` loads only what it needs.
+ * each imported lazily. The common `spfs run [flags] SPEC [--] CMD…` is parsed here without
+ * commander, whose import alone costs `spfs run` about 30 ms (ARCHITECTURE.md: start-up is a
+ * product feature); anything else, `--help` included, goes through commander.
  */
-import { Command, CommanderError, Option } from "commander";
-import { type ConfigFlags, loadConfig } from "../core/config.ts";
+import type { Command } from "commander";
+import { type Config, type ConfigFlags, loadConfig } from "../core/config.ts";
 import { ExitCode, SpfsError } from "../core/errors.ts";
 import type { ServiceOpts } from "./service.ts";
+import { run as runCmd, type RunOpts } from "./run.ts";
 import { VERSION } from "../core/version.ts";
 import { reportError } from "./output.ts";
 import { forcedCrash, reportBug } from "../core/report.ts";
 
-/** Runs the CLI and resolves with the process exit code. */
 /** What each command group needs: the program, the config for a command, and the action wrapper. */
 interface Cli {
   program: Command;
-  cfg: (extra?: ConfigFlags) => ReturnType<typeof loadConfig>;
+  cfg: (extra?: ConfigFlags) => Promise<Config>;
   act: <A extends unknown[]>(fn: (...a: A) => Promise<number | void>) => (...a: A) => Promise<void>;
+  /** The `run` action; tests swap it to see what commander parsed. */
+  runAction: RunAction;
+}
+
+/** Options of `spfs run` / `spfs shell` as parsed from argv. */
+export type RunFlags = RunOpts & { mountpoint?: string };
+
+/** Runs `spfs run` with parsed operands; resolves with the exit code. */
+export type RunAction = (
+  cfg: (extra?: ConfigFlags) => Promise<Config>,
+  spec: string | undefined,
+  command: string[],
+  o: RunFlags,
+) => Promise<number>;
+
+/** The `spfs run` action, shared by commander and the quick parser. */
+const runAction: RunAction = async (cfg, spec, command, o) => {
+  // with --rerun there is no SPEC: every operand belongs to the command
+  if (o.rerun && spec !== undefined) command = [spec, ...command];
+  if (!o.rerun && spec === undefined) {
+    throw new SpfsError("UsageError", "missing SPEC", { hint: "spfs run SPEC -- CMD [ARGS…]" });
+  }
+  return await runCmd(
+    await cfg({ mountpoint: o.mountpoint }),
+    o.rerun ? undefined : spec,
+    command,
+    o,
+  );
+};
+
+/** `spfs run`'s flags without a value, and the option each sets (commander's names). */
+const RUN_SWITCHES: Record<string, [keyof RunFlags, boolean]> = {
+  "--edit": ["edit", true],
+  "--keep-runtime": ["keepRuntime", true],
+  "--no-pull": ["pull", false],
+};
+/** `spfs run`'s flags that take a value. */
+const RUN_VALUED: Record<string, keyof RunFlags> = {
+  "--name": "name",
+  "--rerun": "rerun",
+  "--scratch": "scratch",
+  "--mountpoint": "mountpoint",
+};
+
+/**
+ * Parses `run [flags] SPEC [CMD…]` as commander does for the `run` command (options stop at the
+ * first operand; everything after it, `--` included, is the command). Returns undefined for any
+ * other argv — global options, `--help`, an unknown or malformed flag, no operand — so that
+ * commander parses it and reports errors in its usual words.
+ */
+export function parseQuickRun(
+  argv: string[],
+): { spec: string; command: string[]; o: RunFlags } | undefined {
+  if (argv[0] !== "run") return undefined;
+  const o: Record<string, unknown> = {};
+  let i = 1;
+  for (; i < argv.length && argv[i].startsWith("-"); i++) {
+    const eq = argv[i].indexOf("=");
+    const flag = eq < 0 ? argv[i] : argv[i].slice(0, eq);
+    const key = RUN_VALUED[flag];
+    if (key) {
+      const value = eq < 0 ? argv[++i] : argv[i].slice(eq + 1);
+      if (value === undefined) return undefined;
+      o[key] = value;
+    } else if (RUN_SWITCHES[flag] && eq < 0) {
+      const [k, v] = RUN_SWITCHES[flag];
+      o[k] = v;
+    } else return undefined;
+  }
+  if (i >= argv.length) return undefined;
+  return { spec: argv[i], command: argv.slice(i + 1), o: o as RunFlags };
 }
 
 /** Commands for storage: commit, tag, tags, ls, info, check, doctor. */
@@ -30,7 +103,7 @@ function storageCommands({ program, cfg, act }: Cli): void {
     .option("--json", "print {digest, manifest, files, bytes} as JSON")
     .action(
       act(async (dir: string | undefined, o: { tag?: string; runtime?: string; json?: boolean }) =>
-        (await import("./commit.ts")).commit(cfg(), dir, o)
+        (await import("./commit.ts")).commit(await cfg(), dir, o)
       ),
     );
 
@@ -41,7 +114,7 @@ function storageCommands({ program, cfg, act }: Cli): void {
     .option("--json", "print JSON")
     .action(
       act(async (ref: string, name: string, o: { json?: boolean }) =>
-        (await import("./tags.ts")).tag(cfg(), ref, name, o)
+        (await import("./tags.ts")).tag(await cfg(), ref, name, o)
       ),
     );
 
@@ -51,7 +124,7 @@ function storageCommands({ program, cfg, act }: Cli): void {
     .option("--json", "print JSON")
     .action(
       act(async (name: string | undefined, o: { json?: boolean }) =>
-        (await import("./tags.ts")).tags(cfg(), name, o)
+        (await import("./tags.ts")).tags(await cfg(), name, o)
       ),
     );
 
@@ -62,7 +135,7 @@ function storageCommands({ program, cfg, act }: Cli): void {
     .option("--json", "print JSON")
     .action(
       act(async (spec: string, path: string, o: { json?: boolean }) =>
-        (await import("./ls.ts")).ls(cfg(), spec, path, o)
+        (await import("./ls.ts")).ls(await cfg(), spec, path, o)
       ),
     );
 
@@ -71,7 +144,9 @@ function storageCommands({ program, cfg, act }: Cli): void {
     .argument("<ref>", "tag, digest or digest prefix")
     .option("--json", "print JSON")
     .action(
-      act(async (ref: string, o: { json?: boolean }) => (await import("./info.ts")).info(cfg(), ref, o)),
+      act(async (ref: string, o: { json?: boolean }) =>
+        (await import("./info.ts")).info(await cfg(), ref, o)
+      ),
     );
 
   program.command("clean")
@@ -83,21 +158,21 @@ function storageCommands({ program, cfg, act }: Cli): void {
     .option("--json", "print {dryRun, removed, kept, young} as JSON")
     .action(
       act(async (o: { dryRun?: boolean; grace?: string; json?: boolean }) =>
-        (await import("./clean.ts")).clean(cfg(), o)
+        (await import("./clean.ts")).clean(await cfg(), o)
       ),
     );
 
   program.command("check")
     .description("verify every object against its digest and every reference; exit 6 if damaged")
     .option("--json", "print {ok, objects, bytes, corrupt, missing} as JSON")
-    .action(act(async (o: { json?: boolean }) => (await import("./check.ts")).check(cfg(), o)));
+    .action(act(async (o: { json?: boolean }) => (await import("./check.ts")).check(await cfg(), o)));
 
   program.command("doctor")
     .description(
       "check FUSE, the mount point, storage, the database and the service; print a fix for each problem",
     )
     .option("--json", "print {ok, checks: [{name, status, detail, code?, fix?}]} as JSON")
-    .action(act(async (o: { json?: boolean }) => (await import("./doctor.ts")).doctor(cfg(), o)));
+    .action(act(async (o: { json?: boolean }) => (await import("./doctor.ts")).doctor(await cfg(), o)));
 }
 
 /** Commands for remotes: remote list|add|remove, push, pull. */
@@ -106,7 +181,7 @@ function remoteCommands({ program, cfg, act }: Cli): void {
     "list, add and remove remotes (OCI registries and shared directories) in the config file",
   );
   remote.command("list").description("list the configured remotes").option("--json", "print JSON")
-    .action(act(async (o: { json?: boolean }) => (await import("./remote.ts")).list(cfg(), o)));
+    .action(act(async (o: { json?: boolean }) => (await import("./remote.ts")).list(await cfg(), o)));
   remote.command("add")
     .description("add or replace a remote; `origin` is the default for push, pull and run")
     .argument("<name>", "remote name, e.g. origin")
@@ -115,14 +190,14 @@ function remoteCommands({ program, cfg, act }: Cli): void {
     .option("--json", "print JSON")
     .action(
       act(async (name: string, address: string, o: { insecure?: boolean; json?: boolean }) =>
-        (await import("./remote.ts")).add(cfg(), name, address, o)
+        (await import("./remote.ts")).add(await cfg(), name, address, o)
       ),
     );
   remote.command("remove").description("remove a remote").argument("<name>", "remote name")
     .option("--json", "print JSON")
     .action(
       act(async (name: string, o: { json?: boolean }) =>
-        (await import("./remote.ts")).remove(cfg(), name, o)
+        (await import("./remote.ts")).remove(await cfg(), name, o)
       ),
     );
 
@@ -133,7 +208,7 @@ function remoteCommands({ program, cfg, act }: Cli): void {
     .option("--json", "print {remote, refs, layers, objects, bytes, ms} as JSON")
     .action(
       act(async (refs: string[], o: import("./remote.ts").SyncOpts) =>
-        (await import("./remote.ts")).push(cfg(), refs, o)
+        (await import("./remote.ts")).push(await cfg(), refs, o)
       ),
     );
   program.command("pull")
@@ -143,13 +218,13 @@ function remoteCommands({ program, cfg, act }: Cli): void {
     .option("--json", "print {remote, refs, layers, objects, bytes, ms} as JSON")
     .action(
       act(async (refs: string[], o: import("./remote.ts").SyncOpts) =>
-        (await import("./remote.ts")).pull(cfg(), refs, o)
+        (await import("./remote.ts")).pull(await cfg(), refs, o)
       ),
     );
 }
 
 /** Commands for running: run, shell, diff. */
-function runCommands({ program, cfg, act }: Cli): void {
+function runCommands({ program, cfg, act, runAction }: Cli): void {
   const runtimeOptions = (c: Command) =>
     c.option("--edit", "give the runtime a writable scratch dir (changes can be committed)")
       .option("--keep-runtime", "keep the runtime after the command exits (durable; implies --edit)")
@@ -160,8 +235,7 @@ function runCommands({ program, cfg, act }: Cli): void {
         "put scratch on ramdisk:NAME (see `spfs ramdisk`) or in an absolute DIR (implies --edit)",
       )
       .option("--no-pull", "do not fetch a REF missing here from the origin remote")
-      .addOption(new Option("--mountpoint <dir>", "mount point (env SPFS_MOUNTPOINT)"));
-  type RunFlags = import("./run.ts").RunOpts & { mountpoint?: string };
+      .option("--mountpoint <dir>", "mount point (env SPFS_MOUNTPOINT)");
 
   runtimeOptions(
     program.command("run")
@@ -172,19 +246,7 @@ function runCommands({ program, cfg, act }: Cli): void {
   )
     .passThroughOptions()
     .action(
-      act(async (spec: string | undefined, command: string[], o: RunFlags) => {
-        // with --rerun there is no SPEC: every operand belongs to the command
-        if (o.rerun && spec !== undefined) command = [spec, ...command];
-        if (!o.rerun && spec === undefined) {
-          throw new SpfsError("UsageError", "missing SPEC", { hint: "spfs run SPEC -- CMD [ARGS…]" });
-        }
-        return (await import("./run.ts")).run(
-          cfg({ mountpoint: o.mountpoint }),
-          o.rerun ? undefined : spec,
-          command,
-          o,
-        );
-      }),
+      act((spec: string | undefined, command: string[], o: RunFlags) => runAction(cfg, spec, command, o)),
     );
 
   runtimeOptions(
@@ -197,7 +259,7 @@ function runCommands({ program, cfg, act }: Cli): void {
         if (!o.rerun && spec === undefined) {
           throw new SpfsError("UsageError", "missing SPEC", { hint: "spfs shell SPEC" });
         }
-        return (await import("./run.ts")).run(cfg({ mountpoint: o.mountpoint }), spec, [
+        return (await import("./run.ts")).run(await cfg({ mountpoint: o.mountpoint }), spec, [
           Deno.env.get("SHELL") || "/bin/sh",
         ], o);
       }),
@@ -210,7 +272,7 @@ function runCommands({ program, cfg, act }: Cli): void {
     .option("--json", "print [{op, path, kind}] as JSON")
     .action(
       act(async (refs: string[], o: { runtime?: string; json?: boolean }) =>
-        (await import("./diff.ts")).diff(cfg(), refs, o)
+        (await import("./diff.ts")).diff(await cfg(), refs, o)
       ),
     );
 }
@@ -221,13 +283,15 @@ function runtimeCommands({ program, cfg, act }: Cli): void {
   runtime.command("list")
     .description("list running and durable runtimes")
     .option("--json", "print JSON")
-    .action(act(async (o: { json?: boolean }) => (await import("./runtime.ts")).list(cfg(), o)));
+    .action(act(async (o: { json?: boolean }) => (await import("./runtime.ts")).list(await cfg(), o)));
   runtime.command("info")
     .description("show one runtime")
     .argument("<runtime>", "id or name")
     .option("--json", "print JSON")
     .action(
-      act(async (ref: string, o: { json?: boolean }) => (await import("./runtime.ts")).info(cfg(), ref, o)),
+      act(async (ref: string, o: { json?: boolean }) =>
+        (await import("./runtime.ts")).info(await cfg(), ref, o)
+      ),
     );
   runtime.command("remove")
     .description("delete a durable runtime that is not running, with its scratch dir")
@@ -235,7 +299,7 @@ function runtimeCommands({ program, cfg, act }: Cli): void {
     .option("--json", "print JSON")
     .action(
       act(async (refs: string[], o: { json?: boolean }) =>
-        (await import("./runtime.ts")).remove(cfg(), refs, o)
+        (await import("./runtime.ts")).remove(await cfg(), refs, o)
       ),
     );
   runtime.command("prune")
@@ -245,7 +309,7 @@ function runtimeCommands({ program, cfg, act }: Cli): void {
     .option("--json", "print JSON")
     .action(
       act(async (o: { dryRun?: boolean; yes?: boolean; json?: boolean }) =>
-        (await import("./runtime.ts")).prune(cfg(), o)
+        (await import("./runtime.ts")).prune(await cfg(), o)
       ),
     );
 }
@@ -263,7 +327,7 @@ function agentCommands({ program, cfg, act }: Cli): void {
       .option("--dry-run", "print the file and the commands instead"),
   ).action(
     act(async (o: { label?: string; dryRun?: boolean; json?: boolean }) =>
-      (await import("./launchagent.ts")).install(cfg(), o)
+      (await import("./launchagent.ts")).install(await cfg(), o)
     ),
   );
   agentOpts(
@@ -272,7 +336,7 @@ function agentCommands({ program, cfg, act }: Cli): void {
       .option("--dry-run", "print the commands instead"),
   ).action(
     act(async (o: { label?: string; dryRun?: boolean; json?: boolean }) =>
-      (await import("./launchagent.ts")).uninstall(cfg(), o)
+      (await import("./launchagent.ts")).uninstall(await cfg(), o)
     ),
   );
   agentOpts(
@@ -280,7 +344,9 @@ function agentCommands({ program, cfg, act }: Cli): void {
       "what the service manager reports; exit 0 running, 1 stopped, 3 not installed",
     ),
   ).action(
-    act(async (o: { label?: string; json?: boolean }) => (await import("./launchagent.ts")).status(cfg(), o)),
+    act(async (o: { label?: string; json?: boolean }) =>
+      (await import("./launchagent.ts")).status(await cfg(), o)
+    ),
   );
 }
 
@@ -296,7 +362,7 @@ function ramdiskCommands({ program, cfg, act }: Cli): void {
     .option("--json", "print JSON")
     .action(
       act(async (o: { size: string; name?: string; json?: boolean }) =>
-        (await import("./ramdisk.ts")).create(cfg(), o)
+        (await import("./ramdisk.ts")).create(await cfg(), o)
       ),
     );
   ramdisk.command("destroy")
@@ -306,13 +372,13 @@ function ramdiskCommands({ program, cfg, act }: Cli): void {
     .option("--json", "print JSON")
     .action(
       act(async (name: string, o: { force?: boolean; json?: boolean }) =>
-        (await import("./ramdisk.ts")).destroy(cfg(), name, o)
+        (await import("./ramdisk.ts")).destroy(await cfg(), name, o)
       ),
     );
   ramdisk.command("list")
     .description("list the RAM disks spfs created")
     .option("--json", "print JSON")
-    .action(act(async (o: { json?: boolean }) => (await import("./ramdisk.ts")).list(cfg(), o)));
+    .action(act(async (o: { json?: boolean }) => (await import("./ramdisk.ts")).list(await cfg(), o)));
 }
 
 /** Commands for service and status. */
@@ -346,7 +412,7 @@ function serviceCommands({ program, cfg, act }: Cli): void {
           );
         }
         return (await import("./service.ts")).service(
-          cfg({ mountpoint: o.mountpoint, idleTimeoutS: idle, metricsListen: o.metricsListen }),
+          await cfg({ mountpoint: o.mountpoint, idleTimeoutS: idle, metricsListen: o.metricsListen }),
           o,
         );
       }),
@@ -358,14 +424,42 @@ function serviceCommands({ program, cfg, act }: Cli): void {
     .option("--prometheus", "print metrics in the Prometheus text format")
     .action(
       act(async (o: { json?: boolean; prometheus?: boolean }) =>
-        (await import("./status.ts")).status(cfg(), o)
+        (await import("./status.ts")).status(await cfg(), o)
       ),
     );
 }
 
-export async function main(argv: string[]): Promise<number> {
-  let code = 0;
-  let json = false;
+/** Outcome of parsing and running one command line, for `main`'s error handling. */
+interface Outcome {
+  code: number;
+  /** `--json` was given: errors go out as JSON. */
+  json: boolean;
+  /** The subcommand path, e.g. "runtime list", for bug reports. */
+  command: string;
+  cfg: (extra?: ConfigFlags) => Promise<Config>;
+}
+
+/** Fails on purpose when `SPFS_DEBUG_CRASH=cli`, to test bug reporting. */
+async function crashIfForced(argv: string[], cfg: () => Promise<Config>): Promise<void> {
+  if (forcedCrash("cli")) {
+    throw new Error(
+      `forced internal error (SPFS_DEBUG_CRASH=cli) in \`spfs ${argv.join(" ")}\` with storage ${
+        (await cfg()).storageRoot
+      }`,
+    );
+  }
+}
+
+/**
+ * Builds the commander program for `argv`. `out` receives the exit code, `--json` and the command
+ * name as the action runs; `run` is the `spfs run` action (tests pass one that records its operands).
+ */
+export async function buildProgram(
+  argv: string[],
+  out: Outcome,
+  run: RunAction = runAction,
+): Promise<Command> {
+  const { Command } = await import("commander");
   const program = new Command("spfs")
     .description(
       "Run commands in content-addressed environments that appear at /spfs for one process tree only.",
@@ -384,7 +478,7 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError("(run `spfs --help` for usage)")
     .exitOverride();
 
-  const cfg = (extra: ConfigFlags = {}) => {
+  out.cfg = (extra: ConfigFlags = {}) => {
     const g = program.opts<{ storage?: string; runtimeDir?: string; verbose?: number; logFormat?: string }>();
     return loadConfig({
       storage: g.storage,
@@ -396,23 +490,16 @@ export async function main(argv: string[]): Promise<number> {
   };
   const act = <A extends unknown[]>(fn: (...a: A) => Promise<number | void>) => async (...a: A) => {
     const opts = a.at(-2) as { json?: boolean } | undefined;
-    json = !!opts?.json;
-    code = (await fn(...a)) ?? 0;
+    out.json = !!opts?.json;
+    out.code = (await fn(...a)) ?? 0;
   };
-  let command = "spfs";
-  program.hook("preAction", (_program, action) => {
+  program.hook("preAction", async (_program, action) => {
     const names: string[] = [];
     for (let c: Command | null = action; c?.parent; c = c.parent) names.unshift(c.name());
-    command = names.join(" ");
-    if (forcedCrash("cli")) {
-      throw new Error(
-        `forced internal error (SPFS_DEBUG_CRASH=cli) in \`spfs ${
-          argv.join(" ")
-        }\` with storage ${cfg().storageRoot}`,
-      );
-    }
+    out.command = names.join(" ");
+    await crashIfForced(argv, out.cfg);
   });
-  const cli: Cli = { program, cfg, act };
+  const cli: Cli = { program, cfg: out.cfg, act, runAction: run };
   storageCommands(cli);
   runCommands(cli);
   remoteCommands(cli);
@@ -420,23 +507,35 @@ export async function main(argv: string[]): Promise<number> {
   agentCommands(cli);
   ramdiskCommands(cli);
   serviceCommands(cli);
+  return program;
+}
 
+/** Runs the CLI and resolves with the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const out: Outcome = { code: 0, json: false, command: "spfs", cfg: (extra = {}) => loadConfig(extra) };
   try {
-    await program.parseAsync(argv, { from: "user" });
-    return code;
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      if (
-        e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help"
-      ) return 0;
-      return ExitCode.usage;
+    const quick = parseQuickRun(argv);
+    if (quick) {
+      out.command = "run";
+      await crashIfForced(argv, out.cfg);
+      return await runAction(out.cfg, quick.spec, quick.command, quick.o);
     }
-    const rc = reportError(e, json);
+    await (await buildProgram(argv, out)).parseAsync(argv, { from: "user" });
+    return out.code;
+  } catch (e) {
+    // commander's own exits (help, version, usage) carry its `code`; it has printed already
+    const cmdCode = (e as { code?: unknown })?.code;
+    if (typeof cmdCode === "string" && cmdCode.startsWith("commander.")) {
+      return ["commander.helpDisplayed", "commander.version", "commander.help"].includes(cmdCode)
+        ? 0
+        : ExitCode.usage;
+    }
+    const rc = reportError(e, out.json);
     let dsn: string | undefined;
     try {
-      dsn = cfg().sentryDsn;
+      dsn = (await out.cfg()).sentryDsn;
     } catch { /* a bad config was the error itself */ }
-    await reportBug(e, { component: "cli", command }, dsn);
+    await reportBug(e, { component: "cli", command: out.command }, dsn);
     return rc;
   }
 }

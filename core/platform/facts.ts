@@ -5,7 +5,7 @@
  * `ffi/sys.ts`; path defaults in `core/config.ts`.
  */
 import { os } from "../../ffi/os.ts";
-import { LIBFUSE_CANDIDATES } from "../../ffi/fuse/abi.ts";
+import { LIBFUSE_CANDIDATES } from "../../ffi/fuse/libnames.ts";
 
 /** Platform policy the rest of spfs needs, without any OS test of its own. */
 export interface Platform {

@@ -8,6 +8,7 @@ import { logger } from "../log.ts";
 import { reportBug } from "../report.ts";
 import { CTR_BYTES, LAT_BUCKETS, parseLoopback } from "../metrics.ts";
 import { checkDevice, checkLibfuse, checkMountpoint, cleanupStaleMount } from "../platform/checks.ts";
+import { socketAddress } from "../platform/socket.ts";
 import { ObjectStore } from "../store/store.ts";
 import { TagDb } from "../store/tags.ts";
 import { OPS_SLOTS } from "../../ffi/fuse/lowlevel.ts";
@@ -44,7 +45,8 @@ export async function runService(cfg: Config): Promise<number> {
   const lockFd = acquireServiceLock(cfg);
   await preflight(cfg);
   const s = await start(cfg);
-  const rpc = new RpcServer(s, runtimePaths(cfg).socket);
+  const socket = runtimePaths(cfg).socket;
+  const rpc = new RpcServer(s, socket, await socketAddress(socket));
   const metrics = metricsAddr && serveMetrics(metricsAddr, () => status(s), log);
   const supervisor = supervise(s);
   let stopping: Promise<void> | undefined;

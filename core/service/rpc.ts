@@ -6,7 +6,6 @@
  */
 import { SpfsError } from "../errors.ts";
 import { forcedCrash, reportBug } from "../report.ts";
-import { socketAddress } from "../platform/socket.ts";
 import { readFrames } from "../../proto/framing.ts";
 import { MAX_FRAME_BYTES, type MethodName, RpcCode, type RpcResponse } from "../../proto/protocol.ts";
 import { paramSchemas, requestSchema } from "../../proto/schemas.ts";
@@ -85,11 +84,12 @@ export class RpcServer {
   /** Resolves when the accept loop has ended. */
   readonly accepting: Promise<void>;
 
-  constructor(readonly s: Service, socket: string) {
+  /** `address` is `socketAddress(socket)`: what bind(2) can take for that path. */
+  constructor(readonly s: Service, socket: string, address: string) {
     try {
       Deno.removeSync(socket);
     } catch { /* none */ }
-    this.#listener = Deno.listen({ transport: "unix", path: socketAddress(socket) });
+    this.#listener = Deno.listen({ transport: "unix", path: address });
     Deno.chmodSync(socket, 0o600);
     this.accepting = this.#accept();
   }

@@ -158,15 +158,7 @@ export const FUSE_ABIS: Record<FuseFlavour, FuseAbi> = {
   },
 };
 
-/** dlopen names tried in order for the FUSE library, per OS. */
-export const LIBFUSE_CANDIDATES: Record<Os, string[]> = {
-  linux: [
-    "libfuse3.so.3",
-    "/usr/lib/x86_64-linux-gnu/libfuse3.so.3",
-    "/usr/lib/aarch64-linux-gnu/libfuse3.so.3",
-  ],
-  darwin: [MAC_FUSE_LIBS.macfuse3, MAC_FUSE_LIBS.macfuse2],
-};
+export { LIBFUSE_CANDIDATES } from "./libnames.ts";
 
 /** The flavour of a FUSE library by the name it was opened as (LIBFUSE_CANDIDATES). */
 export function flavourOf(libName: string, os: Os = hostOs): FuseFlavour {

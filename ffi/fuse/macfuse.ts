@@ -6,16 +6,9 @@
  * and is refused.
  */
 import { OPS } from "./lowlevel.ts";
+import { MAC_FUSE_LIBS, type MacFuseFlavour } from "./libnames.ts";
 
-/** Which FUSE library a Mac has. */
-export type MacFuseFlavour = "macfuse3" | "macfuse2" | "fuse-t";
-
-/** Where each flavour installs its library (macFUSE 5 keeps libfuse.2 alongside libfuse3.4). */
-export const MAC_FUSE_LIBS: Record<MacFuseFlavour, string> = {
-  macfuse3: "/usr/local/lib/libfuse3.4.dylib",
-  macfuse2: "/usr/local/lib/libfuse.2.dylib",
-  "fuse-t": "/usr/local/lib/libfuse-t.dylib",
-};
+export { MAC_FUSE_LIBS, type MacFuseFlavour } from "./libnames.ts";
 
 /**
  * Picks the library: macFUSE 5's libfuse3 when present, else macFUSE 4's libfuse2. FUSE-T alone

@@ -24,8 +24,12 @@ const uid = Deno.uid() ?? 0;
 const withHome = withRecordingRunner;
 const rejects = (p: Promise<unknown>, message: RegExp) => rejectsWith(p, "ServiceManagerFailed", message);
 
-const cfg = () =>
-  loadConfig({ storage: "/data/spfs store", runtimeDir: "/run/user/501/spfs", mountpoint: "/spfs" });
+const CFG = await loadConfig({
+  storage: "/data/spfs store",
+  runtimeDir: "/run/user/501/spfs",
+  mountpoint: "/spfs",
+});
+const cfg = () => CFG;
 
 const LAUNCHCTL_PRINT_RUNNING = `gui/501/dev.spfs.service = {
 \tactive count = 1

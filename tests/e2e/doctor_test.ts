@@ -213,7 +213,7 @@ fuseTest("doctor: every check fails alone when its one thing is broken, with the
   }
 });
 
-Deno.test("doctor: macOS mount point needs an /etc/synthetic.conf line (checked against a temp file)", () => {
+Deno.test("doctor: macOS mount point needs an /etc/synthetic.conf line (checked against a temp file)", async () => {
   assert.ok(syntheticConfHas("# comment\nspfs\n", "spfs"));
   assert.ok(syntheticConfHas("data\tUsers/me/data\nspfs\tUsers/me/spfs\n", "spfs"));
   assert.ok(!syntheticConfHas("# spfs\nspfsx\n", "spfs"));
@@ -221,7 +221,7 @@ Deno.test("doctor: macOS mount point needs an /etc/synthetic.conf line (checked 
   try {
     const conf = join(dir, "synthetic.conf");
     Deno.writeTextFileSync(conf, "other\n");
-    const cfg = { ...loadConfig(), mountpoint: "/spfs-doctor-test-absent" };
+    const cfg = { ...(await loadConfig()), mountpoint: "/spfs-doctor-test-absent" };
     assert.throws(() => checkSyntheticConf(cfg, conf), (e: unknown) => {
       assert.ok(e instanceof SpfsError);
       assert.equal(e.code, "MountPointMissing");

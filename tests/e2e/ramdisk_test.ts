@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadConfig } from "../../core/config.ts";
+import { type Config, loadConfig } from "../../core/config.ts";
 import {
   apfsBackend,
   createRamdisk,
@@ -23,11 +23,12 @@ import { fuseTest, writeTree } from "../support/fuse.ts";
 /** A recording runner plus a config whose storage root and runtime dir are in a temp dir. */
 const withRecorder = (
   answer: (argv: string[]) => RunResult,
-  fn: (rec: RecordingRunner, cfg: ReturnType<typeof loadConfig>) => Promise<void>,
+  fn: (rec: RecordingRunner, cfg: Config) => Promise<void>,
 ) =>
   withRecordingRunner(
     answer,
-    (rec, dir) => fn(rec, loadConfig({ storage: join(dir, "store"), runtimeDir: join(dir, "run") })),
+    async (rec, dir) =>
+      fn(rec, await loadConfig({ storage: join(dir, "store"), runtimeDir: join(dir, "run") })),
   );
 const rejects = rejectsWith;
 

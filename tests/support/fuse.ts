@@ -3,7 +3,7 @@ import { selfArgv } from "../../core/client/rpc.ts";
 import { fuseUnavailableReason } from "./sandbox.ts";
 export { exists } from "../../ffi/fsops.ts";
 
-const reason = fuseUnavailableReason();
+const reason = await fuseUnavailableReason();
 const required = Deno.env.get("SPFS_REQUIRE_FUSE") === "1";
 
 export function fuseTest(name: string, fn: () => Promise<void>): void {

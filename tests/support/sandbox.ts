@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 import { selfArgv } from "../../core/client/rpc.ts";
-import { loadConfig, readPidFile } from "../../core/config.ts";
+import { type Config, loadConfig, readPidFile } from "../../core/config.ts";
 import { SpfsError } from "../../core/errors.ts";
 import { checkDevice, checkLibfuse } from "../../core/platform/checks.ts";
 import { runner } from "../../core/runner.ts";
@@ -74,7 +74,7 @@ export class Sandbox {
 
   /** The pid in the service pid file, if any. */
   servicePid(): number | undefined {
-    return readPidFile(loadConfig({ runtimeDir: this.runtime }));
+    return readPidFile({ runtimeDir: this.runtime } as Config);
   }
 
   /** Stops the service, unmounts whatever is left, and removes the temp dir. Never throws. */
@@ -99,8 +99,8 @@ export const TREE_LISTING =
   "find . \\( -type d -printf '%y %m - %P\\n' \\) -o -printf '%y %m %s %l %P\\n' | sort";
 
 /** Why FUSE cannot be used here, or undefined when it can (the service's own pre-mount checks). */
-export function fuseUnavailableReason(): string | undefined {
-  const cfg = loadConfig();
+export async function fuseUnavailableReason(): Promise<string | undefined> {
+  const cfg = await loadConfig();
   try {
     checkLibfuse(cfg);
     checkDevice(cfg);

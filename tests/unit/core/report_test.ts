@@ -42,21 +42,21 @@ Deno.test("only bugs are reported, never an SpfsError", () => {
   }
 });
 
-Deno.test("sentry_dsn in the config file, SPFS_SENTRY_DSN over it, and a bad DSN refused", () => {
+Deno.test("sentry_dsn in the config file, SPFS_SENTRY_DSN over it, and a bad DSN refused", async () => {
   const dir = Deno.makeTempDirSync();
   const file = `${dir}/config.toml`;
   const saved = { c: Deno.env.get("SPFS_CONFIG"), d: Deno.env.get("SPFS_SENTRY_DSN") };
   try {
     Deno.env.set("SPFS_CONFIG", file);
     Deno.env.delete("SPFS_SENTRY_DSN");
-    assert.equal(loadConfig().sentryDsn, undefined, "off by default");
+    assert.equal((await loadConfig()).sentryDsn, undefined, "off by default");
     Deno.writeTextFileSync(file, 'sentry_dsn = "https://key@o1.ingest.sentry.io/123"\n');
-    assert.equal(loadConfig().sentryDsn, "https://key@o1.ingest.sentry.io/123");
+    assert.equal((await loadConfig()).sentryDsn, "https://key@o1.ingest.sentry.io/123");
     Deno.env.set("SPFS_SENTRY_DSN", "http://other@127.0.0.1:9000/7");
-    assert.equal(loadConfig().sentryDsn, "http://other@127.0.0.1:9000/7");
+    assert.equal((await loadConfig()).sentryDsn, "http://other@127.0.0.1:9000/7");
     for (const bad of ["not a url", "https://sentry.io/123", "https://key@sentry.io/", "ftp://k@h/1"]) {
       Deno.env.set("SPFS_SENTRY_DSN", bad);
-      assert.throws(
+      await assert.rejects(
         () => loadConfig(),
         (e: SpfsError) => e.code === "UsageError" && !e.message.includes(bad),
       );

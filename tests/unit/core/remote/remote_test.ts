@@ -136,7 +136,7 @@ Deno.test("credentials: env first, then config.json auths, then helpers through 
   }
 });
 
-Deno.test("config file: remotes and settings, precedence flag > env > file, clear errors", () => {
+Deno.test("config file: remotes and settings, precedence flag > env > file, clear errors", async () => {
   const dir = Deno.makeTempDirSync();
   const file = join(dir, "spfs", "config.toml");
   const saved = ["SPFS_CONFIG", "SPFS_MOUNTPOINT", "SPFS_SERVICE_IDLE_TIMEOUT"].map((
@@ -146,22 +146,22 @@ Deno.test("config file: remotes and settings, precedence flag > env > file, clea
     Deno.env.set("SPFS_CONFIG", file);
     Deno.env.delete("SPFS_MOUNTPOINT");
     Deno.env.delete("SPFS_SERVICE_IDLE_TIMEOUT");
-    assert.deepEqual(loadConfig().remotes, {}, "a missing file is an empty one");
-    writeRemote(file, "origin", { address: "oci://127.0.0.1:5000/team/spfs" });
-    writeRemote(file, "nfs", { address: "file:///mnt/spfs" });
+    assert.deepEqual((await loadConfig()).remotes, {}, "a missing file is an empty one");
+    await writeRemote(file, "origin", { address: "oci://127.0.0.1:5000/team/spfs" });
+    await writeRemote(file, "nfs", { address: "file:///mnt/spfs" });
     Deno.writeTextFileSync(
       file,
       'mountpoint = "/from-file"\nidle_timeout = 42\n' + Deno.readTextFileSync(file),
     );
-    let cfg = loadConfig();
+    let cfg = await loadConfig();
     assert.equal(cfg.mountpoint, "/from-file");
     assert.equal(cfg.idleTimeoutS, 42);
     assert.deepEqual(Object.keys(cfg.remotes).sort(), ["nfs", "origin"]);
     Deno.env.set("SPFS_MOUNTPOINT", "/from-env");
-    assert.equal(loadConfig().mountpoint, "/from-env");
-    assert.equal(loadConfig({ mountpoint: "/from-flag" }).mountpoint, "/from-flag");
-    writeRemote(file, "nfs", undefined);
-    cfg = loadConfig();
+    assert.equal((await loadConfig()).mountpoint, "/from-env");
+    assert.equal((await loadConfig({ mountpoint: "/from-flag" })).mountpoint, "/from-flag");
+    await writeRemote(file, "nfs", undefined);
+    cfg = await loadConfig();
     assert.deepEqual(Object.keys(cfg.remotes), ["origin"]);
     assert.equal(cfg.mountpoint, "/from-env", "other settings survive a rewrite");
     for (
@@ -173,7 +173,7 @@ Deno.test("config file: remotes and settings, precedence flag > env > file, clea
       ] as const
     ) {
       Deno.writeTextFileSync(file, text);
-      assert.throws(
+      await assert.rejects(
         () => readConfigFile(file),
         (e: SpfsError) => e.code === "UsageError" && why.test(e.message),
       );
