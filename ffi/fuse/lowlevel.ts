@@ -28,6 +28,12 @@ export const replySymbols = {
     parameters: ["pointer", "buffer", "usize", "buffer", "buffer", "i64"],
     result: "usize",
   },
+  // fuse_lowlevel.h (3.0+; absent from libfuse 2.9, hence optional): name + fuse_entry_param
+  fuse_add_direntry_plus: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "buffer", "i64"],
+    result: "usize",
+    optional: true,
+  },
 } as const;
 
 /** `struct fuse_lowlevel_ops` slot indices (8-byte slots); 44 slots = the 3.14 size, safe on newer. */
@@ -107,6 +113,7 @@ export const OP_SIGNATURES = {
   fsync: ["pointer", "u64", "i32", "pointer"],
   opendir: ["pointer", "u64", "pointer"],
   readdir: ["pointer", "u64", "usize", "i64", "pointer"],
+  readdirplus: ["pointer", "u64", "usize", "i64", "pointer"],
   releasedir: ["pointer", "u64", "pointer"],
   statfs: ["pointer", "u64"],
   setxattr: ["pointer", "u64", "pointer", "pointer", "usize", "i32"],

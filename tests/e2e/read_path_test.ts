@@ -72,3 +72,41 @@ fuseTest(
     }
   },
 );
+
+fuseTest(
+  "readdirplus: a listing links its names, so a stat of each costs no LOOKUP below the root",
+  async () => {
+    const sb = Sandbox.create();
+    try {
+      const n = 40;
+      writeTree(
+        join(sb.root, "src"),
+        Object.fromEntries(Array.from({ length: n }, (_, i) => [`d/f${i}`, `${i}\n`])),
+      );
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "t"]);
+      const ops = async () => (JSON.parse(await sb.ok(["status", "--json"])) as Status).ops;
+      await sb.ok(["service"]);
+      const before = await ops();
+      // relative paths from inside d: no walk passes the root, whose names are looked up every time
+      const out = await sb.ok([
+        "run",
+        "t",
+        "--",
+        "sh",
+        "-c",
+        `cd ${sb.mountpoint}/d && ls -l | wc -l; for f in f*; do stat -c %s "$f"; done | wc -l`,
+      ]);
+      assert.deepEqual(out.trim().split("\n"), [String(n + 1), String(n)]);
+      const after = await ops();
+      const delta = (k: string) => (after[k]?.count ?? 0) - (before[k]?.count ?? 0);
+      assert.ok(delta("readdirplus") >= 1, JSON.stringify(after));
+      // one root lookup of "d" per path walk (ls, the glob and n stats), none of the n names
+      assert.ok(
+        delta("lookup") <= n + 5,
+        `lookups ${delta("lookup")} for ${n} files: ${JSON.stringify(after)}`,
+      );
+    } finally {
+      await sb.dispose();
+    }
+  },
+);

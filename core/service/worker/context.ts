@@ -109,6 +109,15 @@ export class WorkerContext {
     const entryTimeout = parent === ROOT_INO ? ROOT_ENTRY_TIMEOUT : ENTRY_TIMEOUT;
     return encodeEntryParam(this.abi.statLayout, a, b.attrTimeout, entryTimeout, this.entryBuf);
   }
+  /**
+   * An entry for `fuse_add_direntry_plus` that lists a name without linking it: ino 0, and `stat`
+   * (a dirent's inode and type) as its attributes.
+   */
+  unlinkedEntry(stat: Uint8Array): Uint8Array {
+    this.entryBuf.fill(0);
+    this.entryBuf.set(stat, 16);
+    return this.entryBuf;
+  }
   /** Replies to a request that creates or finds a name: the entry, or the errno. */
   replyEntry(req: Ptr, b: FsBackend, a: Attr | number, parent: number): void {
     if (typeof a === "number") return void this.S.fuse_reply_err(req, a);

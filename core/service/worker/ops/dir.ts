@@ -1,4 +1,4 @@
-/** Directory listings: opendir, readdir, releasedir. */
+/** Directory listings: opendir, readdir, readdirplus, releasedir. */
 import { E } from "../../../../ffi/errno.ts";
 import { cstr } from "../../../../ffi/sys.ts";
 import { encodeStat } from "../../../../ffi/stat.ts";
@@ -33,8 +33,19 @@ export const opendir: Op<"opendir"> = (c, req, inoB, fi) => {
   c.S.fuse_reply_open(req, fi);
 };
 
-/** readdir: entries from `off` that fit in `size` bytes; offset 0 (first read, rewinddir) lists afresh. */
-export const readdir: Op<"readdir"> = (c, req, _ino, size, off, fi) => {
+/**
+ * Fills a readdir reply with the entries from `off` that fit in `size` bytes; offset 0 (the first
+ * read, or rewinddir) lists afresh. `add` encodes one entry into `rest` and returns its length
+ * (more than `rest.length` when it does not fit: nothing was written, and `add` undid its effects).
+ */
+function fillDir(
+  c: Parameters<Op<"readdir">>[0],
+  req: Deno.PointerValue,
+  size: bigint,
+  off: bigint,
+  fi: Deno.PointerValue,
+  add: (ino: number, e: DirEntry, rest: Uint8Array, next: bigint) => number,
+): void {
   const h = c.dirHandles.get(c.fh(fi));
   if (!h) return void c.S.fuse_reply_err(req, E.EIO);
   if (off === 0n) {
@@ -47,28 +58,62 @@ export const readdir: Op<"readdir"> = (c, req, _ino, size, off, fi) => {
   if (c.dirBuf.length < max) c.dirBuf = new Uint8Array(max);
   let pos = 0;
   for (let i = Number(off); i < entries.length; i++) {
-    const e = entries[i];
-    c.statBuf.fill(0);
-    encodeStat(c.abi.statLayout, {
-      ino: e.ino,
-      mode: e.type,
-      nlink: 0,
-      uid: 0,
-      gid: 0,
-      size: 0,
-      blocks: 0,
-      blksize: 0,
-      time: 0,
-    }, c.statView);
     const rest = c.dirBuf.subarray(pos, max);
-    const n = Number(
-      c.S.fuse_add_direntry(req, rest, BigInt(rest.length), cstr(e.name), c.statBuf, BigInt(i + 1)),
-    );
+    const n = add(h.ino, entries[i], rest, BigInt(i + 1));
     if (n > rest.length) break;
     pos += n;
   }
   c.S.fuse_reply_buf(req, c.dirBuf, BigInt(pos));
-};
+}
+
+/** Encodes a bare `struct stat` (inode and type: all a dirent carries) into c.statBuf. */
+function direntStat(c: Parameters<Op<"readdir">>[0], e: DirEntry): Uint8Array {
+  c.statBuf.fill(0);
+  encodeStat(c.abi.statLayout, {
+    ino: e.ino,
+    mode: e.type,
+    nlink: 0,
+    uid: 0,
+    gid: 0,
+    size: 0,
+    blocks: 0,
+    blksize: 0,
+    time: 0,
+  }, c.statView);
+  return c.statBuf;
+}
+
+/** readdir: names, inodes and types. */
+export const readdir: Op<"readdir"> = (c, req, _ino, size, off, fi) =>
+  fillDir(
+    c,
+    req,
+    size,
+    off,
+    fi,
+    (_dir, e, rest, next) =>
+      Number(c.S.fuse_add_direntry(req, rest, BigInt(rest.length), cstr(e.name), direntStat(c, e), next)),
+  );
+
+/**
+ * readdirplus: each entry with its attributes, so that `ls -l`, `find` and a later open need no
+ * LOOKUP per name. The kernel links every entry whose `ino` is not 0, except "." and "..", as one
+ * lookup reference (Linux fs/fuse/readdir.c `fuse_direntplus_link`, which FORGETs the ones it
+ * cannot link): each is counted here exactly once, by `lookup`, and uncounted when it does not fit.
+ * Entries of the root go out with ino 0 (not linked): nothing at the root is cached, because the
+ * root is what differs between environments.
+ */
+export const readdirplus: Op<"readdirplus"> = (c, req, _ino, size, off, fi) =>
+  fillDir(c, req, size, off, fi, (dir, e, rest, next) => {
+    const b = c.resolve(req, dir);
+    const linked = dir !== ROOT_INO && e.name !== "." && e.name !== "..";
+    const a = linked ? b.lookup(dir, e.name) : E.ENOENT;
+    // an entry gone since the listing (or not linked) still lists, with ino 0 in its entry
+    const param = typeof a === "number" ? c.unlinkedEntry(direntStat(c, e)) : c.entry(b, a, dir);
+    const n = Number(c.S.fuse_add_direntry_plus!(req, rest, BigInt(rest.length), cstr(e.name), param, next));
+    if (n > rest.length && typeof a !== "number") b.forget(a.ino, 1);
+    return n;
+  });
 
 /** releasedir: drops the handle and its listing. */
 export const releasedir: Op<"releasedir"> = (c, req, _ino, fi) => {

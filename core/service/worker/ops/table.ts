@@ -6,7 +6,7 @@
 import type { OpName } from "../../../../ffi/fuse/abi.ts";
 import type { Op } from "../instrument.ts";
 import { access, getattr, setattr, statfs } from "./attr.ts";
-import { opendir, readdir, releasedir } from "./dir.ts";
+import { opendir, readdir, readdirplus, releasedir } from "./dir.ts";
 import { forget, forget_multi, lookup } from "./entry.ts";
 import { create, fallocate, fsync, open, read, release, write } from "./file.ts";
 import { link, mkdir, mknod, readlink, rename, renamex, rmdir, symlink, unlink } from "./names.ts";
@@ -41,6 +41,7 @@ export const OPS_TABLE: { [K in OpName]: Op<K> } = {
   fsync,
   opendir,
   readdir,
+  readdirplus,
   releasedir,
   statfs,
   setxattr,
