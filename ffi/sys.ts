@@ -149,6 +149,18 @@ export const procInfo: (pid: number) => linuxProc.ProcInfo | null = os === "darw
   ? darwin.procInfoDarwin
   : linuxProc.procInfo;
 
+/**
+ * Pins on processes for the router's cache (Linux: proc.ts `pinProcess`); undefined on macOS,
+ * where each check reads `proc_pidinfo` instead.
+ */
+export const processPins: {
+  pin(pid: number): number | null;
+  alive(pin: number): boolean;
+  unpin(pin: number): void;
+} | undefined = os === "darwin"
+  ? undefined
+  : { pin: linuxProc.pinProcess, alive: linuxProc.pinAlive, unpin: linuxProc.unpinProcess };
+
 /** Thread-group id (the process pid) of a thread id, or null when it is gone. macFUSE reports pids. */
 export const tgidOf: (tid: number) => number | null = os === "darwin"
   ? (tid) => darwin.procInfoDarwin(tid) ? tid : null

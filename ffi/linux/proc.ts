@@ -70,6 +70,30 @@ export function procInfo(pid: number): ProcInfo | null {
   return t ? parseProcStat(t) : null;
 }
 
+const pinBuf = new Uint8Array(32);
+
+/**
+ * A handle pinned to the process now running as `pid` (a pid or tid): an fd of
+ * /proc/<pid>/comm, or null when it cannot be opened (gone, or out of fds). A read through that fd
+ * fails with ESRCH once that process has exited, even after its pid is reused, because the fd holds
+ * the process's own `struct pid` (Linux fs/proc/base.c `get_proc_task`). So `pinAlive` answers
+ * "is it still the same process?" in one pread of a 16-byte file, without /proc/<pid>/stat.
+ */
+export function pinProcess(pid: number): number | null {
+  const fd = libc().open(cstr(`/proc/${pid}/comm`), O_RDONLY | O_CLOEXEC);
+  return fd < 0 ? null : fd;
+}
+
+/** Whether the process `pin` was taken on has not exited. */
+export function pinAlive(pin: number): boolean {
+  return Number(libc().pread(pin, pinBuf, BigInt(pinBuf.length), 0n)) >= 0;
+}
+
+/** Closes a pin. */
+export function unpinProcess(pin: number): void {
+  libc().close(pin);
+}
+
 /** Thread-group id (the process pid) of a thread id, or null when it is gone. */
 export function tgidOf(tid: number): number | null {
   const t = readProc(tid, "status");

@@ -4,7 +4,7 @@
  */
 import { parentPort } from "node:worker_threads";
 import type { FuseAbi, FuseReplies, OpName } from "../../../ffi/fuse/abi.ts";
-import { procInfo, tgidOf } from "../../../ffi/sys.ts";
+import { processPins, procInfo, tgidOf } from "../../../ffi/sys.ts";
 import { BlobOpener } from "../../fs/blobs.ts";
 import { Router } from "../../fs/router.ts";
 import { Vfs } from "../../fs/vfs.ts";
@@ -33,7 +33,7 @@ export interface Server {
  */
 export function buildServer(data: FuseWorkerData, abi: FuseAbi, S: FuseReplies): Server {
   const vfs = new Vfs(ObjectStore.open(data.storageRoot), data.uid, data.gid);
-  const router = new Router<MountRec>({ info: procInfo, tgid: tgidOf });
+  const router = new Router<MountRec>({ info: procInfo, tgid: tgidOf, pins: processPins });
   const counters = new Int32Array(data.counters);
   const log = (level: LogLevel, message: string, fields?: Record<string, unknown>) =>
     post({ type: "log", level, message, fields });

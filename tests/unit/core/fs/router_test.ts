@@ -82,3 +82,76 @@ Deno.test("parseProcStat copes with spaces and parens in comm", () => {
   const line = "4242 (a) b (c)) S 17 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1000 100";
   assert.deepEqual(parseProcStat(line), { ppid: 17, startTime: 987654 });
 });
+
+/** FakeProcs whose pins name one process (pid + start time) and die with it, as /proc fds do. */
+class PinnedProcs extends FakeProcs {
+  open = new Map<number, string>();
+  #next = 1;
+  pins = {
+    pin: (pid: number) => {
+      const p = this.procs.get(pid);
+      if (!p) return null;
+      this.open.set(this.#next, `${pid}@${p.startTime}`);
+      return this.#next++;
+    },
+    alive: (pin: number) => {
+      const [pid, start] = this.open.get(pin)!.split("@").map(Number);
+      return this.procs.get(pid)?.startTime === start;
+    },
+    unpin: (pin: number) => {
+      assert.ok(this.open.delete(pin), `pin ${pin} closed once`);
+    },
+  };
+  kill(pid: number) {
+    this.procs.delete(pid);
+  }
+}
+
+Deno.test("router pins: a caller seen before is checked through its pin, never served after its pid is reused", () => {
+  const p = new PinnedProcs();
+  p.add(1, 0);
+  p.add(10, 1);
+  p.add(11, 10);
+  p.add(30, 1);
+  const r = new Router<string>(p);
+  r.register(10, 100, "A");
+  assert.equal(r.resolve(11)?.mount, "A");
+  const reads = p.reads;
+  for (let i = 0; i < 5; i++) assert.equal(r.resolve(11)?.mount, "A");
+  assert.equal(p.reads, reads, "hits through the pin read no process facts");
+  // 11 exits and its pid goes to a child of the outsider: the pin is dead, the walk says null
+  p.kill(11);
+  p.add(11, 30, 200);
+  assert.equal(r.resolve(11), null);
+  assert.equal(r.resolve(11), null);
+  // a caller that exits is not routed, and leaves no pin behind
+  p.add(12, 10);
+  assert.equal(r.resolve(12)?.mount, "A");
+  p.kill(12);
+  assert.equal(r.resolve(12), null);
+  // unregister drops the root's own entry and pin; routed processes linger
+  assert.equal(r.resolve(10)?.mount, "A");
+  r.unregister(10);
+  p.add(13, 1);
+  assert.equal(r.resolve(13), null);
+  for (const v of p.open.values()) assert.notEqual(v, "10@100", "the root's pin went with its entry");
+});
+
+Deno.test("router pins: at most 256 open, the oldest dropped first, and a nested root re-routes its pinned pid", () => {
+  const p = new PinnedProcs();
+  p.add(1, 0);
+  p.add(10, 1);
+  const r = new Router<string>(p);
+  r.register(10, 100, "A");
+  for (let pid = 100; pid < 500; pid++) {
+    p.add(pid, 10);
+    assert.equal(r.resolve(pid)?.mount, "A");
+  }
+  assert.equal(p.open.size, 256);
+  assert.ok(![...p.open.values()].includes("100@100"), "the oldest pin went first");
+  // 499 is pinned under A; registering it as a root must not leave it routed to A through the pin
+  r.register(499, 100, "B");
+  assert.equal(r.resolve(499)?.mount, "B");
+  p.add(600, 499);
+  assert.equal(r.resolve(600)?.mount, "B");
+});
