@@ -48,19 +48,52 @@ const runAction: RunAction = async (cfg, spec, command, o) => {
   );
 };
 
-/** `spfs run`'s flags without a value, and the option each sets (commander's names). */
-const RUN_SWITCHES: Record<string, [keyof RunFlags, boolean]> = {
-  "--edit": ["edit", true],
-  "--keep-runtime": ["keepRuntime", true],
-  "--no-pull": ["pull", false],
-};
-/** `spfs run`'s flags that take a value. */
-const RUN_VALUED: Record<string, keyof RunFlags> = {
-  "--name": "name",
-  "--rerun": "rerun",
-  "--scratch": "scratch",
-  "--mountpoint": "mountpoint",
-};
+/**
+ * The flags of `spfs run` and `spfs shell`, declared once: commander's options are built from this
+ * table, and the quick parser reads argv with it. `key` is the option commander sets; a flag with
+ * a `value` placeholder takes one, a switch sets `set`.
+ */
+const RUN_FLAGS: {
+  flag: string;
+  key: keyof RunFlags;
+  value?: string;
+  set?: boolean;
+  help: string;
+}[] = [
+  {
+    flag: "--edit",
+    key: "edit",
+    set: true,
+    help: "give the runtime a writable scratch dir (changes can be committed)",
+  },
+  {
+    flag: "--keep-runtime",
+    key: "keepRuntime",
+    set: true,
+    help: "keep the runtime after the command exits (durable; implies --edit)",
+  },
+  { flag: "--name", key: "name", value: "<name>", help: "name the runtime" },
+  {
+    flag: "--rerun",
+    key: "rerun",
+    value: "<runtime>",
+    help: "re-enter a durable runtime by id or name (no SPEC)",
+  },
+  {
+    flag: "--scratch",
+    key: "scratch",
+    value: "<where>",
+    help: "put scratch on ramdisk:NAME (see `spfs ramdisk`) or in an absolute DIR (implies --edit)",
+  },
+  {
+    flag: "--no-pull",
+    key: "pull",
+    set: false,
+    help: "do not fetch a REF missing here from the origin remote",
+  },
+  { flag: "--mountpoint", key: "mountpoint", value: "<dir>", help: "mount point (env SPFS_MOUNTPOINT)" },
+];
+const RUN_FLAG_BY_NAME = new Map(RUN_FLAGS.map((f) => [f.flag, f]));
 
 /**
  * Parses `run [flags] SPEC [CMD…]` as commander does for the `run` command (options stop at the
@@ -77,15 +110,14 @@ export function parseQuickRun(
   for (; i < argv.length && argv[i].startsWith("-"); i++) {
     const eq = argv[i].indexOf("=");
     const flag = eq < 0 ? argv[i] : argv[i].slice(0, eq);
-    const key = RUN_VALUED[flag];
-    if (key) {
+    const f = RUN_FLAG_BY_NAME.get(flag);
+    if (!f) return undefined;
+    if (f.value) {
       const value = eq < 0 ? argv[++i] : argv[i].slice(eq + 1);
       if (value === undefined) return undefined;
-      o[key] = value;
-    } else if (RUN_SWITCHES[flag] && eq < 0) {
-      const [k, v] = RUN_SWITCHES[flag];
-      o[k] = v;
-    } else return undefined;
+      o[f.key] = value;
+    } else if (eq < 0) o[f.key] = f.set;
+    else return undefined;
   }
   if (i >= argv.length) return undefined;
   return { spec: argv[i], command: argv.slice(i + 1), o: o as RunFlags };
@@ -226,16 +258,7 @@ function remoteCommands({ program, cfg, act }: Cli): void {
 /** Commands for running: run, shell, diff. */
 function runCommands({ program, cfg, act, runAction }: Cli): void {
   const runtimeOptions = (c: Command) =>
-    c.option("--edit", "give the runtime a writable scratch dir (changes can be committed)")
-      .option("--keep-runtime", "keep the runtime after the command exits (durable; implies --edit)")
-      .option("--name <name>", "name the runtime")
-      .option("--rerun <runtime>", "re-enter a durable runtime by id or name (no SPEC)")
-      .option(
-        "--scratch <where>",
-        "put scratch on ramdisk:NAME (see `spfs ramdisk`) or in an absolute DIR (implies --edit)",
-      )
-      .option("--no-pull", "do not fetch a REF missing here from the origin remote")
-      .option("--mountpoint <dir>", "mount point (env SPFS_MOUNTPOINT)");
+    RUN_FLAGS.reduce((cmd, f) => cmd.option(f.value ? `${f.flag} ${f.value}` : f.flag, f.help), c);
 
   runtimeOptions(
     program.command("run")
@@ -259,7 +282,7 @@ function runCommands({ program, cfg, act, runAction }: Cli): void {
         if (!o.rerun && spec === undefined) {
           throw new SpfsError("UsageError", "missing SPEC", { hint: "spfs shell SPEC" });
         }
-        return (await import("./run.ts")).run(await cfg({ mountpoint: o.mountpoint }), spec, [
+        return runCmd(await cfg({ mountpoint: o.mountpoint }), spec, [
           Deno.env.get("SHELL") || "/bin/sh",
         ], o);
       }),

@@ -2,19 +2,15 @@
 import { E } from "../../../../ffi/errno.ts";
 import { cstr } from "../../../../ffi/sys.ts";
 import { encodeStat } from "../../../../ffi/stat.ts";
-import type { DirEntry } from "../../../fs/backend.ts";
+import type { DirEntry, FsBackend } from "../../../fs/backend.ts";
 import { ROOT_INO } from "../../../fs/vfs.ts";
 import type { Op } from "../instrument.ts";
 
 const S_IFDIR = 0o040000;
 
-/**
- * The listing of dir `ino` with "." and "..", or an errno. Resolved per read, not kept from
- * opendir: the runtime may have ended since (its overlay disposed, lingering readers moved to a
- * read-only backend).
- */
-function listing(c: Parameters<Op<"opendir">>[0], req: Deno.PointerValue, ino: number): DirEntry[] | number {
-  const list = c.resolve(req, ino).list(ino);
+/** The listing of dir `ino` in backend `b` with "." and "..", or an errno. */
+function listing(b: FsBackend, ino: number): DirEntry[] | number {
+  const list = b.list(ino);
   if (typeof list === "number") return list;
   return [{ name: ".", ino, type: S_IFDIR }, { name: "..", ino: ROOT_INO, type: S_IFDIR }, ...list];
 }
@@ -35,7 +31,9 @@ export const opendir: Op<"opendir"> = (c, req, inoB, fi) => {
 
 /**
  * Fills a readdir reply with the entries from `off` that fit in `size` bytes; offset 0 (the first
- * read, or rewinddir) lists afresh. `add` encodes one entry into `rest` and returns its length
+ * read, or rewinddir) lists afresh. The backend is resolved once per read, not kept from opendir:
+ * the runtime may have ended since (its overlay disposed, lingering readers moved to a read-only
+ * backend). `add` encodes one entry of dir `ino` in backend `b` into `rest` and returns its length
  * (more than `rest.length` when it does not fit: nothing was written, and `add` undid its effects).
  */
 function fillDir(
@@ -44,12 +42,13 @@ function fillDir(
   size: bigint,
   off: bigint,
   fi: Deno.PointerValue,
-  add: (ino: number, e: DirEntry, rest: Uint8Array, next: bigint) => number,
+  add: (b: FsBackend, ino: number, e: DirEntry, rest: Uint8Array, next: bigint) => number,
 ): void {
   const h = c.dirHandles.get(c.fh(fi));
   if (!h) return void c.S.fuse_reply_err(req, E.EIO);
+  const b = c.resolve(req, h.ino);
   if (off === 0n) {
-    const fresh = listing(c, req, h.ino);
+    const fresh = listing(b, h.ino);
     if (typeof fresh === "number") return void c.S.fuse_reply_err(req, fresh);
     h.entries = fresh;
   }
@@ -59,7 +58,7 @@ function fillDir(
   let pos = 0;
   for (let i = Number(off); i < entries.length; i++) {
     const rest = c.dirBuf.subarray(pos, max);
-    const n = add(h.ino, entries[i], rest, BigInt(i + 1));
+    const n = add(b, h.ino, entries[i], rest, BigInt(i + 1));
     if (n > rest.length) break;
     pos += n;
   }
@@ -91,7 +90,7 @@ export const readdir: Op<"readdir"> = (c, req, _ino, size, off, fi) =>
     size,
     off,
     fi,
-    (_dir, e, rest, next) =>
+    (_b, _dir, e, rest, next) =>
       Number(c.S.fuse_add_direntry(req, rest, BigInt(rest.length), cstr(e.name), direntStat(c, e), next)),
   );
 
@@ -104,8 +103,7 @@ export const readdir: Op<"readdir"> = (c, req, _ino, size, off, fi) =>
  * root is what differs between environments.
  */
 export const readdirplus: Op<"readdirplus"> = (c, req, _ino, size, off, fi) =>
-  fillDir(c, req, size, off, fi, (dir, e, rest, next) => {
-    const b = c.resolve(req, dir);
+  fillDir(c, req, size, off, fi, (b, dir, e, rest, next) => {
     const linked = dir !== ROOT_INO && e.name !== "." && e.name !== "..";
     const a = linked ? b.lookup(dir, e.name) : E.ENOENT;
     // an entry gone since the listing (or not linked) still lists, with ino 0 in its entry
