@@ -52,6 +52,22 @@ export interface Opened {
   keepCache: boolean;
 }
 
+/**
+ * A copy-up whose bytes are copied off the FUSE thread before an open proceeds: whoever runs it
+ * copies `src` (a blob) into the new file `dst`, then calls `finish`.
+ */
+export interface DeferredCopy {
+  src: string;
+  dst: string;
+  /** Size of `src` in bytes. */
+  size: number;
+  /**
+   * Publishes the copy (`err` 0) or gives it up (`err` the copy's errno); `how` is the method the
+   * copier used. Returns 0 or an errno. Call exactly once.
+   */
+  finish(err: Errno, how: "reflink" | "copy_file_range" | "copy"): Errno;
+}
+
 /** The contract. Each method names the call it implements; read-only backends answer EROFS. */
 export interface FsBackend {
   /** Seconds the kernel may cache attributes of this backend's inodes. */
@@ -72,6 +88,11 @@ export interface FsBackend {
   readlink(ino: number): Uint8Array | Errno;
   /** open: `flags` are the caller's open(2) flags. */
   open(ino: number, flags: number): Opened | Errno;
+  /**
+   * Optional: the copy-up `open(ino, flags)` would make, when it is big enough to copy off the FUSE
+   * thread first; null when the open should run at once.
+   */
+  copyBeforeOpen?(ino: number, flags: number): DeferredCopy | Errno | null;
   /** create: O_CREAT of a new file, opened with `flags`. */
   create(parent: number, name: string, mode: number, flags: number, who: Caller): [Attr, Opened] | Errno;
   /** pwrite through an open handle: the bytes written. */

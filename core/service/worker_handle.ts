@@ -14,6 +14,7 @@ import { platform } from "../platform/facts.ts";
 import { allowOther, libfuseCandidates } from "../platform/checks.ts";
 import type { Digest } from "../store/objects.ts";
 import { BlobVerifier } from "./verifier.ts";
+import { copyForWorker } from "./copier.ts";
 import type { FromWorker, FuseWorkerData, ToWorker, WorkerReply } from "./worker/messages.ts";
 
 const ONE = new Uint8Array([1]);
@@ -101,6 +102,8 @@ export class WorkerHandle {
             return;
           case "verify":
             return w.verifier.enqueue(m.digest);
+          case "copy":
+            return void copyForWorker(m.src, m.dst).then((r) => w.send({ type: "copied", id: m.id, ...r }));
           case "bug": {
             const e = Object.assign(new Error(m.message), { name: m.name, stack: m.stack });
             return void reportBug(e, { component: "service", command: `fuse ${m.op}` }, cfg.sentryDsn);

@@ -8,7 +8,7 @@ import { fallocate, fstat, statfs } from "../../../ffi/fsops.ts";
 import { errno, libc, O_ACCMODE } from "../../../ffi/sys.ts";
 import type { Attr } from "../../../ffi/stat.ts";
 import type { StatVfs } from "../../../ffi/types.ts";
-import type { Caller, DirEntry, Errno, FsBackend, Opened, SetAttr } from "../backend.ts";
+import type { Caller, DeferredCopy, DirEntry, Errno, FsBackend, Opened, SetAttr } from "../backend.ts";
 import type { BlobOpener } from "../blobs.ts";
 import { DT } from "../readonly.ts";
 import { ROOT_INO } from "../vfs.ts";
@@ -22,12 +22,24 @@ interface Handle {
   upper: boolean;
 }
 
+/**
+ * Lower files at least this big (bytes) are copied up off the FUSE thread: a copy of 1 MiB takes
+ * about as long as a round trip to the copier and back, and a 1 GiB one most of a second.
+ */
+export const OFF_THREAD_COPY_MIN = 1 << 20;
+
 /** One editable runtime. */
 export class OverlayBackend implements FsBackend {
   /** Scratch times and sizes move, so the kernel keeps attributes briefly. */
   readonly attrTimeout = 1;
   readonly writable = true;
-  readonly cacheListings = false;
+  /**
+   * Listings may stay in the kernel's readdir cache: a runtime's dirs are its own inodes, and
+   * every change to them comes through this mount, where the kernel marks the dir changed (Linux
+   * fs/fuse/dir.c `fuse_dir_changed` bumps i_version) and drops its cache at the next opendir.
+   * A commit keeps names and inodes as they were.
+   */
+  readonly cacheListings = true;
   readonly overlay: Overlay;
   readonly #handles = new Map<number, Handle>();
   readonly #blobs: BlobOpener;
@@ -80,6 +92,17 @@ export class OverlayBackend implements FsBackend {
     if (typeof r === "number") return r;
     this.#handles.set(r.fd, { node: n, write: r.write, upper: n.upper });
     return { fh: r.fd, keepCache: false };
+  }
+  copyBeforeOpen(ino: number, flags: number): DeferredCopy | Errno | null {
+    const n = this.overlay.node(ino);
+    const job = n ? this.overlay.slowCopyUp(n, flags, OFF_THREAD_COPY_MIN) : null;
+    if (job === null || typeof job === "number") return job;
+    return {
+      src: job.src,
+      dst: job.tmp,
+      size: n!.lower!.size,
+      finish: (err, how) => this.overlay.endCopyUp(ino, job, err, how),
+    };
   }
   create(parent: number, name: string, mode: number, flags: number, who: Caller): [Attr, Opened] | Errno {
     const r = this.overlay.create(parent, name, mode, flags, who);

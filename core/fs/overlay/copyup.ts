@@ -3,58 +3,124 @@
  * copy, ffi/fsops.ts cloneFile) under a temp name in work/, given its mode, owner and times, and
  * renamed into place, so a crash never leaves a half file visible. A dir is created in scratch
  * with its lower mode. A whole subtree (rename of a lower dir) becomes opaque once copied.
+ *
+ * A big file's bytes may be copied off the FUSE thread instead (`beginCopyUp`/`endCopyUp`): the
+ * caller fills the temp file elsewhere and publishes it here, so one runtime's 1 GiB copy-up does
+ * not stall every other runtime's requests.
  */
-import { chmod, cloneFile, lchown, rename, symlink, unlink, utimens } from "../../../ffi/fsops.ts";
+import { E } from "../../../ffi/errno.ts";
+import {
+  chmod,
+  cloneFile,
+  createFile,
+  lchown,
+  rename,
+  symlink,
+  unlink,
+  utimens,
+} from "../../../ffi/fsops.ts";
+import { libc, O_WRONLY } from "../../../ffi/sys.ts";
 import { META_PREFIX } from "../../store/scratch.ts";
+import type { Digest } from "../../store/objects.ts";
 import { baseName, type ONode } from "./nodes.ts";
-import type { OverlayParts } from "./parts.ts";
+import type { CopyUpHow, OverlayParts } from "./parts.ts";
 
-/** Copies a lower file or symlink (or creates a lower dir) in scratch: 0 or an errno. */
-export function copyUp(ov: OverlayParts, n: ONode): number {
+/**
+ * Copies a lower file or symlink (or creates a lower dir) in scratch: 0 or an errno.
+ * @param empty copy a file's metadata only (an open with O_TRUNC drops the bytes anyway)
+ */
+export function copyUp(ov: OverlayParts, n: ONode, empty = false): number {
   if (n.upper) return 0;
   const parentOf = (m: ONode) => ov.parentOf(m);
   if (n.kind === "dir") return ov.upper.ensure(n, parentOf);
-  const dir = ov.parentOf(n);
-  const e = ov.upper.ensure(dir, parentOf);
+  const e = ov.upper.ensure(ov.parentOf(n), parentOf);
   if (e) return e;
   const tmp = ov.upper.tmp();
-  const rc = n.kind === "symlink" ? copySymlink(ov, n, tmp) : copyFile(ov, n, tmp);
-  if (rc) return rc;
+  if (n.kind === "symlink") {
+    const rc = symlink(Deno.readFileSync(ov.vfs.blobPath(n.lower!.digest!)), tmp);
+    return rc || place(ov, n, tmp);
+  }
+  const how = empty ? emptyFile(tmp) : cloneFile(ov.vfs.blobPath(n.lower!.digest!), tmp, ov.reflink);
+  if (typeof how === "number") {
+    unlink(tmp); // a partial copy (ENOSPC, EIO) must not stay in work/
+    return how;
+  }
+  return place(ov, n, tmp, how);
+}
+
+function emptyFile(tmp: string): CopyUpHow | number {
+  const fd = createFile(tmp, O_WRONLY, 0o600);
+  if (fd < 0) return -fd;
+  libc().close(fd);
+  return "copy";
+}
+
+/** A file copy-up whose bytes someone else copies from `src` into the new file `tmp`. */
+export interface CopyJob {
+  src: string;
+  tmp: string;
+  digest: Digest;
+}
+
+/**
+ * Starts a copy-up of the lower file `n` whose bytes are copied elsewhere: its parent is made in
+ * scratch and a temp name chosen. Counts as a writer until `endCopyUp`, so a commit waits.
+ * @returns the job, or an errno
+ */
+export function beginCopyUp(ov: OverlayParts, n: ONode): CopyJob | number {
+  if (n.kind !== "file" || n.upper || !n.lower?.digest) return E.EINVAL;
+  const e = ov.upper.ensure(ov.parentOf(n), (m) => ov.parentOf(m));
+  if (e) return e;
+  ov.writers++;
+  return { src: ov.vfs.blobPath(n.lower.digest), tmp: ov.upper.tmp(), digest: n.lower.digest };
+}
+
+/**
+ * Publishes a copy begun by `beginCopyUp`, once `job.tmp` holds the bytes (`err` 0) or the copy
+ * failed (`err` its errno). The temp file is dropped instead when the path is no longer that lower
+ * file (copied up meanwhile by a chmod, unlinked, or swapped by a commit): the caller then opens
+ * whatever the path is now. Returns 0 or an errno.
+ */
+export function endCopyUp(ov: OverlayParts, ino: number, job: CopyJob, err: number, how: CopyUpHow): number {
+  ov.writers--;
+  const n = ov.node(ino);
+  const same = n && !n.upper && !n.detached && n.kind === "file" && n.lower?.digest === job.digest;
+  if (err || !same) {
+    unlink(job.tmp);
+    return err;
+  }
+  const e = ov.upper.ensure(ov.parentOf(n), (m) => ov.parentOf(m));
+  if (e) {
+    unlink(job.tmp);
+    return e;
+  }
+  return place(ov, n, job.tmp, how);
+}
+
+/** Gives `tmp` the lower file's metadata and renames it into place: 0 or an errno. */
+function place(ov: OverlayParts, n: ONode, tmp: string, how?: CopyUpHow): number {
+  if (how) {
+    const c = n.lower!, m = n.meta;
+    chmod(tmp, m?.mode ?? c.mode);
+    if (m?.uid !== undefined || m?.gid !== undefined) lchown(tmp, m.uid ?? -1, m.gid ?? -1);
+    if (m?.atimeNs || m?.mtimeNs) {
+      utimens(tmp, m.atimeNs ? BigInt(m.atimeNs) : undefined, m.mtimeNs ? BigInt(m.mtimeNs) : undefined);
+    }
+  }
   const mv = rename(tmp, ov.upper.path(n));
   if (mv) {
     unlink(tmp);
     return mv;
   }
+  if (how) ov.onCopyUp?.(how);
   n.upper = true;
   if (n.meta) {
+    const dir = ov.parentOf(n);
     unlink(`${ov.upper.path(dir)}/${META_PREFIX}${baseName(n.path)}`);
     ov.upper.state(dir)?.meta.delete(baseName(n.path));
     n.meta = undefined;
   }
   ov.gen++;
-  return 0;
-}
-
-function copySymlink(ov: OverlayParts, n: ONode, tmp: string): number {
-  const target = Deno.readFileSync(ov.vfs.blobPath(n.lower!.digest!));
-  return symlink(target, tmp);
-}
-
-/** Clones the blob to `tmp` and applies the lower mode and any metadata override. */
-function copyFile(ov: OverlayParts, n: ONode, tmp: string): number {
-  const c = n.lower!;
-  const how = cloneFile(ov.vfs.blobPath(c.digest!), tmp, ov.reflink);
-  if (typeof how === "number") {
-    unlink(tmp); // a partial copy (ENOSPC, EIO) must not stay in work/
-    return how;
-  }
-  ov.onCopyUp?.(how);
-  const m = n.meta;
-  chmod(tmp, m?.mode ?? c.mode);
-  if (m?.uid !== undefined || m?.gid !== undefined) lchown(tmp, m.uid ?? -1, m.gid ?? -1);
-  if (m?.atimeNs || m?.mtimeNs) {
-    utimens(tmp, m.atimeNs ? BigInt(m.atimeNs) : undefined, m.mtimeNs ? BigInt(m.mtimeNs) : undefined);
-  }
   return 0;
 }
 

@@ -19,7 +19,7 @@ import { WH_PREFIX } from "../../store/scratch.ts";
 import { type Caller, nameTooLong, type SetAttr } from "../backend.ts";
 import { type Child, ROOT_INO, type Vfs } from "../vfs.ts";
 import { attrOf, lastAttr, setattr } from "./attrs.ts";
-import { copyUp } from "./copyup.ts";
+import { beginCopyUp, type CopyJob, copyUp, endCopyUp } from "./copyup.ts";
 import { baseName, type Kind, kindOfMode, NodeTable, type ONode, parentPath } from "./nodes.ts";
 import type { CopyUpHow, OverlayParts } from "./parts.ts";
 import { renameNode } from "./rename.ts";
@@ -222,13 +222,32 @@ export class Overlay implements OverlayParts {
     return copyUp(this, n);
   }
 
+  /**
+   * The copy-up a write-open of `n` would make, when its bytes are worth copying off the FUSE
+   * thread: a lower file of at least `minBytes`, not truncated by the open, where no reflink makes
+   * the copy instant. Null: open at once.
+   */
+  slowCopyUp(n: ONode, flags: number, minBytes: number): CopyJob | number | null {
+    const write = (flags & O_ACCMODE) !== O_RDONLY;
+    if (!write || (flags & O_TRUNC) || n.kind !== "file" || n.upper || this.reflink) return null;
+    if ((n.lower?.size ?? 0) < minBytes) return null;
+    return beginCopyUp(this, n);
+  }
+
+  /** Publishes a copy-up begun by `slowCopyUp` (copyup.ts endCopyUp): 0 or an errno. */
+  endCopyUp(ino: number, job: CopyJob, err: number, how: CopyUpHow): number {
+    return endCopyUp(this, ino, job, err, how);
+  }
+
   /** Opens a node for a FUSE open: write access copies a lower file up first. Returns an fd or an errno. */
   open(n: ONode, flags: number, blobOpen: (d: Digest) => number): { fd: number; write: boolean } | number {
     if (n.kind === "dir") return E.EISDIR;
     if (n.kind !== "file") return E.EACCES;
     const write = (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
+    // an open that raced an unlink: copying it up would bring the name back in scratch
+    if (write && n.detached && !n.upper) return E.ENOENT;
     if (write) {
-      const e = copyUp(this, n);
+      const e = copyUp(this, n, (flags & O_TRUNC) !== 0);
       if (e) return e;
     }
     let fd: number;

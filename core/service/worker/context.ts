@@ -17,6 +17,7 @@ import { ReadOnlyBackend } from "../../fs/readonly.ts";
 import type { Router } from "../../fs/router.ts";
 import { ROOT_INO, type Vfs, type View } from "../../fs/vfs.ts";
 import type { LogLevel } from "./messages.ts";
+import { OffThreadCopies } from "./copies.ts";
 
 /**
  * Kernel entry timeouts in seconds. Root entries: 0, so every path walk asks again with the
@@ -59,6 +60,8 @@ export class WorkerContext {
     readonly log: (level: LogLevel, message: string, fields?: Record<string, unknown>) => void,
     /** Called when an op throws without an errno (a bug in spfs). */
     readonly bug: (op: string, e: unknown) => void = () => {},
+    /** Copy-ups in flight on the main thread, and the opens waiting for them. */
+    readonly copies: OffThreadCopies = new OffThreadCopies(() => {}),
   ) {
     this.shared = new ReadOnlyBackend(vfs, null, blobs);
     this.entryBuf = encodeEntryParam(abi.statLayout, vfs.attr(ROOT_INO)!, 0, 0);

@@ -29,6 +29,9 @@ export class Mailbox {
     readonly reply: (reqId: number, result: WorkerReply) => void,
     readonly log: (level: LogLevel, message: string, fields?: Record<string, unknown>) => void,
     seq: SharedArrayBuffer,
+    /** Told when a copy-up copied off the FUSE thread is done (copies.ts OffThreadCopies.done). */
+    readonly copied: (id: number, errno: number, how: "reflink" | "copy_file_range" | "copy") => void =
+      () => {},
   ) {
     this.#seq = new Int32Array(seq);
   }
@@ -61,6 +64,8 @@ export class Mailbox {
         return this.reply(m.reqId, this.#rebase(m));
       case "corrupt":
         return this.blobs.markCorrupt(m.digest);
+      case "copied":
+        return this.copied(m.id, m.errno, m.how);
     }
   }
 

@@ -46,7 +46,9 @@ export type ToWorker =
   | { type: "commit-check"; reqId: number; id: string }
   | { type: "rebase"; reqId: number; id: string; layers: Digest[]; gen: number; trash: string }
   /** The verifier found this blob corrupt: refuse it from now on. */
-  | { type: "corrupt"; digest: Digest };
+  | { type: "corrupt"; digest: Digest }
+  /** Copy `id` (a "copy" from the worker) is done: `errno` 0, or why it failed. */
+  | { type: "copied"; id: number; errno: number; how: "reflink" | "copy_file_range" | "copy" };
 
 /** Answers to requests that carry a `reqId`. */
 export type WorkerReply =
@@ -64,6 +66,8 @@ export type FromWorker =
   | { type: "log"; level: LogLevel; message: string; fields?: Record<string, unknown> }
   | { type: "exited"; code: number }
   | { type: "reply"; reqId: number; result: WorkerReply }
+  /** A copy-up's bytes: copy blob `src` into the new file `dst` (`size` bytes), then answer "copied". */
+  | { type: "copy"; id: number; src: string; dst: string; size: number }
   /** A blob's first open: hash it off the FUSE thread (core/service/verifier.ts). */
   | { type: "verify"; digest: Digest }
   /** An op threw something without an errno: a bug, reported once per op and message (core/report.ts). */

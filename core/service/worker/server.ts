@@ -12,6 +12,7 @@ import { ObjectStore } from "../../store/store.ts";
 import { type MountRec, WorkerContext } from "./context.ts";
 import { instrument, type Op } from "./instrument.ts";
 import { Mailbox } from "./mailbox.ts";
+import { OffThreadCopies } from "./copies.ts";
 import type { FromWorker, FuseWorkerData, LogLevel } from "./messages.ts";
 import { OPS_TABLE } from "./ops/table.ts";
 
@@ -49,10 +50,21 @@ export function buildServer(data: FuseWorkerData, abi: FuseAbi, S: FuseReplies):
     bugsSeen.add(`${op} ${err.message}`);
     post({ type: "bug", op, name: err.name, message: err.message, stack: err.stack });
   };
-  const ctx = new WorkerContext(S, abi, vfs, router, blobs, counters, log, bug);
+  const copies = new OffThreadCopies((m) => post({ type: "copy", ...m }), (e) => bug("open", e));
+  const ctx = new WorkerContext(S, abi, vfs, router, blobs, counters, log, bug, copies);
   const reply = (reqId: number, result: Parameters<Mailbox["reply"]>[1]) =>
     post({ type: "reply", reqId, result });
-  const mailbox = new Mailbox(data.port, vfs, router, blobs, counters, reply, log, data.mailboxSeq);
+  const mailbox = new Mailbox(
+    data.port,
+    vfs,
+    router,
+    blobs,
+    counters,
+    reply,
+    log,
+    data.mailboxSeq,
+    copies.done,
+  );
 
   const latency = new Int32Array(data.latency);
   const callbacks: Deno.UnsafeCallback[] = [];

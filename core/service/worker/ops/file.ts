@@ -8,6 +8,7 @@ import type { FsBackend, Opened } from "../../../fs/backend.ts";
 import { CTR } from "../../../metrics.ts";
 import type { Ptr, WorkerContext } from "../context.ts";
 import type { Op } from "../instrument.ts";
+import type { Waiter } from "../copies.ts";
 
 const bufvec = new Uint8Array(BUFVEC_SIZE);
 const bufvecView = new DataView(bufvec.buffer);
@@ -21,15 +22,43 @@ function opened(c: WorkerContext, b: FsBackend, o: Opened, fi: Ptr): void {
   if (o.keepCache) c.setFiBits(v, c.abi.fiBits.keep_cache);
 }
 
-/** open: by the inode's owner; a write-open of a lower file copies it up there. */
-export const open: Op<"open"> = (c, req, ino, fi) => {
+/**
+ * open: by the inode's owner; a write-open of a lower file copies it up there. A big copy-up runs
+ * off the FUSE thread (copies.ts): this open replies when it is done, and other requests, opens of
+ * the same inode excepted, are served meanwhile.
+ */
+export const open: Op<"open"> = (c, req, inoB, fi) => {
   c.counters[CTR.opens]++;
-  const b = c.byOwner(Number(ino));
-  const r = b.open(Number(ino), c.fi(fi).getInt32(c.abi.fi.flags, true));
+  const ino = Number(inoB);
+  const flags = c.fi(fi).getInt32(c.abi.fi.flags, true);
+  if (c.copies.size && c.copies.join(ino, later(c, req, ino, flags, fi))) return;
+  const copy = c.byOwner(ino).copyBeforeOpen?.(ino, flags) ?? null;
+  if (copy === null) return openNow(c, req, ino, flags, fi);
+  if (typeof copy === "number") return void c.S.fuse_reply_err(req, copy);
+  c.copies.start(ino, copy, later(c, req, ino, flags, fi));
+};
+
+/** Opens and replies; a handle whose opener was killed meanwhile (the reply finds no request) is closed. */
+function openNow(c: WorkerContext, req: Ptr, ino: number, flags: number, fi: Ptr): void {
+  const b = c.byOwner(ino);
+  const r = b.open(ino, flags);
   if (typeof r === "number") return void c.S.fuse_reply_err(req, r);
   opened(c, b, r, fi);
-  c.S.fuse_reply_open(req, fi);
-};
+  if (c.S.fuse_reply_open(req, fi) === -E.ENOENT) {
+    c.handles.delete(r.fh);
+    b.release(r.fh);
+    c.counters[CTR.openHandles]--;
+  }
+}
+
+/** An open that proceeds after a copy: libfuse's `fuse_file_info` lives on its stack, so keep a copy. */
+function later(c: WorkerContext, req: Ptr, ino: number, flags: number, fi: Ptr): Waiter {
+  const saved = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(fi!, c.abi.fi.size).slice(0));
+  return {
+    run: () => openNow(c, req, ino, flags, Deno.UnsafePointer.of(saved)),
+    fail: (err) => void c.S.fuse_reply_err(req, err),
+  };
+}
 
 /** create: O_CREAT of a new name, replied with its entry and its open handle. */
 export const create: Op<"create"> = (c, req, parentB, name, mode, fi) => {

@@ -27,10 +27,15 @@ import { OPS_SLOTS } from "../../../../ffi/fuse/lowlevel.ts";
 import { DARWIN_ST_FLAGS } from "../../../../ffi/fuse/writeargs.ts";
 import type { StatLayout } from "../../../../ffi/stat.ts";
 import { E } from "../../../../ffi/errno.ts";
-import { O_RDWR, O_WRONLY } from "../../../../ffi/sys.ts";
+import { O_APPEND, O_RDWR, O_TRUNC, O_WRONLY } from "../../../../ffi/sys.ts";
 import { getxattr } from "../../../../ffi/fsops.ts";
+import { OffThreadCopies } from "../../../../core/service/worker/copies.ts";
+import { copyForWorker } from "../../../../core/service/copier.ts";
+import { OFF_THREAD_COPY_MIN } from "../../../../core/fs/overlay/backend.ts";
 
 const enc = new TextEncoder(), dec = new TextDecoder();
+/** A lower file just big enough to be copied up off the FUSE thread, with a byte pattern. */
+const BIG = new Uint8Array(OFF_THREAD_COPY_MIN).map((_, i) => (i * 7) % 251);
 const z = (s: string) => enc.encode(s + "\0");
 const ptr = (b: Uint8Array) => Deno.UnsafePointer.of(b as Uint8Array<ArrayBuffer>);
 
@@ -88,6 +93,12 @@ type Reply = { fn: string; arg?: unknown };
 interface Harness extends AsyncDisposable {
   abi: FuseAbi;
   scratch: string;
+  work: string;
+  /** Every reply since the harness started, in order. */
+  replies: Reply[];
+  /** Copy-ups the worker posted to the main thread (messages.ts "copy"). */
+  posted: { id: number; src: string; dst: string; size: number }[];
+  copies: OffThreadCopies;
   /** Ino of the lower dir `d` (owned by the overlay after the lookup). */
   d: number;
   /** Calls op `op` through its native callback; returns what it replied. */
@@ -105,6 +116,9 @@ async function harness(abi: FuseAbi): Promise<Harness> {
   const src = join(tmp, "src");
   await Deno.mkdir(join(src, "d"), { recursive: true });
   await Deno.writeTextFile(join(src, "d", "lower.txt"), "lower\n");
+  // copied up off the FUSE thread
+  await Deno.writeFile(join(src, "d", "big.bin"), BIG);
+  await Deno.writeFile(join(src, "d", "big2.bin"), BIG);
   const store = ObjectStore.open(join(tmp, "store"));
   const { manifest } = await importDir(src, store);
   const layer = store.putBytes(encodeLayer(manifest));
@@ -127,6 +141,7 @@ async function harness(abi: FuseAbi): Promise<Harness> {
   if (typeof d === "number") throw new Error(`lookup d: ${d}`);
 
   let last: Reply = { fn: "none" };
+  const replies: Reply[] = [];
   const ctxBuf = new Uint8Array(16), ctxView = new DataView(ctxBuf.buffer);
   ctxView.setUint32(abi.ctx.uid, me.uid, true);
   ctxView.setUint32(abi.ctx.gid, me.gid, true);
@@ -138,10 +153,13 @@ async function harness(abi: FuseAbi): Promise<Harness> {
       } else if (fn === "fuse_reply_buf") {
         last = { fn, arg: dec.decode((a[1] as Uint8Array).subarray(0, Number(a[2]))) };
       } else last = { fn, arg: a[1] };
+      replies.push(last);
       return 0;
     },
   }) as FuseReplies;
   const router = new Router<MountRec>({ info: () => null, tgid: () => null });
+  const posted: Harness["posted"] = [];
+  const copies = new OffThreadCopies((m) => posted.push(m));
   const ctx = new WorkerContext(
     S,
     abi,
@@ -150,6 +168,10 @@ async function harness(abi: FuseAbi): Promise<Harness> {
     blobs,
     new Int32Array(new SharedArrayBuffer(CTR_BYTES)),
     () => {},
+    (_op, e) => {
+      throw e;
+    },
+    copies,
   );
   const latency = new Int32Array(4 * LAT_BUCKETS * OPS_SLOTS);
   const callbacks = new Map<OpName, Deno.UnsafeCallback>();
@@ -158,6 +180,10 @@ async function harness(abi: FuseAbi): Promise<Harness> {
   return {
     abi,
     scratch,
+    work,
+    replies,
+    posted,
+    copies,
     d: d.ino,
     call(op, ...args) {
       const sig = abi.signature[op];
@@ -359,5 +385,85 @@ for (const abi of Object.values(FUSE_ABIS)) {
       const v = enc.encode("v");
       assert.deepEqual(h.call("setxattr", ino, z("user.k"), v, 1, 0, 4), err(E.EINVAL));
     }
+  });
+}
+
+for (const abi of Object.values(FUSE_ABIS)) {
+  Deno.test(`${abi.flavour} open: a big copy-up runs off the FUSE thread, other requests go on`, async () => {
+    await using h = await harness(abi);
+    const ino = h.call("lookup", h.d, z("big.bin")).arg as number;
+    const wfi = h.fi(O_WRONLY | O_APPEND), rfi = h.fi(0);
+    // the write-open does not reply: its copy is posted, and the worker serves on
+    assert.equal(h.call("open", ino, wfi).fn, "none");
+    assert.equal(h.posted.length, 1);
+    const job = h.posted[0];
+    assert.equal(job.size, BIG.length);
+    assert.ok(job.dst.startsWith(h.work + "/"), job.dst);
+    assert.equal(h.call("getattr", h.d, null).fn, "fuse_reply_attr");
+    assert.equal(h.call("lookup", h.d, z("lower.txt")).fn, "fuse_reply_entry");
+    // a second open of the same inode waits for the same copy, not a copy of its own
+    assert.equal(h.call("open", ino, rfi).fn, "none");
+    assert.equal(h.posted.length, 1);
+    assert.throws(() => Deno.lstatSync(join(h.scratch, "d", "big.bin")), Deno.errors.NotFound);
+
+    // the main thread copies; the copy is published and both opens reply with their own handles
+    const r = await copyForWorker(job.src, job.dst);
+    assert.equal(r.errno, 0);
+    const before = h.replies.length;
+    h.copies.done(job.id, r.errno, r.how);
+    const opens = h.replies.slice(before);
+    assert.deepEqual(opens.map((o) => o.fn), ["fuse_reply_open", "fuse_reply_open"]);
+    const fhs = opens.map((o) => {
+      const v = new Deno.UnsafePointerView(o.arg as Deno.PointerObject);
+      return Number(v.getBigUint64(abi.fi.fh));
+    });
+    assert.ok(fhs[0] > 0 && fhs[1] > 0 && fhs[0] !== fhs[1], `${fhs}`);
+    assert.equal(h.copies.size, 0);
+
+    const tail = enc.encode("tail");
+    const wfh = h.fi(O_WRONLY | O_APPEND, fhs[0]);
+    assert.deepEqual(h.call("write", ino, tail, tail.length, BIG.length, wfh), {
+      fn: "fuse_reply_write",
+      arg: 4n,
+    });
+    h.call("release", ino, wfh);
+    h.call("release", ino, h.fi(0, fhs[1]));
+    const onDisk = Deno.readFileSync(join(h.scratch, "d", "big.bin"));
+    assert.deepEqual(onDisk.subarray(0, BIG.length), BIG);
+    assert.equal(dec.decode(onDisk.subarray(BIG.length)), "tail");
+    assert.equal(Deno.lstatSync(join(h.scratch, "d", "big.bin")).mode! & 0o777, 0o644);
+    assert.deepEqual([...Deno.readDirSync(h.work)], [], "no temp file left in work/");
+  });
+
+  Deno.test(`${abi.flavour} open: a failed or overtaken off-thread copy leaves nothing behind`, async () => {
+    await using h = await harness(abi);
+    const ino = h.call("lookup", h.d, z("big.bin")).arg as number;
+    // the copy fails (a full disk): the open gets its errno, and the file stays lower
+    assert.equal(h.call("open", ino, h.fi(O_RDWR)).fn, "none");
+    let job = h.posted.at(-1)!;
+    Deno.writeFileSync(job.dst, BIG.subarray(0, 10)); // a partial copy
+    h.copies.done(job.id, E.ENOSPC, "copy");
+    assert.deepEqual(h.replies.at(-1), err(E.ENOSPC));
+    assert.deepEqual([...Deno.readDirSync(h.work)], []);
+    assert.throws(() => Deno.lstatSync(join(h.scratch, "d", "big.bin")), Deno.errors.NotFound);
+
+    // the name is unlinked while its copy runs: the copy is dropped, not resurrected in scratch
+    assert.equal(h.call("open", ino, h.fi(O_RDWR)).fn, "none");
+    job = h.posted.at(-1)!;
+    assert.deepEqual(h.call("unlink", h.d, z("big.bin")), ok);
+    const r = await copyForWorker(job.src, job.dst);
+    h.copies.done(job.id, r.errno, r.how);
+    assert.equal(h.replies.at(-1)!.fn, "fuse_reply_err");
+    assert.deepEqual([...Deno.readDirSync(h.work)], []);
+    assert.throws(() => Deno.lstatSync(join(h.scratch, "d", "big.bin")), Deno.errors.NotFound);
+
+    // a truncating open copies no bytes: nothing is posted, and scratch gets an empty file
+    const n0 = h.posted.length;
+    const ino2 = h.call("lookup", h.d, z("big2.bin")).arg as number;
+    const tfi = h.fi(O_WRONLY | O_TRUNC);
+    assert.equal(h.call("open", ino2, tfi).fn, "fuse_reply_open");
+    assert.equal(h.posted.length, n0);
+    h.call("release", ino2, tfi);
+    assert.equal(Deno.lstatSync(join(h.scratch, "d", "big2.bin")).size, 0);
   });
 }
