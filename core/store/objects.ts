@@ -52,12 +52,11 @@ export function digestBytes(bytes: Uint8Array): Digest {
   return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
-/** sha256 digest of a file's bytes, read synchronously in 1 MiB chunks. */
-export function digestFileSync(path: string): Digest {
+/** sha256 digest of a file's bytes, read synchronously in chunks of `chunk` (default 1 MiB). */
+export function digestFileSync(path: string, chunk: Uint8Array = new Uint8Array(1 << 20)): Digest {
   const h = createHash("sha256");
   const f = Deno.openSync(path, { read: true });
   try {
-    const chunk = new Uint8Array(1 << 20);
     for (let r = f.readSync(chunk); r !== null; r = f.readSync(chunk)) h.update(chunk.subarray(0, r));
   } finally {
     f.close();
@@ -67,13 +66,13 @@ export function digestFileSync(path: string): Digest {
 
 /**
  * sha256 digest of a file's bytes, read in 1 MiB chunks with async reads, so a thread that hashes
- * a large blob keeps serving its event loop between chunks.
+ * a large blob keeps serving its event loop between chunks. `chunk` is the read buffer (a caller that
+ * hashes many files passes one, so each call does not allocate and zero 1 MiB).
  * @throws Deno.errors.NotFound and other read errors.
  */
-export async function digestFile(path: string): Promise<Digest> {
+export async function digestFile(path: string, chunk: Uint8Array = new Uint8Array(1 << 20)): Promise<Digest> {
   const h = createHash("sha256");
   using f = await Deno.open(path, { read: true });
-  const chunk = new Uint8Array(1 << 20);
   for (let r = await f.read(chunk); r !== null; r = await f.read(chunk)) h.update(chunk.subarray(0, r));
   return `sha256:${h.digest("hex")}`;
 }

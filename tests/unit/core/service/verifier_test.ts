@@ -28,3 +28,44 @@ Deno.test("blob verifier: hashes in the background, reports each corrupt blob on
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("blob verifier: many small blobs share one read buffer, and each is judged on its own bytes", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const enc = new TextEncoder();
+    const corrupt: string[] = [];
+    const v = new BlobVerifier((d) => join(dir, d), (d) => corrupt.push(d), logger("test"));
+    // sizes shrink, so a reused buffer still holds the previous blob's tail past each read
+    const sizes = [65_537, 65_536, 40_000, 4096, 10, 1, 0];
+    const expectBad: string[] = [];
+    for (const [i, size] of sizes.entries()) {
+      const bytes = new Uint8Array(size).fill(97 + i);
+      const d = digestBytes(bytes);
+      // every other blob is tampered by one byte (the empty one cannot be)
+      if (i % 2 === 1 && size > 0) {
+        bytes[size - 1] ^= 1;
+        expectBad.push(d);
+      }
+      Deno.writeFileSync(join(dir, d), bytes);
+      v.enqueue(d);
+    }
+    for (let i = 0; i < 300; i++) {
+      const bytes = enc.encode(`small ${i}\n`);
+      const d = digestBytes(bytes);
+      Deno.writeFileSync(join(dir, d), bytes);
+      v.enqueue(d);
+    }
+    await v.idle();
+    assert.deepEqual(corrupt, expectBad);
+    assert.equal(v.verified, sizes.length - expectBad.length + 300);
+    assert.equal(v.queued, 0);
+    // the queue keeps working after it ran empty
+    const late = enc.encode("late\n");
+    Deno.writeFileSync(join(dir, digestBytes(late)), late);
+    v.enqueue(digestBytes(late));
+    await v.idle();
+    assert.equal(v.verified, sizes.length - expectBad.length + 301);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
