@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { processExited } from "../../ffi/sys.ts";
+import { syncFilesystem } from "../../ffi/fsops.ts";
 import { storagePaths } from "../config.ts";
 import { SpfsError } from "../errors.ts";
 import {
@@ -196,14 +197,16 @@ export class ObjectStore {
   }
 
   /**
-   * Publishes staged objects in the given order (children first): fsyncs them all, 64 at a time
-   * (the kernel folds them into few journal commits), then renames each into place.
+   * Publishes staged objects in the given order (children first): makes them all durable with one
+   * syncfs(2) (Linux), or fsyncs them 64 at a time (macOS), then renames each into place.
    * @throws SpfsError StorageError; the tmp files are removed.
    */
   async publishStaged(staged: [tmp: string, digest: Digest][]): Promise<void> {
     const batch = 64;
     try {
-      for (let i = 0; i < staged.length; i += batch) {
+      // one syncfs makes the whole batch durable; where there is none (macOS), fsync each file
+      const synced = staged.length > 1 && syncFilesystem(this.tmpDir) === 0;
+      for (let i = 0; !synced && i < staged.length; i += batch) {
         await Promise.all(
           staged.slice(i, i + batch).map(async ([tmp]) => {
             using f = await Deno.open(tmp, { read: true });
