@@ -8,7 +8,7 @@ export function info(cfg: Config, ref: string, o: { json?: boolean }): Promise<n
   const { store, tags } = openRepo(cfg);
   const digest = resolveRef(ref, store, tags);
   const kind = store.kindOf(digest);
-  const out: Record<string, unknown> = { ref, digest, kind, size: Deno.statSync(store.path(digest)).size };
+  const out: Record<string, unknown> = { ref, digest, kind, size: store.size(digest) };
   if (kind !== "blob") {
     const obj = store.readObject(digest);
     if (obj.type === "spfs/layer@1") {

@@ -283,6 +283,7 @@ export function storagePaths(storageRoot: string) {
   return {
     objects: `${storageRoot}/objects/sha256`,
     tmp: `${storageRoot}/tmp`,
+    packs: `${storageRoot}/packs`,
     db: `${storageRoot}/spfs.db`,
     runtimes: `${storageRoot}/runtimes`,
   };

@@ -263,23 +263,6 @@ export function fsyncFd(fd: number, datasync: boolean): number {
   return check(datasync && !darwin ? libc().fdatasync(fd) : libc().fsync(fd));
 }
 
-/**
- * Flushes the whole filesystem holding dir `path` to disk with one syncfs(2) (man 2 syncfs), where
- * an fsync per file costs a journal commit each. It also writes back other processes' dirty data
- * on that filesystem. Returns 0 or an errno; ENOTSUP on Darwin, which has no syncfs (fsync each
- * file there).
- */
-export function syncFilesystem(path: string): number {
-  if (darwin) return E.ENOTSUP;
-  const fd = openFile(path, O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return -fd;
-  try {
-    return check(libc().syncfs(fd));
-  } finally {
-    libc().close(fd);
-  }
-}
-
 /** listxattr without following symlinks into `buf` (null: ask for the size): bytes, or -errno. */
 export function listxattr(path: string, buf: Uint8Array | null): number {
   const size = BigInt(buf?.length ?? 0);

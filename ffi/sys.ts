@@ -3,7 +3,7 @@
  * import libc, errno, open flags and process facts from here and never test the OS themselves.
  * Linux: glibc (`linux/libc.ts`) and procfs (`linux/proc.ts`). macOS: libSystem
  * (`darwin/libsystem.ts`). A Linux-only symbol (renameat2, l*xattr, copy_file_range, ioctl,
- * fallocate, fdatasync, syncfs, pidfd_open, eventfd, pipe2, fcntl) throws "not available on macOS" when
+ * fallocate, fdatasync, pidfd_open, eventfd, pipe2, fcntl) throws "not available on macOS" when
  * called there; `fsops.ts` and the helpers below take the Darwin route before any such call.
  */
 import { os } from "./os.ts";

@@ -48,7 +48,7 @@ export class ReadOnlyBackend implements FsBackend {
   readlink(ino: number): Uint8Array | Errno {
     const n = this.vfs.nodes.get(ino);
     if (!n || n.kind !== "symlink") return E.ENOENT;
-    return Deno.readFileSync(this.vfs.blobPath(n.digest!));
+    return this.vfs.blobBytes(n.digest!);
   }
   open(ino: number, flags: number): Opened | Errno {
     const n = this.vfs.nodes.get(ino);
@@ -59,6 +59,7 @@ export class ReadOnlyBackend implements FsBackend {
     return fd < 0 ? -fd : { fh: fd, keepCache: true };
   }
   release(fh: number): void {
+    this.blobs.closed(fh);
     libc().close(fh);
   }
   list(ino: number): DirEntry[] | Errno {

@@ -14,7 +14,8 @@
  */
 import { SpfsError } from "../errors.ts";
 import type { Digest, Manifest } from "../store/objects.ts";
-import type { ObjectStore } from "../store/store.ts";
+import { type ObjectStore, readSlice } from "../store/store.ts";
+import type { Slice } from "../store/packs.ts";
 import type { Attr } from "../../ffi/stat.ts";
 import { LAYER_TIME_S } from "./backend.ts";
 
@@ -262,8 +263,28 @@ export class Vfs {
     };
   }
 
-  /** The object path of a blob (for open/readlink). */
+  /** The loose object path of a blob (for open; a packed blob is found by `packedBlob`). */
   blobPath(d: Digest): string {
     return this.#store.path(d);
+  }
+
+  /** Where a blob packed with others is (packs.ts), or undefined. */
+  packedBlob(d: Digest): Slice | undefined {
+    return this.#store.packs.find(d);
+  }
+
+  /** Where a blob's bytes are, loose or packed, or undefined when the store lacks it. */
+  blob(d: Digest): Slice | undefined {
+    return this.#store.locate(d);
+  }
+
+  /**
+   * A blob's bytes (symlink targets, small copy-ups from a pack).
+   * @throws Deno.errors.NotFound when the store lacks it; other read errors.
+   */
+  blobBytes(d: Digest): Uint8Array {
+    const s = this.#store.locate(d);
+    if (!s) throw new Deno.errors.NotFound(`blob ${d}`);
+    return readSlice(s);
   }
 }

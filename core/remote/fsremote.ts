@@ -130,16 +130,16 @@ async function copyAll(
         if (p) p.skippedObjects++;
         return;
       }
-      let f: Deno.FsFile;
+      let stream: ReadableStream<Uint8Array>;
       try {
-        f = await Deno.open(src.path(d), { read: true });
+        stream = src.openStream(d);
       } catch (e) {
         throw new SpfsError("UnknownRef", `${d} is missing from ${from}`, {
           cause: e,
           hint: "its store is incomplete: run `spfs check` there",
         });
       }
-      await dst.putStream(f.readable, d, from, (n) => p?.add({ bytes: n }));
+      await dst.putStream(stream, d, from, (n) => p?.add({ bytes: n }));
       p?.add({ objects: 1 });
     })
   ));

@@ -119,7 +119,7 @@ async function start(cfg: Config): Promise<Service> {
     counters: new SharedArrayBuffer(CTR_BYTES),
     latency: new SharedArrayBuffer(4 * LAT_BUCKETS * OPS_SLOTS),
   };
-  const worker = await WorkerHandle.start(cfg, shared, log, (d) => store.path(d));
+  const worker = await WorkerHandle.start(cfg, shared, log, (d) => store.locate(d));
   log.info("mounted {mountpoint} with {libfuse}", { mountpoint: cfg.mountpoint, libfuse: worker.libfuse });
   const runtimes = new RuntimeTable(rdb, worker, log);
   log.info("root-process exit watch: {kind}", { kind: runtimes.exits.kind });

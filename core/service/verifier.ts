@@ -5,7 +5,9 @@
  * the worker refuses the blob from then on.
  */
 import type { Logger } from "../log.ts";
-import { type Digest, digestFile, digestFileSync } from "../store/objects.ts";
+import { type Digest, digestBytes, digestFile, digestFileSync } from "../store/objects.ts";
+import type { Slice } from "../store/packs.ts";
+import { readSlice } from "../store/store.ts";
 
 /**
  * Blobs up to this size (bytes) are hashed with synchronous reads: a few µs of the event loop,
@@ -27,11 +29,11 @@ export class BlobVerifier {
   corrupt = 0;
 
   /**
-   * @param path the object path of a blob (ObjectStore.path)
+   * @param locate where a blob's bytes are (ObjectStore.locate)
    * @param onCorrupt told once per blob that does not hash to its digest
    */
   constructor(
-    readonly path: (d: Digest) => string,
+    readonly locate: (d: Digest) => Slice | undefined,
     readonly onCorrupt: (d: Digest) => void,
     readonly log: Logger,
   ) {}
@@ -44,7 +46,15 @@ export class BlobVerifier {
   /** Queues a blob; hashing starts at once when idle. */
   enqueue(d: Digest): void {
     this.#queue.push(d);
-    this.#draining ??= this.#drain().finally(() => this.#draining = undefined);
+    this.#kick();
+  }
+
+  /** Starts draining unless a drain runs; one enqueued as a drain ends starts the next. */
+  #kick(): void {
+    this.#draining ??= this.#drain().finally(() => {
+      this.#draining = undefined;
+      if (this.queued) this.#kick();
+    });
   }
 
   /** Resolves when the queue is empty (for shutdown and tests). */
@@ -53,6 +63,9 @@ export class BlobVerifier {
   }
 
   async #drain(): Promise<void> {
+    // start after enqueue returns: small blobs hash synchronously, and a drain that ended inside
+    // the caller's turn would leave #draining set with a later blob never picked up
+    await null;
     let since = performance.now();
     while (this.#head < this.#queue.length) {
       // synchronous hashes run back to back; let RPCs in every few ms
@@ -63,10 +76,13 @@ export class BlobVerifier {
       const d = this.#queue[this.#head++];
       if (this.#head === this.#queue.length) [this.#queue, this.#head] = [[], 0];
       try {
-        const path = this.path(d);
-        const got = Deno.statSync(path).size <= SYNC_MAX
-          ? digestFileSync(path, this.#small)
-          : await digestFile(path, this.#large);
+        const s = this.locate(d);
+        if (!s) throw new Deno.errors.NotFound(`${d} is not in the store`);
+        const got = s.packed
+          ? digestBytes(readSlice(s))
+          : s.size <= SYNC_MAX
+          ? digestFileSync(s.path, this.#small)
+          : await digestFile(s.path, this.#large);
         if (got === d) {
           this.verified++;
           continue;

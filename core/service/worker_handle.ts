@@ -13,6 +13,7 @@ import { libc, wakePipe } from "../../ffi/sys.ts";
 import { platform } from "../platform/facts.ts";
 import { allowOther, libfuseCandidates } from "../platform/checks.ts";
 import type { Digest } from "../store/objects.ts";
+import type { Slice } from "../store/packs.ts";
 import { BlobVerifier } from "./verifier.ts";
 import { copyForWorker } from "./copier.ts";
 import type { FromWorker, FuseWorkerData, ToWorker, WorkerReply } from "./worker/messages.ts";
@@ -43,9 +44,9 @@ export class WorkerHandle {
     readonly cfg: Config,
     shared: { counters: SharedArrayBuffer; latency: SharedArrayBuffer },
     log: Logger,
-    blobPath: (d: Digest) => string,
+    locate: (d: Digest) => Slice | undefined,
   ) {
-    this.verifier = new BlobVerifier(blobPath, (digest) => this.send({ type: "corrupt", digest }), log);
+    this.verifier = new BlobVerifier(locate, (digest) => this.send({ type: "corrupt", digest }), log);
     this.exited = new Promise<number>((r) => this.#exit = r);
     const channel = new MessageChannel();
     this.#port = channel.port1;
@@ -77,9 +78,9 @@ export class WorkerHandle {
     cfg: Config,
     shared: { counters: SharedArrayBuffer; latency: SharedArrayBuffer },
     log: Logger,
-    blobPath: (d: Digest) => string,
+    locate: (d: Digest) => Slice | undefined,
   ): Promise<WorkerHandle> {
-    const w = new WorkerHandle(cfg, shared, log, blobPath);
+    const w = new WorkerHandle(cfg, shared, log, locate);
     return new Promise((resolve, reject) => {
       w.#worker.on("message", (m: FromWorker) => {
         switch (m.type) {

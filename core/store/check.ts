@@ -3,7 +3,7 @@
  * (manifest entries, layers, platforms, tags) points at an object that exists.
  */
 import { decodeObject, type Digest, looksStructured } from "./objects.ts";
-import type { ObjectStore } from "./store.ts";
+import { type ObjectStore, readSlice } from "./store.ts";
 import type { TagDb } from "./tags.ts";
 import { childrenOf } from "./walk.ts";
 
@@ -30,15 +30,12 @@ export async function checkStore(
     if (d && !have.has(d)) missing.push(`${from} -> ${d}`);
   };
   for (const d of all) {
-    const path = store.path(d);
-    bytes += Deno.statSync(path).size;
+    const s = store.locate(d);
+    if (!s) continue; // removed by a clean meanwhile
+    bytes += s.size;
     if (corrupt.has(d)) continue;
-    const head = new Uint8Array(32);
-    const f = Deno.openSync(path);
-    const n = f.readSync(head) ?? 0;
-    f.close();
-    if (!looksStructured(head.subarray(0, n))) continue;
-    const obj = decodeObject(Deno.readFileSync(path), d);
+    if (!looksStructured(readSlice({ ...s, size: Math.min(32, s.size) }))) continue;
+    const obj = decodeObject(readSlice(s), d);
     for (const c of childrenOf(obj)) need(d, c);
   }
   for (const t of tags.list()) need(`tag ${t.name}`, t.digest);

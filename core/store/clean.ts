@@ -6,9 +6,13 @@
  * kept (writers set its mtime, and write children before parents, so an unfinished parent's
  * children are always fresh); `liveRoots` is asked again just before deleting; and deletion goes
  * parents first, so a crash mid-clean never leaves a parent whose children are gone.
+ *
+ * A pack (packs.ts) goes as a whole, after the loose objects, once none of its entries is reached;
+ * one with any reached entry is kept whole. A pack file left without an index goes after the grace.
  */
 import type { Digest } from "./objects.ts";
 import type { ObjectStore } from "./store.ts";
+import type { PackEntry } from "./packs.ts";
 import { childrenOf, kindOrUndefined } from "./walk.ts";
 
 /** What a clean removed (or, with dryRun, would remove). Bytes are file sizes. */
@@ -54,7 +58,7 @@ export async function clean(
     young: 0,
   };
   const doomed = new Map<Digest, number>();
-  for (const d of store.all()) {
+  for (const d of store.loose()) {
     let st: Deno.FileInfo;
     try {
       st = Deno.statSync(store.path(d));
@@ -70,6 +74,17 @@ export async function clean(
       doomed.set(d, st.size);
     }
   }
+  const { packs, orphans } = store.packs.list();
+  const young = (path: string) => {
+    try {
+      return now - (Deno.statSync(path).mtime?.getTime() ?? now) < o.graceMs;
+    } catch {
+      return true; // removed meanwhile: nothing to do
+    }
+  };
+  const reached = (entries: PackEntry[]) => entries.some(([h]) => keep.has(`sha256:${h}`));
+  const doomedPacks = packs.filter((p) => !reached(p.entries) && !young(p.tar));
+  report.young += packs.filter((p) => !reached(p.entries) && young(p.tar)).length;
   for (const r of await liveRoots()) markReachable(store, r, keep);
   const order = parentsFirst(store, [...doomed.keys()].filter((d) => !keep.has(d)));
   for (const d of order) {
@@ -84,7 +99,36 @@ export async function clean(
     report.removed.objects++;
     report.removed.bytes += doomed.get(d)!;
   }
+  for (const p of packs) {
+    const size = fileSize(p.tar);
+    if (!doomedPacks.includes(p) || reached(p.entries)) {
+      if (reached(p.entries)) {
+        report.kept.objects += p.entries.length;
+        report.kept.bytes += size;
+      }
+      continue;
+    }
+    if (!o.dryRun) store.packs.remove(p.hex);
+    report.removed.objects += p.entries.length;
+    report.removed.bytes += size;
+  }
+  for (const tar of orphans.filter((t) => !young(t))) {
+    report.removed.bytes += fileSize(tar);
+    if (!o.dryRun) {
+      try {
+        Deno.removeSync(tar);
+      } catch { /* already gone */ }
+    }
+  }
   return report;
+}
+
+function fileSize(path: string): number {
+  try {
+    return Deno.statSync(path).size;
+  } catch {
+    return 0;
+  }
 }
 
 /** Orders objects so each comes before anything it references (platform → layer → manifests → blobs). */

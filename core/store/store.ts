@@ -1,18 +1,21 @@
 /**
- * Content-addressed object store: `objects/sha256/ab/cdef…`, mode 0444. Every write goes
- * tmp → fsync → rename, so a crash never leaves a partial object at its final path.
+ * Content-addressed object store: `objects/sha256/ab/cdef…`, mode 0444, plus packs of small
+ * objects kept whole as pulled (packs.ts). Every write goes tmp → fsync → rename, so a crash never
+ * leaves a partial object at its final path.
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { processExited } from "../../ffi/sys.ts";
-import { syncFilesystem } from "../../ffi/fsops.ts";
+import { lstat, utimens } from "../../ffi/fsops.ts";
 import { storagePaths } from "../config.ts";
+import { type PackEntry, Packs, type Slice, tarEntries } from "./packs.ts";
 import { SpfsError } from "../errors.ts";
 import {
   decodeObject,
   type Digest,
   DIGEST_RE,
   digestBytes,
+  digestFile,
   looksStructured,
   type StructuredObject,
 } from "./objects.ts";
@@ -36,6 +39,8 @@ export class ObjectStore {
   readonly root: string;
   readonly objectsDir: string;
   readonly tmpDir: string;
+  /** Packs of small objects, read in place. */
+  readonly packs: Packs;
   /** A directory other machines write too (a file:// remote): tmp names carry the host name. */
   readonly shared: boolean;
   #seq = 0;
@@ -46,6 +51,7 @@ export class ObjectStore {
     const p = storagePaths(root);
     this.objectsDir = p.objects;
     this.tmpDir = p.tmp;
+    this.packs = new Packs(p.packs);
   }
 
   /**
@@ -94,27 +100,39 @@ export class ObjectStore {
     return join(this.objectsDir, hex.slice(0, 2), hex.slice(2));
   }
 
+  /** True when the object is in the store, loose or packed. */
   has(digest: Digest): boolean {
-    try {
-      Deno.statSync(this.path(digest));
-      return true;
-    } catch {
-      return false;
-    }
+    // lstat through libc: a miss costs no exception (a pull or commit asks thousands of times)
+    return typeof lstat(this.path(digest)) !== "number" || this.packs.find(digest) !== undefined;
   }
 
   /**
-   * Like has(), and when present marks the object as just used (mtime now), so `spfs clean`'s
-   * grace period protects an object a commit or pull is reusing while its parent is not yet written.
+   * Like has(), and when present marks the object as just used (mtime now; for a packed object,
+   * its pack's), so `spfs clean`'s grace period protects an object a commit or pull is reusing
+   * while its parent is not yet written.
    */
   reuse(digest: Digest): boolean {
-    try {
-      const now = new Date();
-      Deno.utimeSync(this.path(digest), now, now);
-      return true;
-    } catch {
-      return false;
-    }
+    if (utimens(this.path(digest), "now", "now") === 0) return true;
+    const s = this.packs.find(digest);
+    if (!s) return false;
+    // a pack removed by a clean meanwhile: then only a loose copy counts
+    return utimens(s.path, "now", "now") === 0 || this.has(digest);
+  }
+
+  /** Where an object's bytes are (a loose file, or a range of a pack), or undefined when absent. */
+  locate(digest: Digest): Slice | undefined {
+    const path = this.path(digest);
+    const st = lstat(path);
+    return typeof st !== "number"
+      ? { path, offset: 0, size: st.size, packed: false }
+      : this.packs.find(digest);
+  }
+
+  /** Size of an object in bytes. @throws SpfsError UnknownRef when absent. */
+  size(digest: Digest): number {
+    const s = this.locate(digest);
+    if (!s) throw new SpfsError("UnknownRef", `object ${digest} is not in the store at ${this.root}`);
+    return s.size;
   }
 
   /** A fresh tmp path owned by this process. */
@@ -150,14 +168,7 @@ export class ObjectStore {
   #write(bytes: Uint8Array, digest: Digest): void {
     const tmp = this.tmpPath();
     try {
-      const f = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o644 });
-      try {
-        let off = 0;
-        while (off < bytes.length) off += f.writeSync(bytes.subarray(off));
-        f.syncSync();
-      } finally {
-        f.close();
-      }
+      writeDurable(tmp, bytes);
       this.#publish(tmp, digest);
     } catch (e) {
       try {
@@ -179,50 +190,51 @@ export class ObjectStore {
   }
 
   /**
-   * Writes verified bytes to a tmp file without fsync; `publishStaged` makes a batch durable and
-   * visible at once. Returns the tmp path, or undefined when the object exists.
-   * @throws SpfsError CorruptObject naming `from`; StorageError.
+   * Keeps a tar of objects named by their hex digest (an OCI pack or manifests tar, already
+   * verified against `packDigest`) whole as a pack, after checking every entry against its name.
+   * Entries the store already has are indexed too (reading either copy is fine). Returns the
+   * digests the pack holds.
+   * @throws SpfsError CorruptObject naming `from` (nothing is written); StorageError.
    */
-  stage(bytes: Uint8Array, digest: Digest, from: string): string | undefined {
-    if (this.reuse(digest)) return undefined;
-    const got = digestBytes(bytes);
-    if (got !== digest) throw receivedMismatch(digest, got, from);
-    const tmp = this.tmpPath();
+  putPack(bytes: Uint8Array, packDigest: Digest, from: string): Digest[] {
+    let entries: PackEntry[];
     try {
-      Deno.writeFileSync(tmp, bytes, { createNew: true, mode: 0o644 });
+      entries = tarEntries(bytes).map((e) => [e.name, e.offset, e.size]);
     } catch (e) {
-      throw storageError("writing an object", e);
+      throw new SpfsError("CorruptObject", `${from} sent a pack ${packDigest} that is not a valid tar: ${e}`);
     }
-    return tmp;
+    for (const [hex, off, size] of entries) {
+      const want = `sha256:${hex}`;
+      if (!DIGEST_RE.test(want)) throw receivedMismatch(want, "an entry that is not named by a digest", from);
+      const got = digestBytes(bytes.subarray(off, off + size));
+      if (got !== want) throw receivedMismatch(want, got, from);
+    }
+    const hex = packDigest.slice(7);
+    if (this.packs.list().packs.some((p) => p.hex === hex)) {
+      if (entries.length) this.reuse(`sha256:${entries[0][0]}`);
+      return entries.map(([h]) => `sha256:${h}`);
+    }
+    const tmpTar = this.tmpPath(), tmpIdx = this.tmpPath();
+    try {
+      writeDurable(tmpTar, bytes);
+      this.packs.publish(hex, tmpTar, tmpIdx, entries);
+    } catch (e) {
+      for (const t of [tmpTar, tmpIdx]) {
+        try {
+          Deno.removeSync(t);
+        } catch { /* published or never made */ }
+      }
+      throw storageError("writing a pack", e);
+    }
+    return entries.map(([h]) => `sha256:${h}`);
   }
 
-  /**
-   * Publishes staged objects in the given order (children first): makes them all durable with one
-   * syncfs(2) (Linux), or fsyncs them 64 at a time (macOS), then renames each into place.
-   * @throws SpfsError StorageError; the tmp files are removed.
-   */
-  async publishStaged(staged: [tmp: string, digest: Digest][]): Promise<void> {
-    const batch = 64;
-    try {
-      // one syncfs makes the whole batch durable; where there is none (macOS), fsync each file
-      const synced = staged.length > 1 && syncFilesystem(this.tmpDir) === 0;
-      for (let i = 0; !synced && i < staged.length; i += batch) {
-        await Promise.all(
-          staged.slice(i, i + batch).map(async ([tmp]) => {
-            using f = await Deno.open(tmp, { read: true });
-            await f.sync();
-          }),
-        );
-      }
-      for (const [tmp, digest] of staged) this.#publish(tmp, digest);
-    } catch (e) {
-      for (const [tmp] of staged) {
-        try {
-          Deno.removeSync(tmp);
-        } catch { /* published or gone */ }
-      }
-      throw storageError("publishing objects", e);
-    }
+  /** A stream of an object's bytes (loose or packed). @throws SpfsError UnknownRef when absent. */
+  openStream(digest: Digest): ReadableStream<Uint8Array> {
+    const s = this.locate(digest);
+    if (!s) throw new SpfsError("UnknownRef", `object ${digest} is not in the store at ${this.root}`);
+    if (s.packed) return ReadableStream.from([readSlice(s)]);
+    return Deno.openSync(s.path, { read: true }).readable;
   }
 
   /**
@@ -326,14 +338,16 @@ export class ObjectStore {
    * @throws SpfsError UnknownRef when missing, CorruptObject when the bytes do not match.
    */
   readVerified(digest: Digest): Uint8Array {
-    let bytes: Uint8Array;
-    try {
-      bytes = Deno.readFileSync(this.path(digest));
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new SpfsError("UnknownRef", `object ${digest} is not in the store at ${this.root}`);
+    let bytes: Uint8Array | undefined;
+    for (let attempt = 0; !bytes; attempt++) {
+      const s = this.locate(digest);
+      if (!s) throw new SpfsError("UnknownRef", `object ${digest} is not in the store at ${this.root}`);
+      try {
+        bytes = readSlice(s);
+      } catch (e) {
+        // a pack removed by a clean while this object is loose again: look once more
+        if (!(e instanceof Deno.errors.NotFound) || attempt > 0) throw storageError(`reading ${digest}`, e);
       }
-      throw storageError(`reading ${digest}`, e);
     }
     if (digestBytes(bytes) !== digest) {
       throw new SpfsError("CorruptObject", `object ${digest} does not match its digest`, {
@@ -350,14 +364,9 @@ export class ObjectStore {
 
   /** Object kind without full decoding: "blob" or the structured type. */
   kindOf(digest: Digest): "blob" | "manifest" | "layer" | "platform" {
-    const f = Deno.openSync(this.path(digest), { read: true });
-    try {
-      const head = new Uint8Array(32);
-      const n = f.readSync(head) ?? 0;
-      if (!looksStructured(head.subarray(0, n))) return "blob";
-    } finally {
-      f.close();
-    }
+    const s = this.locate(digest);
+    if (!s) throw new Deno.errors.NotFound(`object ${digest}`);
+    if (!looksStructured(readSlice({ ...s, size: Math.min(32, s.size) }))) return "blob";
     return this.readObject(digest).type.slice(5, -2) as "manifest" | "layer" | "platform";
   }
 
@@ -371,15 +380,26 @@ export class ObjectStore {
         if (e.name.startsWith(rest)) out.push(`sha256:${hexPrefix.slice(0, 2)}${e.name}`);
       }
     } catch { /* no such fan-out dir */ }
-    return out.sort();
+    for (const h of this.packs.hexes(hexPrefix)) out.push(`sha256:${h}`);
+    return [...new Set(out)].sort();
   }
 
-  /** Every object digest in the store. */
-  *all(): Generator<Digest> {
+  /** Every loose object's digest. */
+  *loose(): Generator<Digest> {
     for (const d of Deno.readDirSync(this.objectsDir)) {
       if (!d.isDirectory) continue;
       for (const e of Deno.readDirSync(join(this.objectsDir, d.name))) yield `sha256:${d.name}${e.name}`;
     }
+  }
+
+  /** Every object digest in the store, loose or packed, once each. */
+  *all(): Generator<Digest> {
+    const seen = new Set<string>();
+    for (const d of this.loose()) {
+      seen.add(d);
+      yield d;
+    }
+    for (const h of this.packs.hexes()) if (!seen.has(`sha256:${h}`)) yield `sha256:${h}`;
   }
 
   /** Verifies every object's bytes against its digest; returns the corrupt ones. */
@@ -388,15 +408,13 @@ export class ObjectStore {
     let done = 0;
     for (const d of this.all()) {
       progress?.(++done);
-      const hash = createHash("sha256");
-      const f = await Deno.open(this.path(d), { read: true });
+      const s = this.locate(d);
+      if (!s) continue; // removed by a clean meanwhile
       try {
-        for await (const chunk of f.readable) hash.update(chunk);
+        if ((s.packed ? digestBytes(readSlice(s)) : await digestFile(s.path)) !== d) bad.push(d);
       } catch {
         bad.push(d);
-        continue;
       }
-      if (`sha256:${hash.digest("hex")}` !== d) bad.push(d);
     }
     return bad;
   }
@@ -407,4 +425,29 @@ export function receivedMismatch(want: Digest, got: Digest, from: string): SpfsE
   return new SpfsError("CorruptObject", `${from} sent bytes for ${want} that hash to ${got}`, {
     hint: "the copy there is damaged: push it again from a good store; nothing was written here",
   });
+}
+
+/** Writes bytes to a new file (mode 0644) and fsyncs it. @throws Deno errors; the file may remain. */
+function writeDurable(path: string, bytes: Uint8Array): void {
+  using f = Deno.openSync(path, { write: true, createNew: true, mode: 0o644 });
+  let off = 0;
+  while (off < bytes.length) off += f.writeSync(bytes.subarray(off));
+  f.syncSync();
+}
+
+/**
+ * Reads a slice of a file (a loose object, or an object inside a pack).
+ * @throws Deno.errors.NotFound when the file is gone; other read errors.
+ */
+export function readSlice(s: { path: string; offset: number; size: number }): Uint8Array {
+  const out = new Uint8Array(s.size);
+  using f = Deno.openSync(s.path, { read: true });
+  if (s.offset) f.seekSync(s.offset, Deno.SeekMode.Start);
+  let n = 0;
+  while (n < s.size) {
+    const r = f.readSync(out.subarray(n));
+    if (r === null) throw new Error(`${s.path} ends ${s.size - n} bytes early`);
+    n += r;
+  }
+  return out;
 }

@@ -20,8 +20,6 @@ export const linuxSymbols = {
   truncate: { parameters: ["buffer", "i64"], result: "i32" },
   fsync: { parameters: ["i32"], result: "i32" },
   fdatasync: { parameters: ["i32"], result: "i32" },
-  /** syncfs(2): Linux 2.6.39, glibc 2.14 <unistd.h>; reports writeback errors since Linux 5.8. */
-  syncfs: { parameters: ["i32"], result: "i32" },
   mkdir: { parameters: ["buffer", "u32"], result: "i32" },
   rmdir: { parameters: ["buffer"], result: "i32" },
   unlink: { parameters: ["buffer"], result: "i32" },

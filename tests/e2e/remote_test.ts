@@ -80,6 +80,11 @@ fuseTest(
       const pulled = JSON.parse(await b.ok(["pull", "npm/1", "--json"]));
       assert.equal(pulled.refs[0].digest, first.refs[0].digest);
       await b.ok(["check"]);
+      // small files and manifests stay in their packs: a few files written, not one per object
+      const packs = [...Deno.readDirSync(join(b.storage, "packs"))].map((e) => e.name);
+      assert.ok(packs.some((n) => n.endsWith(".idx")), packs.join(" "));
+      const loose = await sh(`find ${q(join(b.storage, "objects"))} -type f | wc -l`);
+      assert.ok(Number(loose) < 50, `${loose.trim()} loose objects after the pull`);
       const ran = await b.ok([
         "run",
         "npm/1",
@@ -90,6 +95,19 @@ fuseTest(
       ]);
       assert.equal(ran.trim(), version);
       await b.ok(["run", "npm/1", "--", "diff", "-r", npm, b.mountpoint]);
+      // an editable run copies a packed file up and writes to it
+      const edited = await b.ok([
+        "run",
+        "--edit",
+        "npm/1",
+        "--",
+        "sh",
+        "-c",
+        `echo appended >> ${q(join(b.mountpoint, "package.json"))} && tail -n 1 ${
+          q(join(b.mountpoint, "package.json"))
+        }`,
+      ]);
+      assert.equal(edited.trim(), "appended");
 
       // auto-pull: an empty store with origin runs the tag directly
       const c = await withOrigin(reg.address());
@@ -114,11 +132,11 @@ fuseTest(
         "--no-pull stays local",
       );
 
-      // the same through a shared directory
+      // the same through a shared directory, pushed from B, whose objects are in packs
       const shared = `file://${join(a.root, "shared")}`;
-      await a.ok(["remote", "add", "shared", shared]);
-      await a.ok(["push", "npm/1", "--to", "shared"]);
-      const fileAgain = JSON.parse(await a.ok(["push", "npm/1", "--to", "shared", "--json"]));
+      await b.ok(["remote", "add", "shared", shared]);
+      await b.ok(["push", "npm/1", "--to", "shared"]);
+      const fileAgain = JSON.parse(await b.ok(["push", "npm/1", "--to", "shared", "--json"]));
       assert.deepEqual([fileAgain.objects.moved, fileAgain.bytes], [0, 0]);
       const d = await withOrigin(shared);
       sbs.push(d);

@@ -125,6 +125,7 @@ export class OverlayBackend implements FsBackend {
       this.#handles.delete(fh);
       this.overlay.released(h.node, h.write);
     }
+    this.#blobs.closed(fh);
     libc().close(fh);
   }
   list(ino: number): DirEntry[] | Errno {

@@ -19,7 +19,8 @@ import {
   unlink,
   utimens,
 } from "../../../ffi/fsops.ts";
-import { libc, O_WRONLY } from "../../../ffi/sys.ts";
+import { errnoOfException, libc, O_WRONLY } from "../../../ffi/sys.ts";
+import { readSlice } from "../../store/store.ts";
 import { META_PREFIX } from "../../store/scratch.ts";
 import type { Digest } from "../../store/objects.ts";
 import { baseName, type ONode } from "./nodes.ts";
@@ -37,15 +38,28 @@ export function copyUp(ov: OverlayParts, n: ONode, empty = false): number {
   if (e) return e;
   const tmp = ov.upper.tmp();
   if (n.kind === "symlink") {
-    const rc = symlink(Deno.readFileSync(ov.vfs.blobPath(n.lower!.digest!)), tmp);
+    const rc = symlink(ov.vfs.blobBytes(n.lower!.digest!), tmp);
     return rc || place(ov, n, tmp);
   }
-  const how = empty ? emptyFile(tmp) : cloneFile(ov.vfs.blobPath(n.lower!.digest!), tmp, ov.reflink);
+  const how = empty ? emptyFile(tmp) : copyBlob(ov, n.lower!.digest!, tmp);
   if (typeof how === "number") {
     unlink(tmp); // a partial copy (ENOSPC, EIO) must not stay in work/
     return how;
   }
   return place(ov, n, tmp, how);
+}
+
+/** Copies a blob's bytes into the new file `tmp`: cloned when loose, written when in a pack (small). */
+function copyBlob(ov: OverlayParts, d: Digest, tmp: string): CopyUpHow | number {
+  const src = ov.vfs.blob(d);
+  if (!src) return E.EIO; // listed but missing from the store: `spfs check` says so
+  if (!src.packed) return cloneFile(src.path, tmp, ov.reflink);
+  try {
+    Deno.writeFileSync(tmp, readSlice(src), { createNew: true, mode: 0o600 });
+    return "copy";
+  } catch (e) {
+    return errnoOfException(e);
+  }
 }
 
 function emptyFile(tmp: string): CopyUpHow | number {

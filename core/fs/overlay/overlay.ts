@@ -204,7 +204,7 @@ export class Overlay implements OverlayParts {
   readlink(n: ONode): Uint8Array | number {
     if (n.kind !== "symlink") return E.EINVAL;
     if (n.upper) return readlinkBytes(this.upper.path(n));
-    return Deno.readFileSync(this.vfs.blobPath(n.lower!.digest!));
+    return this.vfs.blobBytes(n.lower!.digest!);
   }
 
   /** The parent dir node of `n`; the kernel may have forgotten it while a child stayed. */
@@ -231,6 +231,8 @@ export class Overlay implements OverlayParts {
     const write = (flags & O_ACCMODE) !== O_RDONLY;
     if (!write || (flags & O_TRUNC) || n.kind !== "file" || n.upper || this.reflink) return null;
     if ((n.lower?.size ?? 0) < minBytes) return null;
+    // a blob in a pack is small (< 1 MiB) and is written in place, not cloned elsewhere
+    if (this.vfs.blob(n.lower!.digest!)?.packed) return null;
     return beginCopyUp(this, n);
   }
 

@@ -88,16 +88,6 @@ export async function buildTar(entries: TarEntry[]): Promise<Uint8Array> {
   return concat(await Array.fromAsync(pack as AsyncIterable<Uint8Array>));
 }
 
-/** Reads every regular entry of a tar held in memory. */
-export async function readTar(bytes: Uint8Array, onEntry: (e: TarEntry) => void): Promise<void> {
-  const ex = tar.extract();
-  ex.end(bytes);
-  for await (const entry of ex) {
-    const bytes = concat(await Array.fromAsync(entry as AsyncIterable<Uint8Array>));
-    if (entry.header.type === "file") onEntry({ name: entry.header.name, bytes });
-  }
-}
-
 /** Splits small blobs (sorted by digest) into packs of about PACK_BYTES each. */
 export function planPacks(small: [Digest, number][]): [Digest, number][][] {
   const sorted = [...small].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));

@@ -1,6 +1,7 @@
 /** `oci://` remotes: push and pull layers and platforms through an OCI registry (see mapping.ts). */
 import pLimit from "p-limit";
 import type { Config } from "../../config.ts";
+import { tarEntries } from "../../store/packs.ts";
 import { SpfsError } from "../../errors.ts";
 import { decodeObject, type Digest, DIGEST_RE, digestBytes, type Manifest } from "../../store/objects.ts";
 import { type ObjectStore, receivedMismatch } from "../../store/store.ts";
@@ -18,7 +19,6 @@ import {
   MEDIA,
   type OciManifest,
   planPacks,
-  readTar,
 } from "./mapping.ts";
 import { backoff, Registry } from "./registry.ts";
 
@@ -154,8 +154,7 @@ export class OciRemote implements Remote {
     );
     const largeDescs = large.map(([d, size]) =>
       this.#limit(async () => {
-        const sent = await this.reg.putBlob(d, size, () =>
-          Deno.openSync(local.path(d)).readable, this.mountFrom);
+        const sent = await this.reg.putBlob(d, size, () => local.openStream(d), this.mountFrom);
         p.add({ objects: 1, bytes: sent ? size : 0 });
         return { mediaType: MEDIA.blob, digest: d, size };
       })
@@ -175,18 +174,21 @@ export class OciRemote implements Remote {
     const layer = decodeObject(layerBytes, digest);
     if (layer.type !== "spfs/layer@1") throw new SpfsError("RemoteError", `${digest} is not a layer`);
     const from = this.reg.label;
-    // manifests are held in memory and written after the files they list: children before parents
+    // manifests are held in memory and kept after the files they list: children before parents
     const manifests = new Map<Digest, Uint8Array>();
+    const manifestTars: [Uint8Array, Digest][] = [];
     for (const d of m.layers.filter((l) => l.mediaType === MEDIA.manifests)) {
       p.bytesTotal += d.size;
       const tarBytes = await this.#fetchSmall(d);
       p.add({ bytes: tarBytes.length });
-      await readTar(tarBytes, (e) => {
-        const d = `sha256:${e.name}`;
-        const got = digestBytes(e.bytes);
-        if (got !== d) throw receivedMismatch(d, got, from);
-        manifests.set(d, e.bytes);
-      });
+      manifestTars.push([tarBytes, d.digest]);
+      for (const e of entriesOf(tarBytes, d.digest, from)) {
+        const md = `sha256:${e.name}`;
+        const bytes = tarBytes.subarray(e.offset, e.offset + e.size);
+        const got = digestBytes(bytes);
+        if (got !== md) throw receivedMismatch(md, got, from);
+        manifests.set(md, bytes);
+      }
     }
     const read = (d: Digest) => {
       const bytes = manifests.get(d) ?? (local.has(d) ? local.readVerified(d) : undefined);
@@ -197,24 +199,19 @@ export class OciRemote implements Remote {
     const blobs = closure.blobs;
     const missing = new Set([...blobs.keys()].filter((d) => !local.reuse(d)));
     p.skippedObjects += blobs.size - missing.size;
-    const staged: [string, Digest][] = [];
     const packs = m.layers.filter((l) =>
       l.mediaType === MEDIA.pack && [...missing].some((d) => inRange(d, l.annotations))
     );
     const large = m.layers.filter((l) => l.mediaType === MEDIA.blob && missing.has(l.digest));
     p.bytesTotal += [...packs, ...large].reduce((a, l) => a + l.size, 0);
+    // small files stay in their pack (two files written, not thousands); large ones stream in
     await Promise.all([
       ...packs.map((d) =>
         this.#limit(async () => {
           const tarBytes = await this.#fetchSmall(d);
           p.add({ bytes: tarBytes.length });
-          await readTar(tarBytes, (e) => {
-            const od = `sha256:${e.name}`;
-            if (!missing.has(od)) return;
-            const tmp = local.stage(e.bytes, od, from);
-            if (tmp) staged.push([tmp, od]);
-            p.add({ objects: 1 });
-          });
+          const got = local.putPack(tarBytes, d.digest, from).filter((o) => missing.delete(o));
+          p.add({ objects: got.length });
         })
       ),
       ...large.map((d) =>
@@ -226,18 +223,14 @@ export class OciRemote implements Remote {
               from,
               (n) => p.add({ bytes: n }),
             );
+            missing.delete(d.digest);
             p.add({ objects: 1 });
           })
         )
       ),
     ]);
-    // files first, then manifests deepest first: children before parents, one round of fsyncs
-    for (const d of closure.manifests.reverse()) {
-      const bytes = manifests.get(d);
-      const tmp = bytes && local.stage(bytes, d, from);
-      if (tmp) staged.push([tmp, d]);
-    }
-    await local.publishStaged(staged.splice(0));
+    for (const [tarBytes, d] of manifestTars) local.putPack(tarBytes, d, from);
+    // what no pack or blob brought (a push from an incomplete store, or a file pulled meanwhile)
     const still = [...missing].filter((d) => !local.has(d));
     if (still.length) {
       throw new SpfsError(
@@ -254,6 +247,17 @@ export class OciRemote implements Remote {
   async pullPlatform(local: ObjectStore, digest: Digest): Promise<void> {
     const { bytes } = await this.#config(digest);
     local.putVerified(bytes, digest, this.reg.label);
+  }
+}
+
+/** The entries of a pack or manifests tar, or a clear error naming the remote. */
+function entriesOf(bytes: Uint8Array, d: Digest, from: string) {
+  try {
+    return tarEntries(bytes);
+  } catch (e) {
+    throw new SpfsError("CorruptObject", `${from} sent a tar ${d} that spfs cannot read: ${e}`, {
+      hint: "push the layer again from a good store",
+    });
   }
 }
 

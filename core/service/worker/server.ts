@@ -42,6 +42,7 @@ export function buildServer(data: FuseWorkerData, abi: FuseAbi, S: FuseReplies):
     (d) => vfs.blobPath(d),
     (digest) => post({ type: "verify", digest }),
     (d) => log("error", `blob ${d} is missing from the store; run \`spfs check\``, { op: "open", errno: 5 }),
+    (d) => vfs.packedBlob(d),
   );
   const bugsSeen = new Set<string>();
   const bug = (op: string, e: unknown) => {

@@ -71,9 +71,19 @@ export const create: Op<"create"> = (c, req, parentB, name, mode, fi) => {
   c.S.fuse_reply_create(req, c.entry(b, r[0], parent), fi);
 };
 
-/** read: the kernel reads straight from the handle's fd (an fd-backed fuse_bufvec, no copy here). */
+/**
+ * read: the kernel reads straight from the handle's fd (an fd-backed fuse_bufvec, no copy here). A
+ * blob in a pack reads from its range of the pack, cut at the blob's end.
+ */
 export const read: Op<"read"> = (c, req, _ino, size, off, fi) => {
-  encodeFdBufvec(bufvecView, c.fh(fi), Number(size), Number(off));
+  const fh = c.fh(fi);
+  let n = Number(size), pos = Number(off);
+  const slice = c.blobs.slices.size ? c.blobs.slices.get(fh) : undefined;
+  if (slice) {
+    n = Math.max(0, Math.min(n, slice[1] - pos));
+    pos += slice[0];
+  }
+  encodeFdBufvec(bufvecView, fh, n, pos);
   c.S.fuse_reply_data(req, bufvec, 0);
 };
 
@@ -97,7 +107,10 @@ export const release: Op<"release"> = (c, req, _ino, fi) => {
   const b = c.handles.get(fh);
   c.handles.delete(fh);
   if (b) b.release(fh);
-  else libc().close(fh);
+  else {
+    c.blobs.closed(fh);
+    libc().close(fh);
+  }
   c.counters[CTR.openHandles]--;
   c.S.fuse_reply_err(req, 0);
 };

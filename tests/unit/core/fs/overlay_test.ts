@@ -18,6 +18,7 @@ import type { Attr } from "../../../../ffi/stat.ts";
 import { BlobOpener } from "../../../../core/fs/blobs.ts";
 import { OverlayBackend } from "../../../../core/fs/overlay/backend.ts";
 import { ReadOnlyBackend } from "../../../../core/fs/readonly.ts";
+import { packLoose } from "../../../support/packs.ts";
 
 const RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2;
 const me = { uid: Deno.uid() ?? 0, gid: Deno.gid() ?? 0 };
@@ -44,8 +45,13 @@ async function smallTree(src: string): Promise<void> {
 
 /** An overlay over one lower layer made by `populate` (default: smallTree). */
 async function fixture(
-  opts: { populate?: (src: string) => Promise<void>; reflink?: boolean; onCopyUp?: (how: string) => void } =
-    {},
+  opts: {
+    populate?: (src: string) => Promise<void>;
+    reflink?: boolean;
+    onCopyUp?: (how: string) => void;
+    /** keep the layer's files and manifests in a pack, as a pull from a registry does */
+    packed?: boolean;
+  } = {},
 ): Promise<Fixture> {
   const tmp = await Deno.makeTempDir({ prefix: "spfs-ov-" });
   const src = `${tmp}/src`;
@@ -54,6 +60,7 @@ async function fixture(
   const store = ObjectStore.open(`${tmp}/store`);
   const { manifest } = await importDir(src, store);
   const layer = store.putBytes(encodeLayer(manifest));
+  if (opts.packed) await packLoose(store, [layer]);
   const vfs = new Vfs(store, me.uid, me.gid);
   const view = vfs.view([layer]);
   const scratch = `${tmp}/rt/scratch`, work = `${tmp}/rt/work`;
@@ -80,7 +87,10 @@ async function fixture(
 }
 
 /** An FsBackend over a fresh overlay on the fixture's layer (its own scratch dir). */
-function backend(f: Fixture): OverlayBackend {
+function backend(
+  f: Fixture,
+  blobs = new BlobOpener((d) => f.vfs.blobPath(d), () => {}, () => {}, (d) => f.vfs.packedBlob(d)),
+): OverlayBackend {
   const scratch = Deno.makeTempDirSync({ dir: f.tmp }), work = Deno.makeTempDirSync({ dir: f.tmp });
   return new OverlayBackend({
     id: "b",
@@ -90,7 +100,7 @@ function backend(f: Fixture): OverlayBackend {
     layers: f.ov.layers,
     rootSources: f.vfs.view(f.ov.layers).rootSources,
     reflink: false,
-    blobs: new BlobOpener((d) => f.vfs.blobPath(d), () => {}),
+    blobs,
   });
 }
 
@@ -639,3 +649,37 @@ Deno.test(
     assert.equal(Deno.statSync(blob).size, 256 * MiB);
   },
 );
+
+Deno.test("a layer kept in a pack: opens read its range, readlink and copy-up take its bytes", async () => {
+  await using f = await fixture({ packed: true });
+  assert.deepEqual([...f.store.loose()].length, 1, "only the layer object is loose");
+  const blobs = new BlobOpener((d) => f.vfs.blobPath(d), () => {}, () => {}, (d) => f.vfs.packedBlob(d));
+  const ro = new ReadOnlyBackend(f.vfs, f.vfs.view(f.ov.layers), blobs);
+  const a = ro.lookup(ROOT_INO, "a.txt") as Attr;
+  const o = ro.open(a.ino, 0) as { fh: number };
+  const slice = blobs.slices.get(o.fh);
+  assert.ok(slice, "the handle reads a range of the pack");
+  assert.equal(slice[1], 6);
+  const got = new Uint8Array(6);
+  assert.equal(Number(libc().pread(o.fh, got, 6n, BigInt(slice[0]))), 6);
+  assert.equal(new TextDecoder().decode(got), "alpha\n");
+  ro.release(o.fh);
+  assert.equal(blobs.slices.size, 0, "release forgets the range, so a reused fd number reads from 0");
+  assert.equal(
+    new TextDecoder().decode(ro.readlink((ro.lookup(ROOT_INO, "link") as Attr).ino) as Uint8Array),
+    "a.txt",
+  );
+
+  // copy-up of a packed file and symlink, then the same through a write-open
+  assert.equal(copyUp(f.ov, node(f.ov, "link")), 0);
+  assert.equal(Deno.readLinkSync(`${f.scratch}/link`), "a.txt");
+  const w = f.ov.open(node(f.ov, "dir/b.txt"), 2, /* O_RDWR */ () => -E.EIO) as { fd: number };
+  assert.equal(typeof w, "object");
+  libc().close(w.fd);
+  assert.equal(Deno.readTextFileSync(`${f.scratch}/dir/b.txt`), "bravo\n");
+  const b = backend(f, blobs);
+  const h = b.open((b.lookup(ROOT_INO, "a.txt") as Attr).ino, 0) as { fh: number };
+  assert.equal(blobs.slices.get(h.fh)?.[1], 6, "an editable runtime reads a lower packed file in place too");
+  b.release(h.fh);
+  assert.equal(blobs.slices.size, 0);
+});

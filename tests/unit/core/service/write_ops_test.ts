@@ -27,11 +27,12 @@ import { OPS_SLOTS } from "../../../../ffi/fuse/lowlevel.ts";
 import { DARWIN_ST_FLAGS } from "../../../../ffi/fuse/writeargs.ts";
 import type { StatLayout } from "../../../../ffi/stat.ts";
 import { E } from "../../../../ffi/errno.ts";
-import { O_APPEND, O_RDWR, O_TRUNC, O_WRONLY } from "../../../../ffi/sys.ts";
+import { libc, O_APPEND, O_RDWR, O_TRUNC, O_WRONLY } from "../../../../ffi/sys.ts";
 import { getxattr } from "../../../../ffi/fsops.ts";
 import { OffThreadCopies } from "../../../../core/service/worker/copies.ts";
 import { copyForWorker } from "../../../../core/service/copier.ts";
 import { OFF_THREAD_COPY_MIN } from "../../../../core/fs/overlay/backend.ts";
+import { packLoose } from "../../../support/packs.ts";
 
 const enc = new TextEncoder(), dec = new TextDecoder();
 /** A lower file just big enough to be copied up off the FUSE thread, with a byte pattern. */
@@ -111,7 +112,7 @@ interface Harness extends AsyncDisposable {
 
 const me = { uid: Deno.uid() ?? 0, gid: Deno.gid() ?? 0 };
 
-async function harness(abi: FuseAbi): Promise<Harness> {
+async function harness(abi: FuseAbi, opts: { packed?: boolean } = {}): Promise<Harness> {
   const tmp = await Deno.makeTempDir({ prefix: "spfs-wops-" });
   const src = join(tmp, "src");
   await Deno.mkdir(join(src, "d"), { recursive: true });
@@ -122,11 +123,12 @@ async function harness(abi: FuseAbi): Promise<Harness> {
   const store = ObjectStore.open(join(tmp, "store"));
   const { manifest } = await importDir(src, store);
   const layer = store.putBytes(encodeLayer(manifest));
+  if (opts.packed) await packLoose(store, [layer]);
   const vfs = new Vfs(store, me.uid, me.gid);
   const scratch = join(tmp, "scratch"), work = join(tmp, "work");
   await Deno.mkdir(scratch);
   await Deno.mkdir(work);
-  const blobs = new BlobOpener((dg) => vfs.blobPath(dg), () => {});
+  const blobs = new BlobOpener((dg) => vfs.blobPath(dg), () => {}, () => {}, (dg) => vfs.packedBlob(dg));
   const backend = new OverlayBackend({
     id: "w",
     scratch,
@@ -467,3 +469,29 @@ for (const abi of Object.values(FUSE_ABIS)) {
     assert.equal(Deno.lstatSync(join(h.scratch, "d", "big2.bin")).size, 0);
   });
 }
+
+Deno.test("read of a packed blob: the kernel is sent its range of the pack, cut at the blob's end", async () => {
+  await using h = await harness(FUSE_ABIS.linux3, { packed: true });
+  const ino = h.call("lookup", h.d, z("lower.txt")).arg as number;
+  const fi = h.fi(0);
+  assert.equal(h.call("open", ino, fi).fn, "fuse_reply_open");
+  const fh = h.fhOf(fi);
+  /** The fd-backed fuse_bufvec a read replied with: [fd, size, pos] (lowlevel.ts encodeFdBufvec). */
+  const sent = (size: number, off: number) => {
+    const r = h.call("read", ino, size, off, fi);
+    assert.equal(r.fn, "fuse_reply_data");
+    const v = new DataView((r.arg as Uint8Array).buffer);
+    return [v.getInt32(48, true), Number(v.getBigUint64(24, true)), Number(v.getBigInt64(56, true))];
+  };
+  const [fd, size, base] = sent(4096, 0);
+  assert.equal(fd, fh);
+  assert.equal(size, 6, `"lower\\n" only, not the next entry of the pack`);
+  assert.ok(base >= 512, "past the entry's tar header");
+  const got = new Uint8Array(6);
+  libc().pread(fh, got, 6n, BigInt(base));
+  assert.equal(dec.decode(got), "lower\n");
+  assert.deepEqual(sent(4096, 4), [fh, 2, base + 4]);
+  assert.deepEqual(sent(10, 6), [fh, 0, base + 6], "at the end: nothing");
+  assert.deepEqual(sent(10, 100), [fh, 0, base + 100], "past the end: nothing");
+  assert.deepEqual(h.call("release", ino, fi), ok);
+});

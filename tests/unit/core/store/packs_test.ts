@@ -1,0 +1,143 @@
+/** Packs kept whole in the store (core/store/packs.ts): reading in place, freshness, clean, check. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { buildTar } from "../../../../core/remote/oci/mapping.ts";
+import { clean } from "../../../../core/store/clean.ts";
+import { checkStore } from "../../../../core/store/check.ts";
+import { importDir } from "../../../../core/store/importer.ts";
+import { type Digest, digestBytes, encodeLayer } from "../../../../core/store/objects.ts";
+import { ObjectStore } from "../../../../core/store/store.ts";
+import { TagDb } from "../../../../core/store/tags.ts";
+import { SpfsError } from "../../../../core/errors.ts";
+import { packLoose } from "../../../support/packs.ts";
+
+const enc = new TextEncoder();
+
+async function tarOf(blobs: Uint8Array[]): Promise<{ tar: Uint8Array; digest: Digest; digests: Digest[] }> {
+  const digests = blobs.map(digestBytes);
+  const tar = await buildTar(blobs.map((b, i) => ({ name: digests[i].slice(7), bytes: b })));
+  return { tar, digest: digestBytes(tar), digests };
+}
+
+async function withRoot(fn: (root: string) => Promise<void>): Promise<void> {
+  const root = await Deno.makeTempDir({ prefix: "spfs-packs-" });
+  try {
+    await fn(root);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+Deno.test("packs: a received tar is kept whole; its objects are found, read, listed and streamed in place", () =>
+  withRoot(async (root) => {
+    const store = ObjectStore.open(root);
+    const other = ObjectStore.open(root); // another process's view, loaded before the pack exists
+    const blobs = [enc.encode("alpha\n"), new Uint8Array(5000).fill(7), new Uint8Array(0)];
+    const { tar, digest, digests } = await tarOf(blobs);
+    assert.equal(other.has(digests[0]), false);
+
+    assert.deepEqual(store.putPack(tar, digest, "test"), digests);
+    assert.deepEqual([...store.loose()], [], "no loose file per object");
+    assert.deepEqual(Deno.readDirSync(join(root, "tmp")).toArray(), [], "no tmp file left");
+    for (const [i, d] of digests.entries()) {
+      for (const s of [store, other]) {
+        assert.ok(s.has(d), "seen at once, also by a store opened before the pack came");
+        assert.deepEqual(s.readVerified(d), blobs[i]);
+        assert.equal(s.size(d), blobs[i].length);
+        assert.equal(s.kindOf(d), "blob");
+        assert.equal(s.locate(d)?.packed, true);
+      }
+      assert.deepEqual(new Uint8Array(await new Response(store.openStream(d)).arrayBuffer()), blobs[i]);
+    }
+    assert.deepEqual([...store.all()].sort(), [...digests].sort());
+    assert.deepEqual(store.findByPrefix(digests[1].slice(7, 13)), [digests[1]]);
+    assert.deepEqual(await store.verifyAll(), []);
+
+    // reuse marks the pack as used, for clean's grace period
+    const tarPath = join(root, "packs", `${digest.slice(7)}.tar`);
+    Deno.utimeSync(tarPath, new Date(0), new Date(0));
+    assert.ok(store.reuse(digests[0]));
+    assert.ok(Date.now() - Deno.statSync(tarPath).mtime!.getTime() < 60_000);
+
+    // a second put of the same pack writes nothing new
+    assert.deepEqual(store.putPack(tar, digest, "test"), digests);
+    assert.deepEqual(Deno.readDirSync(join(root, "packs")).toArray().map((e) => e.name).sort(), [
+      `${digest.slice(7)}.idx`,
+      `${digest.slice(7)}.tar`,
+    ]);
+
+    // one byte flipped inside an entry: verifyAll names that object only
+    Deno.chmodSync(tarPath, 0o644);
+    const f = Deno.openSync(tarPath, { read: true, write: true });
+    f.seekSync(store.locate(digests[1])!.offset + 10, Deno.SeekMode.Start);
+    f.writeSync(new Uint8Array([8]));
+    f.close();
+    assert.deepEqual(await store.verifyAll(), [digests[1]]);
+    assert.throws(
+      () => store.readVerified(digests[1]),
+      (e) => e instanceof SpfsError && e.code === "CorruptObject",
+    );
+  }));
+
+Deno.test("packs: an entry that does not match its name is refused and nothing is written", () =>
+  withRoot(async (root) => {
+    const store = ObjectStore.open(root);
+    const good = enc.encode("good\n"), liar = enc.encode("not what the name says\n");
+    const tar = await buildTar([
+      { name: digestBytes(good).slice(7), bytes: good },
+      { name: digestBytes(good).slice(7).replace(/^./, "0"), bytes: liar },
+    ]);
+    assert.throws(
+      () => store.putPack(tar, digestBytes(tar), "registry X"),
+      (e) => e instanceof SpfsError && e.code === "CorruptObject" && /registry X/.test(e.message),
+    );
+    assert.throws(
+      () => store.putPack(tar.subarray(0, 700), digestBytes(tar), "registry X"),
+      (e) => e instanceof SpfsError && e.code === "CorruptObject" && /not a valid tar/.test(e.message),
+    );
+    assert.equal(store.has(digestBytes(good)), false);
+    assert.deepEqual(Deno.readDirSync(join(root, "tmp")).toArray(), []);
+  }));
+
+Deno.test("packs: clean keeps a pack any kept object is in, removes an unreached one and an unindexed tar", () =>
+  withRoot(async (root) => {
+    const store = ObjectStore.open(root);
+    const layerOf = async (text: string) => {
+      const src = await Deno.makeTempDir({ dir: root });
+      await Deno.writeTextFile(join(src, "f"), text);
+      await Deno.mkdir(join(src, "d"));
+      await Deno.writeTextFile(join(src, "d", "g"), `${text} too`);
+      const { manifest } = await importDir(src, store);
+      const layer = store.putBytes(encodeLayer(manifest));
+      await Deno.remove(src, { recursive: true });
+      return layer;
+    };
+    const kept = await layerOf("kept");
+    const packA = await packLoose(store, [kept]);
+    const gone = await layerOf("gone");
+    const packB = await packLoose(store, [kept, gone]);
+    const orphan = join(root, "packs", `${"e".repeat(64)}.tar`);
+    Deno.writeFileSync(orphan, new Uint8Array(10));
+    const old = new Date(Date.now() - 3_600_000);
+    for (const e of Deno.readDirSync(join(root, "packs"))) {
+      Deno.utimeSync(join(root, "packs", e.name), old, old);
+    }
+    for (const d of [kept, gone]) Deno.utimeSync(store.path(d), old, old);
+
+    const dry = await clean(store, [kept], () => Promise.resolve([]), { graceMs: 60_000, dryRun: true });
+    assert.deepEqual(dry.removed.layers, [gone]);
+    assert.ok(Deno.statSync(orphan).isFile, "a dry run removes nothing");
+
+    const r = await clean(store, [kept], () => Promise.resolve([]), { graceMs: 60_000 });
+    assert.deepEqual(r.removed.layers, [gone]);
+    assert.equal(r.removed.objects, dry.removed.objects);
+    const left = Deno.readDirSync(join(root, "packs")).toArray().map((e) => e.name).sort();
+    assert.deepEqual(left, [`${packA.slice(7)}.idx`, `${packA.slice(7)}.tar`]);
+    assert.equal(packB === packA, false);
+    const tags = new TagDb(root);
+    tags.set("kept", kept);
+    const report = await checkStore(store, tags);
+    assert.deepEqual(report.missing, []);
+    assert.deepEqual(report.corrupt, []);
+    assert.ok(report.objects >= 5, `layer, 2 manifests, 2 blobs: ${report.objects}`);
+  }));
