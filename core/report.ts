@@ -103,8 +103,10 @@ export async function reportBug(e: unknown, ctx: ReportContext, dsn: string | un
 
 /**
  * True when `SPFS_DEBUG_CRASH` asks this part of spfs to fail with a bug, to check a DSN end to
- * end: `cli` (every command, after parsing its arguments) or `service` (every RPC request but `health` and `shutdown`, so it still starts and stops).
+ * end: `cli` (every command, after parsing its arguments), `service` (every RPC request but
+ * `health` and `shutdown`, so it still starts and stops) or `fuse` (the FUSE worker's statfs op,
+ * so `stat -f` on the mount fails with EIO while every other request is served).
  */
-export function forcedCrash(where: "cli" | "service"): boolean {
+export function forcedCrash(where: "cli" | "service" | "fuse"): boolean {
   return Deno.env.get("SPFS_DEBUG_CRASH") === where;
 }

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fuseTest, waitFor } from "../support/fuse.ts";
+import { fuseTest, waitFor, writeTree } from "../support/fuse.ts";
 import { Sandbox } from "../support/sandbox.ts";
 
 const SECRET = "hunter2-not-for-sentry";
@@ -139,3 +139,36 @@ fuseTest("a bug in the service is reported by the service, which keeps serving",
     await sb.dispose();
   }
 });
+
+fuseTest(
+  "a bug in a FUSE op is reported from the worker; that request gets EIO and the mount serves on",
+  async () => {
+    const sb = Sandbox.create();
+    const ingest = new Ingest();
+    try {
+      const env = await reportingEnv(sb, ingest);
+      writeTree(join(sb.root, "src"), { "hello.txt": "hello\n" });
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "hello/1"], env);
+      await sb.ok(["service"], { ...env, SPFS_DEBUG_CRASH: "fuse" });
+      const r = await sb.spfs(["run", "hello/1", "--", "stat", "-f", sb.mountpoint], env);
+      assert.notEqual(r.code, 0, "statfs failed");
+      assert.match(r.stderr, /Input\/output error/);
+      await waitFor("the worker's report", () => ingest.events().length === 1);
+      const [e] = ingest.events();
+      assert.equal(e.tags.component, "service");
+      assert.equal(e.tags.command, "fuse statfs");
+      assertClean(sb, ingest.bodies);
+      // the same bug again is not reported twice; every other request is served
+      assert.notEqual((await sb.spfs(["run", "hello/1", "--", "stat", "-f", sb.mountpoint], env)).code, 0);
+      assert.equal(
+        await sb.ok(["run", "hello/1", "--", "cat", join(sb.mountpoint, "hello.txt")], env),
+        "hello\n",
+      );
+      assert.equal(ingest.events().length, 1);
+      await sb.ok(["service", "--stop"], env);
+    } finally {
+      await ingest.close();
+      await sb.dispose();
+    }
+  },
+);

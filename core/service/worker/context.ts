@@ -6,6 +6,7 @@
  * caller's runtime (`byCaller`); every other inode by the runtime that owns it (`byOwner`), so a
  * dentry or an open handle keeps serving from its own runtime whoever asks.
  */
+import { forcedCrash } from "../../report.ts";
 import { encodeEntryParam } from "../../../ffi/fuse/lowlevel.ts";
 import type { FuseAbi, FuseReplies } from "../../../ffi/fuse/abi.ts";
 import { type Attr, encodeStat, STAT_SIZE } from "../../../ffi/stat.ts";
@@ -49,6 +50,8 @@ export class WorkerContext {
   readonly statBuf: Uint8Array;
   readonly statView: DataView;
   dirBuf = new Uint8Array(64 * 1024);
+  /** `SPFS_DEBUG_CRASH=fuse`: statfs throws, to check bug reports from the worker end to end. */
+  readonly debugCrash = forcedCrash("fuse");
 
   constructor(
     readonly S: FuseReplies,

@@ -28,6 +28,7 @@ export const access: Op<"access"> = (c, req, ino, mask) => {
 
 /** statfs: read-only stacks report an empty read-only fs; editable ones their scratch's. */
 export const statfs: Op<"statfs"> = (c, req, ino) => {
+  if (c.debugCrash) throw new Error("forced internal error (SPFS_DEBUG_CRASH=fuse) in statfs");
   const st = c.resolve(req, Number(ino)).statfs();
   if (typeof st === "number") return void c.S.fuse_reply_err(req, st);
   c.S.fuse_reply_statfs(req, c.abi.encodeStatvfs(st));
