@@ -57,34 +57,35 @@ export async function clean(
     kept: { objects: 0, bytes: 0 },
     young: 0,
   };
+  const isYoung = (st: Deno.FileInfo) => now - (st.mtime?.getTime() ?? now) < o.graceMs;
   const doomed = new Map<Digest, number>();
   for (const d of store.loose()) {
-    let st: Deno.FileInfo;
-    try {
-      st = Deno.statSync(store.path(d));
-    } catch {
-      continue; // removed by another clean
-    }
+    const st = statOf(store.path(d));
+    if (!st) continue; // removed by another clean
     if (keep.has(d)) {
       report.kept.objects++;
       report.kept.bytes += st.size;
-    } else if (now - (st.mtime?.getTime() ?? now) < o.graceMs) {
+    } else if (isYoung(st)) {
       report.young++;
     } else {
       doomed.set(d, st.size);
     }
   }
   const { packs, orphans } = store.packs.list();
-  const young = (path: string) => {
-    try {
-      return now - (Deno.statSync(path).mtime?.getTime() ?? now) < o.graceMs;
-    } catch {
-      return true; // removed meanwhile: nothing to do
-    }
-  };
   const reached = (entries: PackEntry[]) => entries.some(([h]) => keep.has(`sha256:${h}`));
-  const doomedPacks = packs.filter((p) => !reached(p.entries) && !young(p.tar));
-  report.young += packs.filter((p) => !reached(p.entries) && young(p.tar)).length;
+  const doomedPacks: { hex: string; entries: PackEntry[]; size: number }[] = [];
+  for (const p of packs) {
+    const st = statOf(p.tar);
+    if (!st) continue;
+    if (reached(p.entries)) {
+      report.kept.objects += p.entries.length;
+      report.kept.bytes += st.size;
+    } else if (isYoung(st)) {
+      report.young++;
+    } else {
+      doomedPacks.push({ ...p, size: st.size });
+    }
+  }
   for (const r of await liveRoots()) markReachable(store, r, keep);
   const order = parentsFirst(store, [...doomed.keys()].filter((d) => !keep.has(d)));
   for (const d of order) {
@@ -99,21 +100,20 @@ export async function clean(
     report.removed.objects++;
     report.removed.bytes += doomed.get(d)!;
   }
-  for (const p of packs) {
-    const size = fileSize(p.tar);
-    if (!doomedPacks.includes(p) || reached(p.entries)) {
-      if (reached(p.entries)) {
-        report.kept.objects += p.entries.length;
-        report.kept.bytes += size;
-      }
+  for (const p of doomedPacks) {
+    if (reached(p.entries)) { // a run started meanwhile reaches it
+      report.kept.objects += p.entries.length;
+      report.kept.bytes += p.size;
       continue;
     }
     if (!o.dryRun) store.packs.remove(p.hex);
     report.removed.objects += p.entries.length;
-    report.removed.bytes += size;
+    report.removed.bytes += p.size;
   }
-  for (const tar of orphans.filter((t) => !young(t))) {
-    report.removed.bytes += fileSize(tar);
+  for (const tar of orphans) {
+    const st = statOf(tar);
+    if (!st || isYoung(st)) continue;
+    report.removed.bytes += st.size;
     if (!o.dryRun) {
       try {
         Deno.removeSync(tar);
@@ -123,11 +123,12 @@ export async function clean(
   return report;
 }
 
-function fileSize(path: string): number {
+/** A file's stat, or undefined when it is gone (removed by a concurrent clean). */
+function statOf(path: string): Deno.FileInfo | undefined {
   try {
-    return Deno.statSync(path).size;
+    return Deno.statSync(path);
   } catch {
-    return 0;
+    return undefined;
   }
 }
 

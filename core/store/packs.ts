@@ -29,7 +29,6 @@ export type PackEntry = [hex: string, offset: number, size: number];
 export interface PackInfo {
   hex: string;
   tar: string;
-  idx: string;
   entries: PackEntry[];
 }
 
@@ -70,7 +69,6 @@ export class Packs {
     const packs = [...this.#loaded].map(([hex, entries]) => ({
       hex,
       tar: join(this.dir, `${hex}.tar`),
-      idx: join(this.dir, `${hex}.idx`),
       entries,
     }));
     const orphans: string[] = [];
@@ -80,24 +78,23 @@ export class Packs {
     return { packs, orphans };
   }
 
+  /** True when pack `hex` is indexed on disk. */
+  has(hex: string): boolean {
+    return typeof lstat(join(this.dir, `${hex}.idx`)) !== "number";
+  }
+
   /**
-   * Publishes a pack: `tmpTar` (fsynced, its entries verified) becomes `<hex>.tar`, then the index
-   * is written through `tmpIdx` → fsync → rename. Idempotent: a concurrent writer of the same pack
-   * writes the same bytes.
+   * Publishes a pack: `tmpTar` (fsynced, its entries verified) becomes `<hex>.tar`, then `tmpIdx`
+   * (fsynced, `encodePackIndex`) becomes `<hex>.idx`. Idempotent: a concurrent writer of the same
+   * pack writes the same bytes.
    * @throws Deno errors from the file system; the caller removes its tmp files.
    */
-  publish(hex: string, tmpTar: string, tmpIdx: string, entries: PackEntry[]): void {
+  publish(hex: string, tmpTar: string, tmpIdx: string): void {
     Deno.mkdirSync(this.dir, { recursive: true });
-    Deno.chmodSync(tmpTar, 0o444);
-    Deno.renameSync(tmpTar, join(this.dir, `${hex}.tar`));
-    const f = Deno.openSync(tmpIdx, { write: true, createNew: true, mode: 0o444 });
-    try {
-      f.writeSync(new TextEncoder().encode(JSON.stringify({ v: 1, entries })));
-      f.syncSync();
-    } finally {
-      f.close();
+    for (const [tmp, ext] of [[tmpTar, "tar"], [tmpIdx, "idx"]]) {
+      Deno.chmodSync(tmp, 0o444);
+      Deno.renameSync(tmp, join(this.dir, `${hex}.${ext}`));
     }
-    Deno.renameSync(tmpIdx, join(this.dir, `${hex}.idx`));
     syncDir(this.dir);
   }
 
@@ -156,6 +153,11 @@ export class Packs {
     }
     return changed;
   }
+}
+
+/** The bytes of a pack's index file. */
+export function encodePackIndex(entries: PackEntry[]): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ v: 1, entries }));
 }
 
 /** fsync of a directory so the renames in it are durable; best effort (some filesystems refuse). */

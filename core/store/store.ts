@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { processExited } from "../../ffi/sys.ts";
 import { lstat, utimens } from "../../ffi/fsops.ts";
 import { storagePaths } from "../config.ts";
-import { type PackEntry, Packs, type Slice, tarEntries } from "./packs.ts";
+import { encodePackIndex, type PackEntry, Packs, type Slice, tarEntries } from "./packs.ts";
 import { SpfsError } from "../errors.ts";
 import {
   decodeObject,
@@ -191,33 +191,28 @@ export class ObjectStore {
 
   /**
    * Keeps a tar of objects named by their hex digest (an OCI pack or manifests tar, already
-   * verified against `packDigest`) whole as a pack, after checking every entry against its name.
-   * Entries the store already has are indexed too (reading either copy is fine). Returns the
-   * digests the pack holds.
+   * verified against `packDigest`) whole as a pack, after checking every entry against its name
+   * (`entries`: what `verifiedPackEntries` already returned for these bytes). Entries the store
+   * already has are indexed too (reading either copy is fine). Returns the digests the pack holds.
    * @throws SpfsError CorruptObject naming `from` (nothing is written); StorageError.
    */
-  putPack(bytes: Uint8Array, packDigest: Digest, from: string): Digest[] {
-    let entries: PackEntry[];
-    try {
-      entries = tarEntries(bytes).map((e) => [e.name, e.offset, e.size]);
-    } catch (e) {
-      throw new SpfsError("CorruptObject", `${from} sent a pack ${packDigest} that is not a valid tar: ${e}`);
-    }
-    for (const [hex, off, size] of entries) {
-      const want = `sha256:${hex}`;
-      if (!DIGEST_RE.test(want)) throw receivedMismatch(want, "an entry that is not named by a digest", from);
-      const got = digestBytes(bytes.subarray(off, off + size));
-      if (got !== want) throw receivedMismatch(want, got, from);
-    }
+  putPack(
+    bytes: Uint8Array,
+    packDigest: Digest,
+    from: string,
+    entries = verifiedPackEntries(bytes, packDigest, from),
+  ): Digest[] {
     const hex = packDigest.slice(7);
-    if (this.packs.list().packs.some((p) => p.hex === hex)) {
-      if (entries.length) this.reuse(`sha256:${entries[0][0]}`);
-      return entries.map(([h]) => `sha256:${h}`);
+    const digests = entries.map(([h]) => `sha256:${h}`);
+    if (this.packs.has(hex)) {
+      if (entries.length) this.reuse(digests[0]);
+      return digests;
     }
     const tmpTar = this.tmpPath(), tmpIdx = this.tmpPath();
     try {
       writeDurable(tmpTar, bytes);
-      this.packs.publish(hex, tmpTar, tmpIdx, entries);
+      writeDurable(tmpIdx, encodePackIndex(entries));
+      this.packs.publish(hex, tmpTar, tmpIdx);
     } catch (e) {
       for (const t of [tmpTar, tmpIdx]) {
         try {
@@ -226,7 +221,7 @@ export class ObjectStore {
       }
       throw storageError("writing a pack", e);
     }
-    return entries.map(([h]) => `sha256:${h}`);
+    return digests;
   }
 
   /** A stream of an object's bytes (loose or packed). @throws SpfsError UnknownRef when absent. */
@@ -425,6 +420,29 @@ export function receivedMismatch(want: Digest, got: Digest, from: string): SpfsE
   return new SpfsError("CorruptObject", `${from} sent bytes for ${want} that hash to ${got}`, {
     hint: "the copy there is damaged: push it again from a good store; nothing was written here",
   });
+}
+
+/**
+ * The entries of a pack or manifests tar received from `from`, each checked against the digest it
+ * is named by.
+ * @throws SpfsError CorruptObject when the tar cannot be read or an entry does not match.
+ */
+export function verifiedPackEntries(bytes: Uint8Array, packDigest: Digest, from: string): PackEntry[] {
+  let entries: PackEntry[];
+  try {
+    entries = tarEntries(bytes).map((e) => [e.name, e.offset, e.size]);
+  } catch (e) {
+    throw new SpfsError("CorruptObject", `${from} sent a pack ${packDigest} that is not a valid tar: ${e}`, {
+      hint: "push the layer again from a good store",
+    });
+  }
+  for (const [hex, off, size] of entries) {
+    const want = `sha256:${hex}`;
+    if (!DIGEST_RE.test(want)) throw receivedMismatch(want, "an entry that is not named by a digest", from);
+    const got = digestBytes(bytes.subarray(off, off + size));
+    if (got !== want) throw receivedMismatch(want, got, from);
+  }
+  return entries;
 }
 
 /** Writes bytes to a new file (mode 0644) and fsyncs it. @throws Deno errors; the file may remain. */

@@ -1,10 +1,10 @@
 /** `oci://` remotes: push and pull layers and platforms through an OCI registry (see mapping.ts). */
 import pLimit from "p-limit";
 import type { Config } from "../../config.ts";
-import { tarEntries } from "../../store/packs.ts";
+import type { PackEntry } from "../../store/packs.ts";
 import { SpfsError } from "../../errors.ts";
 import { decodeObject, type Digest, DIGEST_RE, digestBytes, type Manifest } from "../../store/objects.ts";
-import { type ObjectStore, receivedMismatch } from "../../store/store.ts";
+import { type ObjectStore, receivedMismatch, verifiedPackEntries } from "../../store/store.ts";
 import { type LayerClosure, manifestClosure, type Top } from "../../store/walk.ts";
 import { parseRemote, type RemoteAddress } from "../address.ts";
 import type { Progress, Remote } from "../remote.ts";
@@ -176,18 +176,15 @@ export class OciRemote implements Remote {
     const from = this.reg.label;
     // manifests are held in memory and kept after the files they list: children before parents
     const manifests = new Map<Digest, Uint8Array>();
-    const manifestTars: [Uint8Array, Digest][] = [];
+    const manifestTars: [Uint8Array, Digest, PackEntry[]][] = [];
     for (const d of m.layers.filter((l) => l.mediaType === MEDIA.manifests)) {
       p.bytesTotal += d.size;
       const tarBytes = await this.#fetchSmall(d);
       p.add({ bytes: tarBytes.length });
-      manifestTars.push([tarBytes, d.digest]);
-      for (const e of entriesOf(tarBytes, d.digest, from)) {
-        const md = `sha256:${e.name}`;
-        const bytes = tarBytes.subarray(e.offset, e.offset + e.size);
-        const got = digestBytes(bytes);
-        if (got !== md) throw receivedMismatch(md, got, from);
-        manifests.set(md, bytes);
+      const entries = verifiedPackEntries(tarBytes, d.digest, from);
+      manifestTars.push([tarBytes, d.digest, entries]);
+      for (const [hex, off, size] of entries) {
+        manifests.set(`sha256:${hex}`, tarBytes.subarray(off, off + size));
       }
     }
     const read = (d: Digest) => {
@@ -229,7 +226,7 @@ export class OciRemote implements Remote {
         )
       ),
     ]);
-    for (const [tarBytes, d] of manifestTars) local.putPack(tarBytes, d, from);
+    for (const [tarBytes, d, entries] of manifestTars) local.putPack(tarBytes, d, from, entries);
     // what no pack or blob brought (a push from an incomplete store, or a file pulled meanwhile)
     const still = [...missing].filter((d) => !local.has(d));
     if (still.length) {
@@ -247,17 +244,6 @@ export class OciRemote implements Remote {
   async pullPlatform(local: ObjectStore, digest: Digest): Promise<void> {
     const { bytes } = await this.#config(digest);
     local.putVerified(bytes, digest, this.reg.label);
-  }
-}
-
-/** The entries of a pack or manifests tar, or a clear error naming the remote. */
-function entriesOf(bytes: Uint8Array, d: Digest, from: string) {
-  try {
-    return tarEntries(bytes);
-  } catch (e) {
-    throw new SpfsError("CorruptObject", `${from} sent a tar ${d} that spfs cannot read: ${e}`, {
-      hint: "push the layer again from a good store",
-    });
   }
 }
 
