@@ -45,11 +45,9 @@ export interface DirEntry {
 /** What setattr changes; times in ns since the epoch, or "now" (decoded per FUSE flavour in ffi). */
 export type SetAttr = SetattrChanges;
 
-/** An opened file: its handle (an fd the read path hands to the kernel) and cache policy. */
+/** An opened file: its handle, an fd the read path hands to the kernel. */
 export interface Opened {
   fh: number;
-  /** The kernel may keep the page cache across opens (immutable content). */
-  keepCache: boolean;
 }
 
 /**
@@ -78,15 +76,19 @@ export interface FsBackend {
   readonly writable: boolean;
   /** lookup: the child `name` of dir `parent`, counting one kernel reference. */
   lookup(parent: number, name: string): Attr | Errno;
-  /** forget: drops `n` kernel references of `ino`. */
-  forget(ino: number, n: number): void;
+  /** forget: drops `n` kernel references of `ino`; true when the kernel holds none now. */
+  forget(ino: number, n: number): boolean;
   /** getattr / fstat: `fh` is the open handle when the kernel passed one. */
   getattr(ino: number, fh?: number): Attr | Errno;
   /** setattr: chmod, chown, truncate, utimensat. */
   setattr(ino: number, set: SetAttr, fh?: number): Attr | Errno;
   /** readlink: the target bytes. */
   readlink(ino: number): Uint8Array | Errno;
-  /** open: `flags` are the caller's open(2) flags. */
+  /**
+   * open: an fd of the inode for `flags` (O_RDONLY, O_RDWR or O_WRONLY, maybe O_TRUNC), kept by
+   * the worker for the inode's I/O (core/service/worker/files.ts) until `release`. Opening a lower
+   * file for writing copies it up.
+   */
   open(ino: number, flags: number): Opened | Errno;
   /**
    * Optional: the copy-up `open(ino, flags)` would make, when it is big enough to copy off the FUSE
@@ -97,7 +99,7 @@ export interface FsBackend {
   create(parent: number, name: string, mode: number, flags: number, who: Caller): [Attr, Opened] | Errno;
   /** pwrite through an open handle: the bytes written. */
   write(fh: number, buf: Deno.PointerValue, size: bigint, off: bigint): bigint | Errno;
-  /** release: the last close of a handle. */
+  /** release: closes a handle `open` or `create` returned. */
   release(fh: number): void;
   /** opendir + readdir: the merged listing, without "." and "..". */
   list(ino: number): DirEntry[] | Errno;

@@ -19,6 +19,8 @@ export class BlobOpener {
   readonly #packed: (d: Digest) => Slice | undefined;
   /** fd of an open packed blob → [offset in its pack, size], both bytes. */
   readonly slices = new Map<number, [number, number]>();
+  /** fd → the blob it was opened for. */
+  readonly #digests = new Map<number, Digest>();
   readonly #verify: (d: Digest) => void;
   readonly #onMissing: (d: Digest) => void;
 
@@ -63,6 +65,7 @@ export class BlobOpener {
       }
       this.slices.set(fd, [s!.offset, s!.size]);
     }
+    this.#digests.set(fd, d);
     if (!this.#asked.has(d)) {
       this.#asked.add(d);
       this.#verify(d);
@@ -70,8 +73,14 @@ export class BlobOpener {
     return fd;
   };
 
-  /** Forgets what an fd's slice was; call on every close of an fd `open` returned. */
+  /** The blob an open fd is of; undefined for an fd `open` did not return. */
+  digestOf(fd: number): Digest | undefined {
+    return this.#digests.get(fd);
+  }
+
+  /** Forgets what an fd's slice and blob were; call on every close of an fd `open` returned. */
   closed(fd: number): void {
+    this.#digests.delete(fd);
     if (this.slices.size) this.slices.delete(fd);
   }
 }

@@ -39,8 +39,8 @@ export class ReadOnlyBackend implements FsBackend {
     const n = this.vfs.lookup(this.view, parent, name);
     return typeof n === "number" ? n : this.vfs.attr(n.ino)!;
   }
-  forget(ino: number, n: number): void {
-    this.vfs.forget(ino, n);
+  forget(ino: number, n: number): boolean {
+    return this.vfs.forget(ino, n);
   }
   getattr(ino: number): Attr | Errno {
     return this.vfs.attr(ino) ?? E.ENOENT;
@@ -56,7 +56,7 @@ export class ReadOnlyBackend implements FsBackend {
     if (n.kind !== "file") return E.EACCES;
     if ((flags & O_ACCMODE) !== 0 || (flags & O_TRUNC)) return E.EROFS;
     const fd = this.blobs.open(n.digest!);
-    return fd < 0 ? -fd : { fh: fd, keepCache: true };
+    return fd < 0 ? -fd : { fh: fd };
   }
   release(fh: number): void {
     this.blobs.closed(fh);

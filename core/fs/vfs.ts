@@ -216,13 +216,18 @@ export class Vfs {
     return out;
   }
 
-  /** Drops `n` kernel references; a node nobody references is forgotten (its number never reused). */
-  forget(ino: number, n: number): void {
+  /**
+   * Drops `n` kernel references; a node nobody references is forgotten (its number never reused).
+   * True when the kernel holds no reference now.
+   */
+  forget(ino: number, n: number): boolean {
     const node = this.nodes.get(ino);
-    if (!node || ino === ROOT_INO) return;
+    if (ino === ROOT_INO) return false;
+    if (!node) return true;
     node.nlookup -= n;
     // the key keeps its number (#byKey): the next lookup of the same object gets it back
     if (node.nlookup <= 0) this.nodes.delete(ino);
+    return node.nlookup <= 0;
   }
 
   /** Attributes of an inode, or undefined when unknown. */

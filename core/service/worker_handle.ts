@@ -10,6 +10,7 @@ import type { Logger } from "../log.ts";
 import { reportBug } from "../report.ts";
 import { runner } from "../runner.ts";
 import { libc, wakePipe } from "../../ffi/sys.ts";
+import { invalInodeNotice } from "../../ffi/fuse/lowlevel.ts";
 import { platform } from "../platform/facts.ts";
 import { allowOther, libfuseCandidates } from "../platform/checks.ts";
 import type { Digest } from "../store/objects.ts";
@@ -37,6 +38,8 @@ export class WorkerHandle {
   readonly #wake: [number, number];
   readonly #seq = new Int32Array(new SharedArrayBuffer(4));
   #stopped = false;
+  /** The FUSE session's /dev/fuse fd (the worker's), for kernel notices; -1 until mounted. */
+  #sessionFd = -1;
   /** Hashes each blob the worker serves, off the FUSE thread. */
   readonly verifier: BlobVerifier;
 
@@ -86,7 +89,10 @@ export class WorkerHandle {
         switch (m.type) {
           case "mounted":
             w.libfuse = `${m.libfuse} ${m.version}`;
+            w.#sessionFd = m.fd;
             return resolve(w);
+          case "inval":
+            return void w.#invalidate(m.inos);
           case "error":
             return reject(
               new SpfsError("MountFailed", `cannot mount ${cfg.mountpoint}: ${m.message}`, {
@@ -119,6 +125,19 @@ export class WorkerHandle {
       });
       w.#worker.on("exit", () => w.#exit(-1));
     });
+  }
+
+  /**
+   * Tells the kernel to drop its cached pages of `inos`, from here and off this thread: never from
+   * the FUSE thread, which must stay free to answer the reads the kernel may be waiting on.
+   */
+  async #invalidate(inos: number[]): Promise<void> {
+    for (const ino of inos) {
+      if (this.#stopped || this.#sessionFd < 0) return;
+      // best effort: it fails (ENOENT, unreadable off this thread) when the kernel has forgotten
+      // the inode, and then nothing of it is cached
+      await libc().write_off_thread(this.#sessionFd, invalInodeNotice(ino), 40n);
+    }
   }
 
   /** Queues a command and wakes the worker's poll (a byte on the wake pipe). */

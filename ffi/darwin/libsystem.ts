@@ -41,6 +41,12 @@ export function libSystemSymbols(arch: "x86_64" | "aarch64") {
     flock: { parameters: ["i32", "i32"], result: "i32" },
     read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
     write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+    write_off_thread: {
+      name: "write",
+      parameters: ["i32", "buffer", "usize"],
+      result: "isize",
+      nonblocking: true,
+    },
     // editable runtimes: the overlay's path calls (xnu bsd/sys/stat.h, unistd.h, stdio.h,
     // sys/xattr.h, sys/clonefile.h). mode_t is __uint16_t, dev_t __int32_t, uid_t/gid_t __uint32_t,
     // off_t __int64_t (sys/_types.h). None is variadic: files are created by Deno.openSync (open's

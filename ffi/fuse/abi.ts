@@ -6,6 +6,7 @@
  * statvfs codecs, the mount options and the session calls. Facts: reference/ffi-abi.md §6–7.
  */
 import {
+  CONN_WANT,
   CTX,
   encodeStatvfs,
   FI,
@@ -17,6 +18,8 @@ import {
   type StatVfs,
 } from "./lowlevel.ts";
 import {
+  CONN_MAC2,
+  CONN_MAC3,
   CTX_MAC,
   FI_MAC2,
   FI_MAC2_BITS,
@@ -84,6 +87,14 @@ export interface FuseAbi {
   mountOptions: string;
   /** libfuse3 `fuse_session_new`, its 3.17 `_versioned` form (macFUSE 5), or libfuse2 channels. */
   session: "fuse3" | "fuse3-versioned" | "fuse2";
+  /**
+   * Whether the kernel takes ENOSYS from OPEN as "never send OPEN or RELEASE again" (Linux
+   * fs/fuse/file.c `fuse_file_open` sets `fc->no_open`; Linux 3.14 commit 7678ac50615d, FUSE_NO_OPEN_SUPPORT).
+   * Then files are served by inode and their pages stay cached across opens. macFUSE has no such mode.
+   */
+  noOpen: boolean;
+  /** `fuse_conn_info.want` offset, for the `init` op (lowlevel.ts CONN_WANT; macfuse.ts layouts). */
+  connWant: number;
 }
 
 const LINUX_OPTIONS = "fsname=spfs,subtype=spfs,default_permissions";
@@ -116,6 +127,8 @@ export const FUSE_ABIS: Record<FuseFlavour, FuseAbi> = {
     encodeStatvfs,
     mountOptions: LINUX_OPTIONS,
     session: "fuse3",
+    noOpen: true,
+    connWant: CONN_WANT,
   },
   macfuse3: {
     flavour: "macfuse3",
@@ -132,6 +145,8 @@ export const FUSE_ABIS: Record<FuseFlavour, FuseAbi> = {
     encodeStatvfs: encodeStatvfsDarwin,
     mountOptions: MAC_OPTIONS,
     session: "fuse3-versioned",
+    noOpen: false,
+    connWant: CONN_MAC3.want,
   },
   macfuse2: {
     flavour: "macfuse2",
@@ -155,6 +170,8 @@ export const FUSE_ABIS: Record<FuseFlavour, FuseAbi> = {
     encodeStatvfs: encodeStatvfsDarwin,
     mountOptions: MAC_OPTIONS,
     session: "fuse2",
+    noOpen: false,
+    connWant: CONN_MAC2.want,
   },
 };
 

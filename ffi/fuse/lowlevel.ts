@@ -126,13 +126,29 @@ export const OP_SIGNATURES = {
   fallocate: ["pointer", "u64", "i32", "i64", "i64", "pointer"],
 } as const satisfies Partial<Record<keyof typeof OPS, readonly Deno.NativeType[]>>;
 
+/**
+ * A FUSE_NOTIFY_INVAL_INODE notice, written to the session fd as is: `fuse_out_header` {len u32,
+ * error i32 = notify code 2, unique u64 = 0} + `fuse_notify_inval_inode_out` {ino u64, off i64 = 0,
+ * len i64 = 0: every page}; 40 bytes (Linux include/uapi/linux/fuse.h, libfuse fuse_lowlevel.c
+ * `fuse_lowlevel_notify_inval_inode`). The kernel drops the inode's cached pages and attributes.
+ */
+export function invalInodeNotice(ino: number): Uint8Array {
+  const b = new Uint8Array(40), v = new DataView(b.buffer);
+  v.setUint32(0, 40, true);
+  v.setInt32(4, 2, true);
+  v.setBigUint64(16, BigInt(ino), true);
+  return b;
+}
+
 /** Capability bits for `fuse_conn_info.want` (fuse_common.h). */
 export const CAP = {
   ASYNC_READ: 0x1,
+  ATOMIC_O_TRUNC: 0x8,
   SPLICE_WRITE: 0x80,
   SPLICE_MOVE: 0x100,
   AUTO_INVAL_DATA: 0x1000,
   READDIRPLUS: 0x2000,
+  NO_OPEN_SUPPORT: 0x20000,
   PARALLEL_DIROPS: 0x40000,
 } as const;
 

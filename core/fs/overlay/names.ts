@@ -5,7 +5,7 @@
  */
 import { E } from "../../../ffi/errno.ts";
 import * as fs from "../../../ffi/fsops.ts";
-import { O_ACCMODE, O_RDONLY } from "../../../ffi/sys.ts";
+import { O_RDWR } from "../../../ffi/sys.ts";
 import { WH_PREFIX } from "../../store/scratch.ts";
 import { type Caller, nameTooLong } from "../backend.ts";
 import { lastAttr } from "./attrs.ts";
@@ -40,24 +40,24 @@ function created(ov: OverlayParts, path: string, kind: Kind): ONode {
   return n;
 }
 
-/** create(2) with O_CREAT: returns the node and an fd opened with `flags`. */
+/** create(2) with O_CREAT: returns the node and a read-write fd of the new file. */
 export function create(
   ov: OverlayParts,
   dirIno: number,
   name: string,
   mode: number,
-  flags: number,
   who: Caller,
 ): { node: ONode; fd: number } | number {
   const p = prepareCreate(ov, dirIno, name);
   if (typeof p === "number") return p;
   const up = ov.upper.path(p.path);
-  const fd = fs.createFile(up, flags, mode);
+  // read-write and without O_APPEND whatever the caller asked: the fd serves every later read and
+  // write of the inode at the kernel's offsets (core/service/worker/files.ts)
+  const fd = fs.createFile(up, O_RDWR, mode);
   if (fd < 0) return -fd;
   ov.upper.setOwner(up, who);
   const node = created(ov, p.path, "file");
   node.openFds++;
-  if ((flags & O_ACCMODE) !== O_RDONLY) ov.writers++;
   return { node, fd };
 }
 

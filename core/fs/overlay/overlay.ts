@@ -49,7 +49,7 @@ export class Overlay implements OverlayParts {
   readonly id: string;
   readonly root: ONode;
   gen = 0;
-  /** Open handles with write access. */
+  /** Copy-ups in flight off the FUSE thread (copyup.ts beginCopyUp): a commit waits for them. */
   writers = 0;
   layers: Digest[];
   readonly vfs: Vfs;
@@ -149,12 +149,16 @@ export class Overlay implements OverlayParts {
     return n;
   }
 
-  /** Drops kernel references; an unreferenced node with no open handles is forgotten. */
-  forget(ino: number, count: number): void {
+  /**
+   * Drops kernel references; an unreferenced node with no open handles is forgotten. True when
+   * the kernel holds no reference now.
+   */
+  forget(ino: number, count: number): boolean {
     const n = this.table.nodes.get(ino);
-    if (!n) return;
+    if (!n) return ino !== ROOT_INO;
     n.nlookup -= count;
     if (n.nlookup <= 0 && n.openFds <= 0) this.table.drop(n);
+    return n.nlookup <= 0;
   }
 
   /** Forgets every node (the runtime ended); the kernel's later forgets find nothing. */
@@ -164,9 +168,8 @@ export class Overlay implements OverlayParts {
   }
 
   /** Called when a handle on `n` closes. */
-  released(n: ONode, write: boolean): void {
+  released(n: ONode): void {
     n.openFds--;
-    if (write) this.writers--;
     if (n.nlookup <= 0 && n.openFds <= 0 && n.ino !== ROOT_INO) this.table.drop(n);
   }
 
@@ -261,21 +264,13 @@ export class Overlay implements OverlayParts {
       if (fd < 0) return -fd;
     }
     n.openFds++;
-    if (write) {
-      this.writers++;
-      this.gen++;
-    }
+    if (write) this.gen++;
     return { fd, write };
   }
 
-  create(
-    dirIno: number,
-    name: string,
-    mode: number,
-    flags: number,
-    who: Caller,
-  ): { node: ONode; fd: number } | number {
-    return names.create(this, dirIno, name, mode, flags, who);
+  /** create(2) with O_CREAT: the node and a read-write fd of the new file. */
+  create(dirIno: number, name: string, mode: number, who: Caller): { node: ONode; fd: number } | number {
+    return names.create(this, dirIno, name, mode, who);
   }
   /** mknod(2): files, FIFOs, sockets and (for a root service) block and character devices. */
   mknod(dirIno: number, name: string, mode: number, rdev: bigint, who: Caller): ONode | number {

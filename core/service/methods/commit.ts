@@ -20,8 +20,8 @@ export async function commit(s: Service, p: CommitParams): Promise<CommitResult>
     const c = await s.worker.ask<Extract<WorkerReply, { gen: number }>>({ type: "commit-check", id: rt.id });
     if ("ok" in c) throw new SpfsError("RuntimeNotFound", `runtime ${rt.id} is gone`);
     if (c.writers > 0) {
-      throw new SpfsError("RuntimeBusy", `${c.writers} file(s) are open for writing in runtime ${rt.id}`, {
-        hint: "close them (or stop the programs writing) and commit again",
+      throw new SpfsError("RuntimeBusy", `${c.writers} big file(s) are being copied up in runtime ${rt.id}`, {
+        hint: "commit again in a moment, once those copies finish",
       });
     }
     if ([...Deno.readDirSync(d.scratch)].length === 0) {

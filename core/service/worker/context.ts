@@ -19,6 +19,7 @@ import type { Router } from "../../fs/router.ts";
 import { ROOT_INO, type Vfs, type View } from "../../fs/vfs.ts";
 import type { LogLevel } from "./messages.ts";
 import { OffThreadCopies } from "./copies.ts";
+import { InodeFiles } from "./files.ts";
 
 /**
  * Kernel entry timeouts in seconds. Root entries: 0, so every path walk asks again with the
@@ -36,8 +37,8 @@ export type Ptr = Deno.PointerValue;
 
 /** The worker's state and helpers, shared by every op. */
 export class WorkerContext {
-  /** Open file handles (fds) and the backend that serves each. */
-  readonly handles = new Map<number, FsBackend>();
+  /** The fd of each inode in use (files.ts): reads and writes go through it. */
+  readonly files: InodeFiles;
   /**
    * Open dir handles: the listing taken by the last readdir at offset 0 (the first read, or a
    * rewinddir), so a listing shows the dir as it is when read, as on a local disk.
@@ -67,6 +68,7 @@ export class WorkerContext {
     readonly copies: OffThreadCopies = new OffThreadCopies(() => {}),
   ) {
     this.shared = new ReadOnlyBackend(vfs, null, blobs);
+    this.files = new InodeFiles(counters);
     this.entryBuf = encodeEntryParam(abi.statLayout, vfs.attr(ROOT_INO)!, 0, 0);
     this.statBuf = new Uint8Array(STAT_SIZE[abi.statLayout]);
     this.statView = new DataView(this.statBuf.buffer);

@@ -12,6 +12,8 @@ import { ReadOnlyBackend } from "../../fs/readonly.ts";
 import type { Router } from "../../fs/router.ts";
 import type { Vfs } from "../../fs/vfs.ts";
 import type { MountRec } from "./context.ts";
+import type { InodeFiles } from "./files.ts";
+import type { Digest } from "../../store/objects.ts";
 import type { LogLevel, ToWorker, WorkerReply } from "./messages.ts";
 
 /** Applies main-thread commands to the router and the editable runtimes. */
@@ -32,6 +34,13 @@ export class Mailbox {
     /** Told when a copy-up copied off the FUSE thread is done (copies.ts OffThreadCopies.done). */
     readonly copied: (id: number, errno: number, how: "reflink" | "copy_file_range" | "copy") => void =
       () => {},
+    /** The worker's fds by inode: those of a runtime that goes, or of a corrupt blob, are closed. */
+    readonly files?: InodeFiles,
+    /**
+     * Asks the main thread to drop the kernel's cached pages of inodes (messages.ts "inval"); set
+     * where no OPEN comes to refuse a corrupt blob at (abi.ts `noOpen`).
+     */
+    readonly invalidate?: (inos: number[]) => void,
   ) {
     this.#seq = new Int32Array(seq);
   }
@@ -63,10 +72,23 @@ export class Mailbox {
       case "rebase":
         return this.reply(m.reqId, this.#rebase(m));
       case "corrupt":
-        return this.blobs.markCorrupt(m.digest);
+        return this.#corrupt(m.digest);
       case "copied":
         return this.copied(m.id, m.errno, m.how);
     }
+  }
+
+  /** A blob found corrupt: refused from now on, its fds closed, its inodes' cached pages dropped. */
+  #corrupt(d: Digest): void {
+    this.blobs.markCorrupt(d);
+    this.files?.dropIf((f) => this.blobs.digestOf(f.fh) === d);
+    if (!this.invalidate) return;
+    const inos: number[] = [];
+    for (const [ino, n] of this.vfs.nodes) if (n.digest === d) inos.push(ino);
+    for (const ob of this.#overlays.values()) {
+      for (const [ino, n] of ob.overlay.nodes) if (!n.upper && n.lower?.digest === d) inos.push(ino);
+    }
+    if (inos.length) this.invalidate(inos);
   }
 
   #register(m: Extract<ToWorker, { type: "register" }>): void {
@@ -102,6 +124,7 @@ export class Mailbox {
     // lingering processes keep the runtime's layers, read-only: its scratch is going away
     r.mount.overlay = undefined;
     r.mount.backend = new ReadOnlyBackend(this.vfs, r.mount, this.blobs);
+    this.files?.dropIf((f) => f.b === ov);
     ov.overlay.dispose();
     this.#overlays.delete(r.mount.id);
   }
@@ -113,6 +136,8 @@ export class Mailbox {
     if (ov.writers > 0) return { ok: false, reason: `writers:${ov.writers}` };
     try {
       const view = this.vfs.view(m.layers);
+      // fds into the old scratch would write where the commit already looked
+      this.files?.dropIf((f) => f.b === ob);
       Deno.renameSync(ov.scratch, m.trash);
       Deno.mkdirSync(ov.scratch, { mode: 0o755 });
       Deno.chmodSync(ov.scratch, 0o755);

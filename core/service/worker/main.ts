@@ -81,7 +81,7 @@ function serve(data: FuseWorkerData): void {
     return;
   }
   server!.mailbox.drain();
-  post({ type: "mounted", libfuse: fuse.name, version: fuse.version });
+  post({ type: "mounted", libfuse: fuse.name, version: fuse.version, fd: fuse.fd });
   const rc = serveLoop(fuse, data.wakeFd, server!.mailbox);
   fuse.close();
   for (const cb of server!.callbacks) cb.close();

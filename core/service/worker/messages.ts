@@ -61,7 +61,9 @@ export type LogLevel = "debug" | "info" | "warning" | "error";
 
 /** Messages worker → main. */
 export type FromWorker =
-  | { type: "mounted"; libfuse: string; version: string }
+  | { type: "mounted"; libfuse: string; version: string; fd: number }
+  /** Drop the kernel's cached pages and attributes of these inodes (lowlevel.ts invalInodeNotice). */
+  | { type: "inval"; inos: number[] }
   | { type: "error"; message: string }
   | { type: "log"; level: LogLevel; message: string; fields?: Record<string, unknown> }
   | { type: "exited"; code: number }

@@ -65,6 +65,8 @@ export function buildServer(data: FuseWorkerData, abi: FuseAbi, S: FuseReplies):
     log,
     data.mailboxSeq,
     copies.done,
+    ctx.files,
+    abi.noOpen ? (inos) => post({ type: "inval", inos }) : undefined,
   );
 
   const latency = new Int32Array(data.latency);

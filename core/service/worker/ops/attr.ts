@@ -4,21 +4,28 @@ import { decodeSetattr } from "../../../../ffi/fuse/writeargs.ts";
 import { STAT_SIZE } from "../../../../ffi/stat.ts";
 import type { Op } from "../instrument.ts";
 
-/** getattr: by the inode's owner; an open handle (`fi`) answers for an unlinked file. */
-export const getattr: Op<"getattr"> = (c, req, ino, fi) => {
-  const b = c.byOwner(Number(ino));
-  c.replyAttr(req, b.getattr(Number(ino), fi ? c.fh(fi) : undefined), b.attrTimeout);
+/** getattr: by the inode's owner; the inode's fd answers for an unlinked file. */
+export const getattr: Op<"getattr"> = (c, req, inoB) => {
+  const ino = Number(inoB), b = c.byOwner(ino);
+  c.replyAttr(req, b.getattr(ino, c.files.peek(ino)?.fh), b.attrTimeout);
 };
 
-/** setattr: the flavour's `to_set` bits and `struct stat` decoded into the changes the backend makes. */
-export const setattr: Op<"setattr"> = (c, req, inoB, attrPtr, toSet, fi) => {
+/**
+ * setattr: the flavour's `to_set` bits and `struct stat` decoded into the changes the backend
+ * makes; a truncate goes through the inode's fd for writing when it has one (an unlinked file).
+ */
+export const setattr: Op<"setattr"> = (c, req, inoB, attrPtr, toSet) => {
   const ino = Number(inoB);
   const b = c.resolve(req, ino);
   const layout = c.abi.statLayout;
   const stat = new DataView(Deno.UnsafePointerView.getArrayBuffer(attrPtr!, STAT_SIZE[layout]));
   const set = decodeSetattr(c.abi.args.setattr, layout, stat, toSet);
   if (typeof set === "string") return void c.S.fuse_reply_err(req, E[set]);
-  c.replyAttr(req, b.setattr(ino, set, fi ? c.fh(fi) : undefined), b.attrTimeout);
+  const f = c.files.peek(ino);
+  const r = b.setattr(ino, set, f?.write ? f.fh : undefined);
+  // a file copied up by a truncate: its fd may still be the lower blob's
+  if (set.size !== undefined && f && !f.write) c.files.drop(ino);
+  c.replyAttr(req, r, b.attrTimeout);
 };
 
 /** access: the kernel checks mode bits (default_permissions); the backend adds EROFS. */

@@ -1,11 +1,14 @@
-/** Open files: open, create, read, write, fsync, release, fallocate (no flush: see OP_SIGNATURES). */
+/**
+ * Files: open, create, read, write, fsync, release, fallocate (no flush: see OP_SIGNATURES). I/O is
+ * by inode, through the worker's fd of each inode (files.ts), whatever `fh` the kernel sends.
+ */
 import { encodeFdBufvec } from "../../../../ffi/fuse/lowlevel.ts";
 import { BUFVEC_SIZE } from "../../../../ffi/fuse/lowlevel.ts";
 import { fsyncFd } from "../../../../ffi/fsops.ts";
 import { E } from "../../../../ffi/errno.ts";
-import { libc } from "../../../../ffi/sys.ts";
-import type { FsBackend, Opened } from "../../../fs/backend.ts";
-import { CTR } from "../../../metrics.ts";
+import { O_ACCMODE, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY } from "../../../../ffi/sys.ts";
+import type { Errno } from "../../../fs/backend.ts";
+import type { InodeFile } from "../files.ts";
 import type { Ptr, WorkerContext } from "../context.ts";
 import type { Op } from "../instrument.ts";
 import type { Waiter } from "../copies.ts";
@@ -13,112 +16,137 @@ import type { Waiter } from "../copies.ts";
 const bufvec = new Uint8Array(BUFVEC_SIZE);
 const bufvecView = new DataView(bufvec.buffer);
 
-/** Records a new handle and writes it into the `fuse_file_info`. */
-function opened(c: WorkerContext, b: FsBackend, o: Opened, fi: Ptr): void {
-  c.handles.set(o.fh, b);
-  c.counters[CTR.openHandles]++;
-  const v = c.fi(fi);
-  v.setBigUint64(c.abi.fi.fh, BigInt(o.fh), true);
-  if (o.keepCache) c.setFiBits(v, c.abi.fiBits.keep_cache);
+/**
+ * open. Linux: ENOSYS, once. The kernel then opens every file without asking (abi.ts `noOpen`) and
+ * sends no RELEASE; I/O comes by inode and is served from `c.files`. macOS: the open is served
+ * from the same table (a write-open copies a lower file up), with `fh` 0.
+ */
+export const open: Op<"open"> = (c, req, inoB, fi) => {
+  if (c.abi.noOpen) return void c.S.fuse_reply_err(req, E.ENOSYS);
+  const ino = Number(inoB);
+  const flags = c.fi(fi).getInt32(c.abi.fi.flags, true);
+  if ((flags & O_ACCMODE) === O_RDONLY && !(flags & O_TRUNC)) {
+    const f = readable(c, ino);
+    if (typeof f === "number") return void c.S.fuse_reply_err(req, f);
+    const v = c.fi(fi);
+    v.setBigUint64(c.abi.fi.fh, 0n, true);
+    if (!f.b.writable) c.setFiBits(v, c.abi.fiBits.keep_cache);
+    return void c.S.fuse_reply_open(req, fi);
+  }
+  // the reply may come after a copy-up, and libfuse's `fuse_file_info` lives on its stack
+  const saved = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(fi!, c.abi.fi.size).slice(0));
+  new DataView(saved.buffer).setBigUint64(c.abi.fi.fh, 0n, true);
+  writable(
+    c,
+    req,
+    ino,
+    (flags & O_TRUNC) !== 0,
+    () => c.S.fuse_reply_open(req, Deno.UnsafePointer.of(saved)),
+  );
+};
+
+/** The inode's fd for reading: the one in use, or a new one from its owner; else an errno. */
+function readable(c: WorkerContext, ino: number): InodeFile | Errno {
+  return c.files.get(ino, "r") ?? c.files.open(c.byOwner(ino), ino, false);
 }
 
 /**
- * open: by the inode's owner; a write-open of a lower file copies it up there. A big copy-up runs
- * off the FUSE thread (copies.ts): this open replies when it is done, and other requests, opens of
- * the same inode excepted, are served meanwhile.
+ * Runs `then` with the inode's fd for writing, opening it when needed. Opening a lower file for
+ * writing copies it up; a big copy-up runs off the FUSE thread (copies.ts), and `then` runs when it
+ * is done, while other requests, those needing this inode's copy excepted, are
+ * served meanwhile (`deferred` is told). Errors are replied to `req`.
  */
-export const open: Op<"open"> = (c, req, inoB, fi) => {
-  c.counters[CTR.opens]++;
-  const ino = Number(inoB);
-  const flags = c.fi(fi).getInt32(c.abi.fi.flags, true);
-  if (c.copies.size && c.copies.join(ino, later(c, req, ino, flags, fi))) return;
-  const copy = c.byOwner(ino).copyBeforeOpen?.(ino, flags) ?? null;
-  if (copy === null) return openNow(c, req, ino, flags, fi);
-  if (typeof copy === "number") return void c.S.fuse_reply_err(req, copy);
-  c.copies.start(ino, copy, later(c, req, ino, flags, fi));
-};
-
-/** Opens and replies; a handle whose opener was killed meanwhile (the reply finds no request) is closed. */
-function openNow(c: WorkerContext, req: Ptr, ino: number, flags: number, fi: Ptr): void {
-  const b = c.byOwner(ino);
-  const r = b.open(ino, flags);
-  if (typeof r === "number") return void c.S.fuse_reply_err(req, r);
-  opened(c, b, r, fi);
-  if (c.S.fuse_reply_open(req, fi) === -E.ENOENT) {
-    c.handles.delete(r.fh);
-    b.release(r.fh);
-    c.counters[CTR.openHandles]--;
-  }
-}
-
-/** An open that proceeds after a copy: libfuse's `fuse_file_info` lives on its stack, so keep a copy. */
-function later(c: WorkerContext, req: Ptr, ino: number, flags: number, fi: Ptr): Waiter {
-  const saved = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(fi!, c.abi.fi.size).slice(0));
-  return {
-    run: () => openNow(c, req, ino, flags, Deno.UnsafePointer.of(saved)),
+function writable(
+  c: WorkerContext,
+  req: Ptr,
+  ino: number,
+  trunc: boolean,
+  then: (f: InodeFile) => void,
+  deferred: () => void = () => {},
+): void {
+  const have = trunc ? undefined : c.files.get(ino, "w");
+  if (have) return then(have);
+  const go: Waiter = {
+    run: () => {
+      const f = c.files.open(c.byOwner(ino), ino, true, trunc);
+      if (typeof f === "number") c.S.fuse_reply_err(req, f);
+      else then(f);
+    },
     fail: (err) => void c.S.fuse_reply_err(req, err),
   };
+  if (c.copies.size && c.copies.join(ino, go)) return deferred();
+  const copy = trunc ? null : c.byOwner(ino).copyBeforeOpen?.(ino, O_RDWR) ?? null;
+  if (copy === null) return go.run();
+  if (typeof copy === "number") return void c.S.fuse_reply_err(req, copy);
+  c.copies.start(ino, copy, go);
+  deferred();
 }
 
-/** create: O_CREAT of a new name, replied with its entry and its open handle. */
+/** create: O_CREAT of a new name, replied with its entry; the new fd serves the inode's I/O. */
 export const create: Op<"create"> = (c, req, parentB, name, mode, fi) => {
   const parent = Number(parentB);
   const b = c.resolve(req, parent);
   const flags = c.fi(fi).getInt32(c.abi.fi.flags, true);
   const r = b.create(parent, c.name(name), Number(mode), flags, c.caller(req));
   if (typeof r === "number") return void c.S.fuse_reply_err(req, r);
-  opened(c, b, r[1], fi);
+  c.files.adopt(r[0].ino, { fh: r[1].fh, b, read: (flags & O_ACCMODE) !== O_WRONLY, write: true });
+  c.fi(fi).setBigUint64(c.abi.fi.fh, 0n, true);
   c.S.fuse_reply_create(req, c.entry(b, r[0], parent), fi);
 };
 
 /**
- * read: the kernel reads straight from the handle's fd (an fd-backed fuse_bufvec, no copy here). A
+ * read: the kernel reads straight from the inode's fd (an fd-backed fuse_bufvec, no copy here). A
  * blob in a pack reads from its range of the pack, cut at the blob's end.
  */
-export const read: Op<"read"> = (c, req, _ino, size, off, fi) => {
-  const fh = c.fh(fi);
+export const read: Op<"read"> = (c, req, inoB, size, off) => {
+  const f = readable(c, Number(inoB));
+  if (typeof f === "number") return void c.S.fuse_reply_err(req, f);
   let n = Number(size), pos = Number(off);
-  const slice = c.blobs.slices.size ? c.blobs.slices.get(fh) : undefined;
+  const slice = c.blobs.slices.size ? c.blobs.slices.get(f.fh) : undefined;
   if (slice) {
     n = Math.max(0, Math.min(n, slice[1] - pos));
     pos += slice[0];
   }
-  encodeFdBufvec(bufvecView, fh, n, pos);
+  encodeFdBufvec(bufvecView, f.fh, n, pos);
   c.S.fuse_reply_data(req, bufvec, 0);
 };
 
-/** write: through the backend that opened the handle. */
-export const write: Op<"write"> = (c, req, _ino, buf, size, off, fi) => {
-  const fh = c.fh(fi);
-  const r = c.handles.get(fh)?.write(fh, buf, size, off) ?? E.EBADF;
+/**
+ * write: through the inode's fd for writing. When that needs a big copy-up first, the bytes are
+ * kept (libfuse reuses its buffer for the next request) and written once the copy is done.
+ */
+export const write: Op<"write"> = (c, req, inoB, buf, size, off) => {
+  let kept: Uint8Array | null = null;
+  writable(
+    c,
+    req,
+    Number(inoB),
+    false,
+    (f) => replyWrite(c, req, f, kept ? Deno.UnsafePointer.of(kept) : buf, size, off),
+    () => kept = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(buf!, Number(size)).slice(0)),
+  );
+};
+
+function replyWrite(c: WorkerContext, req: Ptr, f: InodeFile, buf: Ptr, size: bigint, off: bigint): void {
+  const r = f.b.write(f.fh, buf, size, off);
   if (typeof r === "number") return void c.S.fuse_reply_err(req, r);
   c.S.fuse_reply_write(req, r);
+}
+
+/** fsync / fdatasync of the inode's file (any fd of it syncs its data). */
+export const fsync: Op<"fsync"> = (c, req, inoB, datasync) => {
+  const f = c.files.peek(Number(inoB)) ?? readable(c, Number(inoB));
+  if (typeof f === "number") return void c.S.fuse_reply_err(req, f);
+  c.S.fuse_reply_err(req, fsyncFd(f.fh, datasync !== 0));
 };
 
-/** fsync / fdatasync of the handle's fd. */
-export const fsync: Op<"fsync"> = (c, req, _ino, datasync, fi) => {
-  const fd = c.fh(fi);
-  c.S.fuse_reply_err(req, fsyncFd(fd, datasync !== 0));
-};
-
-/** release: the last close of a handle. */
-export const release: Op<"release"> = (c, req, _ino, fi) => {
-  const fh = c.fh(fi);
-  const b = c.handles.get(fh);
-  c.handles.delete(fh);
-  if (b) b.release(fh);
-  else {
-    c.blobs.closed(fh);
-    libc().close(fh);
-  }
-  c.counters[CTR.openHandles]--;
+/** release: the kernel's last close; fds stay in `c.files` until the inode is forgotten. */
+export const release: Op<"release"> = (c, req) => {
   c.S.fuse_reply_err(req, 0);
 };
 
-/** fallocate: by the inode's owner. */
-export const fallocate: Op<"fallocate"> = (c, req, ino, mode, off, len, fi) => {
-  c.S.fuse_reply_err(
-    req,
-    c.byOwner(Number(ino)).fallocate(Number(ino), fi ? c.fh(fi) : undefined, mode, off, len),
-  );
+/** fallocate: through the inode's fd for writing. */
+export const fallocate: Op<"fallocate"> = (c, req, inoB, mode, off, len) => {
+  const ino = Number(inoB);
+  writable(c, req, ino, false, (f) => c.S.fuse_reply_err(req, f.b.fallocate(ino, f.fh, mode, off, len)));
 };

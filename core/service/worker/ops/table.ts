@@ -4,6 +4,7 @@
  * the backends (core/fs/backend.ts). Slots per library flavour come from ffi/fuse/abi.ts.
  */
 import type { OpName } from "../../../../ffi/fuse/abi.ts";
+import { CAP } from "../../../../ffi/fuse/lowlevel.ts";
 import type { Op } from "../instrument.ts";
 import { access, getattr, setattr, statfs } from "./attr.ts";
 import { opendir, readdir, readdirplus, releasedir } from "./dir.ts";
@@ -12,8 +13,17 @@ import { create, fallocate, fsync, open, read, release, write } from "./file.ts"
 import { link, mkdir, mknod, readlink, rename, renamex, rmdir, symlink, unlink } from "./names.ts";
 import { getxattr, listxattr, removexattr, setxattr } from "./xattr.ts";
 
-/** init and destroy: nothing to set up or tear down per session. */
-const init: Op<"init"> = () => {};
+/**
+ * init: where the kernel sends no OPEN (abi.ts `noOpen`), it must not expect OPEN to truncate
+ * either: without FUSE_CAP_ATOMIC_O_TRUNC an O_TRUNC open arrives as a setattr of size 0
+ * (Linux fs/fuse/dir.c `fuse_setattr`, ATTR_OPEN). libfuse 3 turns the capability on by default.
+ */
+const init: Op<"init"> = (c, _userdata, conn) => {
+  if (!c.abi.noOpen) return;
+  const v = new DataView(Deno.UnsafePointerView.getArrayBuffer(conn!, c.abi.connWant + 4));
+  v.setUint32(c.abi.connWant, (v.getUint32(c.abi.connWant, true) & ~CAP.ATOMIC_O_TRUNC) >>> 0, true);
+};
+/** destroy: nothing to tear down per session. */
 const destroy: Op<"destroy"> = () => {};
 
 /** Every op, by its `fuse_lowlevel_ops` name. */

@@ -159,16 +159,16 @@ Deno.test("overlay: lookup resolves lower entries; errors are ENOENT and ENOTDIR
 
 Deno.test("overlay: create makes an upper file with the caller's mode; EEXIST over a lower name", async () => {
   await using f = await fixture();
-  const r = f.ov.create(ROOT_INO, "new.txt", 0o640, 1, /* O_WRONLY */ me);
+  const r = f.ov.create(ROOT_INO, "new.txt", 0o640, me);
   assert.notEqual(typeof r, "number");
   const { node: n, fd } = r as { node: ONode; fd: number };
   libc().close(fd);
-  f.ov.released(n, true);
+  f.ov.released(n);
   assert.equal(Deno.lstatSync(`${f.scratch}/new.txt`).mode! & 0o777, 0o640);
-  assert.equal(f.ov.create(ROOT_INO, "a.txt", 0o644, 1, me), E.EEXIST);
-  assert.equal(f.ov.create(ROOT_INO, ".wh.x", 0o644, 1, me), E.EINVAL);
+  assert.equal(f.ov.create(ROOT_INO, "a.txt", 0o644, me), E.EEXIST);
+  assert.equal(f.ov.create(ROOT_INO, ".wh.x", 0o644, me), E.EINVAL);
   const d = node(f.ov, "dir");
-  const r2 = f.ov.create(d.ino, "made.txt", 0o644, 1, me);
+  const r2 = f.ov.create(d.ino, "made.txt", 0o644, me);
   assert.notEqual(typeof r2, "number");
   libc().close((r2 as { fd: number }).fd);
   assert.deepEqual(scratchTree(f.scratch), ["dir/", "dir/made.txt", "new.txt"]);
@@ -183,13 +183,13 @@ Deno.test("overlay: unlink of a lower file leaves a whiteout; of an upper file r
   assert.deepEqual(names(f.ov, ROOT_INO), ["dir", "empty", "link"]);
   assert.equal(f.ov.unlink(ROOT_INO, "a.txt"), E.ENOENT);
   assert.equal(f.ov.unlink(ROOT_INO, "dir"), E.EISDIR);
-  const r = f.ov.create(ROOT_INO, "u.txt", 0o644, 1, me) as { node: ONode; fd: number };
+  const r = f.ov.create(ROOT_INO, "u.txt", 0o644, me) as { node: ONode; fd: number };
   libc().close(r.fd);
-  f.ov.released(r.node, true);
+  f.ov.released(r.node);
   assert.equal(f.ov.unlink(ROOT_INO, "u.txt"), 0);
   assert.deepEqual(scratchTree(f.scratch), [".wh.a.txt"]);
   // a name re-created over its whiteout shows again, and the mask goes
-  const again = f.ov.create(ROOT_INO, "a.txt", 0o644, 1, me) as { fd: number };
+  const again = f.ov.create(ROOT_INO, "a.txt", 0o644, me) as { fd: number };
   libc().close(again.fd);
   assert.deepEqual(scratchTree(f.scratch), ["a.txt"]);
 });
@@ -280,7 +280,7 @@ Deno.test("overlay: chmod/chown/utimens of a lower file write a sidecar, not a c
   const o = f.ov.open(a, 1, /* O_WRONLY */ () => -E.EIO);
   assert.notEqual(typeof o, "number");
   libc().close((o as { fd: number }).fd);
-  f.ov.released(a, true);
+  f.ov.released(a);
   assert.deepEqual(scratchTree(f.scratch), ["a.txt"]);
   assert.equal(Deno.lstatSync(`${f.scratch}/a.txt`).mode! & 0o7777, 0o600);
 });
@@ -330,12 +330,12 @@ Deno.test("overlay: mkdir, symlink and mknod create upper entries", async () => 
 
 Deno.test("overlay: an unlinked open file keeps serving attributes with nlink 0", async () => {
   await using f = await fixture();
-  const r = f.ov.create(ROOT_INO, "tmp.txt", 0o644, 2, /* O_RDWR */ me) as { node: ONode; fd: number };
+  const r = f.ov.create(ROOT_INO, "tmp.txt", 0o644, me) as { node: ONode; fd: number };
   assert.equal(f.ov.unlink(ROOT_INO, "tmp.txt"), 0);
   assert.equal(r.node.detached?.nlink, 0);
   assert.equal(f.ov.node(r.node.ino), r.node, "the node stays while a handle is open");
   libc().close(r.fd);
-  f.ov.released(r.node, true);
+  f.ov.released(r.node);
   f.ov.forget(r.node.ino, r.node.nlookup);
   assert.equal(f.ov.node(r.node.ino), undefined);
 });
@@ -343,9 +343,9 @@ Deno.test("overlay: an unlinked open file keeps serving attributes with nlink 0"
 Deno.test("overlay: rebase after a commit keeps inodes and resolves paths in the new layer", async () => {
   await using f = await fixture();
   const a = node(f.ov, "a.txt");
-  const r = f.ov.create(ROOT_INO, "new.txt", 0o644, 1, me) as { node: ONode; fd: number };
+  const r = f.ov.create(ROOT_INO, "new.txt", 0o644, me) as { node: ONode; fd: number };
   libc().close(r.fd);
-  f.ov.released(r.node, true);
+  f.ov.released(r.node);
   assert.equal(f.ov.unlink(node(f.ov, "dir").ino, "b.txt"), 0);
   const { manifest } = await importDir(f.scratch, f.store, {}, { scratch: true });
   const top = f.store.putBytes(encodeLayer(manifest));
@@ -390,14 +390,14 @@ const long = (n: number) => "n".repeat(n);
 Deno.test("names over 255 bytes are ENAMETOOLONG, in editable and read-only views", async () => {
   await using f = await fixture();
   assert.equal(f.ov.lookup(ROOT_INO, long(256)), E.ENAMETOOLONG);
-  assert.equal(f.ov.create(ROOT_INO, long(256), 0o644, 1, me), E.ENAMETOOLONG);
+  assert.equal(f.ov.create(ROOT_INO, long(256), 0o644, me), E.ENAMETOOLONG);
   assert.equal(
     f.ov.mkdir(ROOT_INO, "é".repeat(128), 0o755, me),
     E.ENAMETOOLONG,
     "bytes count, not characters",
   );
   assert.equal(f.ov.rename(ROOT_INO, "a.txt", ROOT_INO, long(256), 0), E.ENAMETOOLONG);
-  const ok = f.ov.create(ROOT_INO, long(255), 0o644, 1, me) as { fd: number };
+  const ok = f.ov.create(ROOT_INO, long(255), 0o644, me) as { fd: number };
   assert.equal(typeof ok, "object");
   libc().close(ok.fd);
   const ro = new ReadOnlyBackend(
@@ -414,7 +414,7 @@ Deno.test("a dir's nlink counts a copied-up lower subdir once, and not a file th
   const nlink = (n: ONode) => (f.ov.attr(n) as Attr).nlink;
   const dir = node(f.ov, "dir");
   const sub = node(f.ov, "dir/sub");
-  const made = f.ov.create(sub.ino, "new.txt", 0o644, 1, me);
+  const made = f.ov.create(sub.ino, "new.txt", 0o644, me);
   assert.notEqual(typeof made, "number", "a create inside copies dir/ and dir/sub up");
   assert.ok(node(f.ov, "dir").upper && node(f.ov, "dir/sub").upper);
   assert.equal(nlink(dir), 3, "sub is in scratch and in the layer: one subdir");
@@ -424,7 +424,7 @@ Deno.test("a dir's nlink counts a copied-up lower subdir once, and not a file th
   assert.equal(f.ov.unlink(sub.ino, "c.txt"), 0);
   assert.equal(f.ov.rmdir(dir.ino, "sub"), 0);
   assert.equal(nlink(dir), 3, "sub is gone");
-  assert.notEqual(typeof f.ov.create(dir.ino, "sub", 0o644, 1, me), "number");
+  assert.notEqual(typeof f.ov.create(dir.ino, "sub", 0o644, me), "number");
   assert.equal(nlink(dir), 3, "a file named like the old lower dir is not a subdir");
   assert.equal(f.ov.unlink(dir.ino, "sub"), 0);
   f.ov.mkdir(dir.ino, "sub", 0o755, me);
@@ -440,7 +440,7 @@ Deno.test("an opaque dir found in scratch by a new overlay (a rerun) has attribu
   assert.equal(f.ov.rmdir(ROOT_INO, "dir"), 0);
   const again = f.ov.mkdir(ROOT_INO, "dir", 0o755, me);
   assert.notEqual(typeof again, "number");
-  assert.notEqual(typeof f.ov.create((again as ONode).ino, "z", 0o644, 1, me), "number");
+  assert.notEqual(typeof f.ov.create((again as ONode).ino, "z", 0o644, me), "number");
   f.ov.dispose();
   const rerun = new Overlay({
     id: "t2",
@@ -506,9 +506,9 @@ Deno.test("inode numbers survive the kernel forgetting them, in editable and rea
   assert.equal(a2, a1);
   const [c1, c2] = again("dir/sub/c.txt");
   assert.equal(c2, c1);
-  const made = f.ov.create(ROOT_INO, "new.txt", 0o644, 1, me) as { node: ONode; fd: number };
+  const made = f.ov.create(ROOT_INO, "new.txt", 0o644, me) as { node: ONode; fd: number };
   libc().close(made.fd);
-  f.ov.released(made.node, true);
+  f.ov.released(made.node);
   const [n1, n2] = again("new.txt");
   assert.equal(n1, made.node.ino);
   assert.equal(n2, n1);
@@ -517,7 +517,7 @@ Deno.test("inode numbers survive the kernel forgetting them, in editable and rea
   assert.equal(m1, n1, "rename keeps the number");
   assert.equal(m2, n1);
   assert.equal(f.ov.unlink(ROOT_INO, "moved.txt"), 0);
-  const re = f.ov.create(ROOT_INO, "moved.txt", 0o644, 1, me) as { node: ONode; fd: number };
+  const re = f.ov.create(ROOT_INO, "moved.txt", 0o644, me) as { node: ONode; fd: number };
   libc().close(re.fd);
   assert.notEqual(re.node.ino, n1, "a new file at a deleted name is a new inode");
 
@@ -582,11 +582,11 @@ Deno.test(
       chain.push(dir = d as ONode);
     }
     assert.ok(f.scratch.length + dir.path.length > 4096);
-    const r = f.ov.create(dir.ino, "leaf.txt", 0o644, 2, me) as { node: ONode; fd: number };
+    const r = f.ov.create(dir.ino, "leaf.txt", 0o644, me) as { node: ONode; fd: number };
     assert.equal(typeof r, "object", `create: errno ${r}`);
     assert.equal(Number(libc().pwrite(r.fd, Deno.UnsafePointer.of(enc.encode("deep")), 4n, 0n)), 4);
     libc().close(r.fd);
-    f.ov.released(r.node, true);
+    f.ov.released(r.node);
     assert.equal((f.ov.attr(r.node) as Attr).size, 4);
     assert.deepEqual(names(f.ov, dir.ino), ["leaf.txt"]);
     assert.equal(f.ov.rename(dir.ino, "leaf.txt", dir.ino, "moved.txt", 0), 0);

@@ -25,6 +25,7 @@ const PROTOTYPES: Record<string, string> = {
   flock: "int flock(int, int)",
   read: "ssize_t read(int, void *, size_t)",
   write: "ssize_t write(int, const void *, size_t)",
+  write_off_thread: "ssize_t write(int, const void *, size_t)",
   lstat: "int lstat(const char *, struct stat *)",
   mkdir: "int mkdir(const char *, mode_t)",
   rmdir: "int rmdir(const char *)",

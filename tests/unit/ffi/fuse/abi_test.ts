@@ -26,7 +26,7 @@ import { MAC_FUSE_LIBS } from "../../../../ffi/fuse/macfuse.ts";
 import { buildServer } from "../../../../core/service/worker/main.ts";
 import { ObjectStore } from "../../../../core/store/store.ts";
 import { CTR_BYTES, LAT_BUCKETS } from "../../../../core/metrics.ts";
-import { OPS_SLOTS } from "../../../../ffi/fuse/lowlevel.ts";
+import { invalInodeNotice, OPS_SLOTS } from "../../../../ffi/fuse/lowlevel.ts";
 import {
   DARWIN_RENAME,
   DARWIN_ST_FLAGS,
@@ -308,4 +308,30 @@ Deno.test("write-side flag values: FUSE_SET_ATTR_* per flavour, renamex_np and D
     decodeSetattr(SETATTR_BITS.macfuse3, "darwin", new DataView(st.buffer), 0x80000000 | 0),
     "ENOTSUP",
   );
+});
+
+Deno.test("invalInodeNotice: fuse_out_header + fuse_notify_inval_inode_out as the kernel reads them", () => {
+  // include/uapi/linux/fuse.h: out header {len u32, error i32, unique u64}; FUSE_NOTIFY_INVAL_INODE
+  // is 2 and travels in `error` with unique 0; the body {ino u64, off i64, len i64}, len 0 = all pages
+  const b = invalInodeNotice(0x0102030405);
+  const v = new DataView(b.buffer);
+  assert.equal(b.length, 40);
+  assert.equal(v.getUint32(0, true), 40);
+  assert.equal(v.getInt32(4, true), 2);
+  assert.equal(v.getBigUint64(8, true), 0n);
+  assert.equal(v.getBigUint64(16, true), 0x0102030405n);
+  assert.equal(v.getBigInt64(24, true), 0n);
+  assert.equal(v.getBigInt64(32, true), 0n);
+});
+
+Deno.test("noOpen: only Linux takes ENOSYS from OPEN as 'send no more'; init's want offset per flavour", () => {
+  assert.equal(FUSE_ABIS.linux3.noOpen, true);
+  assert.equal(FUSE_ABIS.macfuse3.noOpen, false);
+  assert.equal(FUSE_ABIS.macfuse2.noOpen, false);
+  // fuse_common.h 3.14 `struct fuse_conn_info`: want@24; macFUSE libfuse2 has `enable`@20 first
+  assert.deepEqual([FUSE_ABIS.linux3.connWant, FUSE_ABIS.macfuse3.connWant, FUSE_ABIS.macfuse2.connWant], [
+    24,
+    24,
+    28,
+  ]);
 });
