@@ -245,7 +245,7 @@ export class Overlay implements OverlayParts {
   }
 
   /** Opens a node for a FUSE open: write access copies a lower file up first. Returns an fd or an errno. */
-  open(n: ONode, flags: number, blobOpen: (d: Digest) => number): { fd: number; write: boolean } | number {
+  open(n: ONode, flags: number, blobOpen: (d: Digest) => number): { fd: number } | number {
     if (n.kind === "dir") return E.EISDIR;
     if (n.kind !== "file") return E.EACCES;
     const write = (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
@@ -265,7 +265,7 @@ export class Overlay implements OverlayParts {
     }
     n.openFds++;
     if (write) this.gen++;
-    return { fd, write };
+    return { fd };
   }
 
   /** create(2) with O_CREAT: the node and a read-write fd of the new file. */

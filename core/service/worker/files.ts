@@ -7,7 +7,7 @@
  * or when the service runs out of descriptors.
  * macOS opens still come, and are answered from the same table.
  */
-import { O_ACCMODE, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY } from "../../../ffi/sys.ts";
+import { O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY } from "../../../ffi/sys.ts";
 import { E } from "../../../ffi/errno.ts";
 import type { Errno, FsBackend } from "../../fs/backend.ts";
 import { CTR } from "../../metrics.ts";
@@ -55,21 +55,18 @@ export class InodeFiles {
    * @returns the entry, or the backend's errno (EROFS from a read-only stack)
    */
   open(b: FsBackend, ino: number, write: boolean, trunc = false): InodeFile | Errno {
+    let mode = write ? O_RDWR : O_RDONLY;
     const t = trunc ? O_TRUNC : 0;
-    let r = b.open(ino, (write ? O_RDWR : O_RDONLY) | t);
+    let r = b.open(ino, mode | t);
     if ((r === E.EMFILE || r === E.ENFILE) && this.#m.size > 0) {
       // the service is out of descriptors: give back the older half of ours and try once more
       for (let k = Math.ceil(this.#m.size / 2); k > 0; k--) this.drop(this.#m.keys().next().value!);
-      r = b.open(ino, (write ? O_RDWR : O_RDONLY) | t);
+      r = b.open(ino, mode | t);
     }
-    let mode = write ? O_RDWR : O_RDONLY;
-    if (r === E.EACCES && write) {
-      r = b.open(ino, O_WRONLY | t); // a file the service may write but not read (mode 0200)
-      mode = O_WRONLY;
-    }
+    if (r === E.EACCES && write) r = b.open(ino, (mode = O_WRONLY) | t); // writable, not readable (0200)
     if (typeof r === "number") return r;
     this.counters[CTR.opens]++;
-    return this.adopt(ino, { fh: r.fh, b, read: (mode & O_ACCMODE) !== O_WRONLY, write });
+    return this.adopt(ino, { fh: r.fh, b, read: mode !== O_WRONLY, write });
   }
 
   /** Keeps `f` (an fd its backend opened, as by create) as the fd of `ino`, replacing the previous. */

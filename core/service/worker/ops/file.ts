@@ -6,7 +6,7 @@ import { encodeFdBufvec } from "../../../../ffi/fuse/lowlevel.ts";
 import { BUFVEC_SIZE } from "../../../../ffi/fuse/lowlevel.ts";
 import { fsyncFd } from "../../../../ffi/fsops.ts";
 import { E } from "../../../../ffi/errno.ts";
-import { O_ACCMODE, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY } from "../../../../ffi/sys.ts";
+import { O_ACCMODE, O_RDONLY, O_RDWR, O_TRUNC } from "../../../../ffi/sys.ts";
 import type { Errno } from "../../../fs/backend.ts";
 import type { InodeFile } from "../files.ts";
 import type { Ptr, WorkerContext } from "../context.ts";
@@ -89,7 +89,8 @@ export const create: Op<"create"> = (c, req, parentB, name, mode, fi) => {
   const flags = c.fi(fi).getInt32(c.abi.fi.flags, true);
   const r = b.create(parent, c.name(name), Number(mode), flags, c.caller(req));
   if (typeof r === "number") return void c.S.fuse_reply_err(req, r);
-  c.files.adopt(r[0].ino, { fh: r[1].fh, b, read: (flags & O_ACCMODE) !== O_WRONLY, write: true });
+  // the backend's fd of a new file is read-write whatever `flags` asked (overlay/names.ts create)
+  c.files.adopt(r[0].ino, { fh: r[1].fh, b, read: true, write: true });
   c.fi(fi).setBigUint64(c.abi.fi.fh, 0n, true);
   c.S.fuse_reply_create(req, c.entry(b, r[0], parent), fi);
 };
@@ -116,11 +117,14 @@ export const read: Op<"read"> = (c, req, inoB, size, off) => {
  * kept (libfuse reuses its buffer for the next request) and written once the copy is done.
  */
 export const write: Op<"write"> = (c, req, inoB, buf, size, off) => {
+  const ino = Number(inoB);
+  const now = c.files.get(ino, "w"); // the common case, without writable()'s closures
+  if (now) return replyWrite(c, req, now, buf, size, off);
   let kept: Uint8Array | null = null;
   writable(
     c,
     req,
-    Number(inoB),
+    ino,
     false,
     (f) => replyWrite(c, req, f, kept ? Deno.UnsafePointer.of(kept) : buf, size, off),
     () => kept = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(buf!, Number(size)).slice(0)),
