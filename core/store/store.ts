@@ -96,8 +96,8 @@ export class ObjectStore {
   /** Final path of an object. Throws on a malformed digest. */
   path(digest: Digest): string {
     if (!DIGEST_RE.test(digest)) throw new SpfsError("UnknownRef", `not a digest: ${digest}`);
-    const hex = digest.slice(7);
-    return join(this.objectsDir, hex.slice(0, 2), hex.slice(2));
+    // concatenated, not join()ed: every blob open of the read path comes here
+    return `${this.objectsDir}/${digest.slice(7, 9)}/${digest.slice(9)}`;
   }
 
   /** True when the object is in the store, loose or packed. */

@@ -58,8 +58,11 @@ function subdirs(ov: OverlayParts, dir: ONode, upperNlink?: number): number {
     }
   }
   if (dir.lowerSources) {
+    const lower = ov.vfs.childrenOf(dir.lowerSources);
+    // an untouched lower dir (the common case: every path walk asks for it) counts once per listing
+    if (!dir.upper && !st?.masks.size) return n + ov.vfs.subdirs(lower);
     const base = dir.upper ? ov.upper.path(dir) : "";
-    for (const [name, c] of ov.vfs.childrenOf(dir.lowerSources)) {
+    for (const [name, c] of lower) {
       if (c.kind !== "dir" || st?.masks.has(name)) continue;
       if (dir.upper && lstat(`${base}/${name}`) !== E.ENOENT) continue; // counted above, or replaced
       n++;
