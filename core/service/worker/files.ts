@@ -30,10 +30,6 @@ export class InodeFiles {
   /** @param counters the service's counters: `opens` counts fds opened, `openHandles` those open now */
   constructor(readonly counters: Int32Array, readonly max = MAX_OPEN_FILES) {}
 
-  get size(): number {
-    return this.#m.size;
-  }
-
   /** The fd of `ino` when it allows `need`, marked as most recently used. */
   get(ino: number, need: "r" | "w"): InodeFile | undefined {
     const f = this.#m.get(ino);

@@ -22,10 +22,10 @@ const POLLIN = 0x1, POLLERR = 0x8, POLLHUP = 0x10, POLLNVAL = 0x20;
 /**
  * How long (ms) the loop keeps asking for the next request before it sleeps in poll. Waking a
  * sleeping thread on another CPU costs more than the whole request (ARCHITECTURE.md "FUSE
- * threading"); a client that sends its next request within this window finds the loop awake. A
- * `os.stat` of a root name in a Python loop (one LOOKUP each) took 28 µs with no spin and 18 µs
- * with a 50 µs spin, medians of 4 runs each on the 2-core CI machine. The spin stops after one that caught nothing and resumes once a request
- * again comes within the window, so a quiet mount costs no CPU.
+ * threading"); a client that sends its next request within this window finds the loop awake. An
+ * `os.stat` of a root name in a Python loop (one LOOKUP each) took 25–35 µs without the spin and
+ * 17–18 µs with it, 4 runs each on a 2-core VM. The spin stops after one that caught nothing and
+ * resumes once a request again comes within the window, so a quiet mount costs no CPU.
  */
 const SPIN_MS = 0.05;
 
@@ -38,8 +38,8 @@ interface Mail {
 /**
  * Serves `fuse` until its session ends. Under load it reads requests back to back (the session fd
  * is non-blocking on Linux), spins briefly for the next one (SPIN_MS), and polls only when none
- * comes; every wake-up byte, and every request, first applies the mail the main thread posted. `struct pollfd` {fd i32, events i16,
- * revents i16} × 2.
+ * comes; every wake-up byte, and every request, first applies the mail the main thread posted.
+ * `struct pollfd` {fd i32, events i16, revents i16} × 2.
  * @returns 0 after an unmount, else the negative errno that ended it.
  */
 export function serveLoop(fuse: FuseSession, wakeFd: number, mail: Mail): number {
