@@ -98,6 +98,10 @@ export const create: Op<"create"> = (c, req, parentB, name, mode, fi) => {
 /**
  * read: the kernel reads straight from the inode's fd (an fd-backed fuse_bufvec, no copy here). A
  * blob in a pack reads from its range of the pack, cut at the blob's end.
+ * A read that waits for the disk waits here. Handing cold reads (openat2 RESOLVE_CACHED, preadv2
+ * RWF_NOWAIT) to reader threads was tried: on a 2-vCPU VM two cold 10,000-file tree reads at
+ * once took 5.0–5.2 s against 4.1–4.5 s inline, and one alone 3.4 s against 1.8 s, since waking
+ * a thread on another CPU costs more than the disk read it saves.
  */
 export const read: Op<"read"> = (c, req, inoB, size, off) => {
   const f = readable(c, Number(inoB));
