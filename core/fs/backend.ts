@@ -95,8 +95,8 @@ export interface FsBackend {
    * thread first; null when the open should run at once.
    */
   copyBeforeOpen?(ino: number, flags: number): DeferredCopy | Errno | null;
-  /** create: O_CREAT of a new file, opened with `flags`. */
-  create(parent: number, name: string, mode: number, flags: number, who: Caller): [Attr, Opened] | Errno;
+  /** create: O_CREAT of a new file, with a read-write fd of it (whatever the caller's flags: the fd serves every later I/O). */
+  create(parent: number, name: string, mode: number, who: Caller): [Attr, Opened] | Errno;
   /** pwrite through an open handle: the bytes written. */
   write(fh: number, buf: Deno.PointerValue, size: bigint, off: bigint): bigint | Errno;
   /** release: closes a handle `open` or `create` returned. */

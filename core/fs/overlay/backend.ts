@@ -122,7 +122,7 @@ export class OverlayBackend implements FsBackend {
       finish: (err, how) => this.overlay.endCopyUp(ino, job, err, how),
     };
   }
-  create(parent: number, name: string, mode: number, _flags: number, who: Caller): [Attr, Opened] | Errno {
+  create(parent: number, name: string, mode: number, who: Caller): [Attr, Opened] | Errno {
     const r = this.overlay.create(parent, name, mode, who);
     if (typeof r === "number") return r;
     const a = this.overlay.attr(r.node);

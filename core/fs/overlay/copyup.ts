@@ -78,14 +78,14 @@ export interface CopyJob {
 
 /**
  * Starts a copy-up of the lower file `n` whose bytes are copied elsewhere: its parent is made in
- * scratch and a temp name chosen. Counts as a writer until `endCopyUp`, so a commit waits.
+ * scratch and a temp name chosen. Counts in `copying` until `endCopyUp`, so a commit waits.
  * @returns the job, or an errno
  */
 export function beginCopyUp(ov: OverlayParts, n: ONode): CopyJob | number {
   if (n.kind !== "file" || n.upper || !n.lower?.digest) return E.EINVAL;
   const e = ov.upper.ensure(ov.parentOf(n), (m) => ov.parentOf(m));
   if (e) return e;
-  ov.writers++;
+  ov.copying++;
   return { src: ov.vfs.blobPath(n.lower.digest), tmp: ov.upper.tmp(), digest: n.lower.digest };
 }
 
@@ -96,7 +96,7 @@ export function beginCopyUp(ov: OverlayParts, n: ONode): CopyJob | number {
  * whatever the path is now. Returns 0 or an errno.
  */
 export function endCopyUp(ov: OverlayParts, ino: number, job: CopyJob, err: number, how: CopyUpHow): number {
-  ov.writers--;
+  ov.copying--;
   const n = ov.node(ino);
   const same = n && !n.upper && !n.detached && n.kind === "file" && n.lower?.digest === job.digest;
   if (err || !same) {

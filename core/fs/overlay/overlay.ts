@@ -50,7 +50,7 @@ export class Overlay implements OverlayParts {
   readonly root: ONode;
   gen = 0;
   /** Copy-ups in flight off the FUSE thread (copyup.ts beginCopyUp): a commit waits for them. */
-  writers = 0;
+  copying = 0;
   layers: Digest[];
   readonly vfs: Vfs;
   readonly upper: UpperDir;

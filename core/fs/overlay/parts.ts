@@ -19,8 +19,8 @@ export interface OverlayParts {
   readonly onCopyUp?: (how: CopyUpHow) => void;
   /** Bumped by every change; a commit checks it did not move while it read scratch. */
   gen: number;
-  /** Open handles with write access. */
-  writers: number;
+  /** Copy-ups in flight off the FUSE thread (copyup.ts beginCopyUp): a commit waits for them. */
+  copying: number;
   node(ino: number): ONode | undefined;
   /** The parent dir node of `n` (walked down again when the kernel forgot it). */
   parentOf(n: ONode): ONode;

@@ -19,8 +19,8 @@ export async function commit(s: Service, p: CommitParams): Promise<CommitResult>
   for (let attempt = 1;; attempt++) {
     const c = await s.worker.ask<Extract<WorkerReply, { gen: number }>>({ type: "commit-check", id: rt.id });
     if ("ok" in c) throw new SpfsError("RuntimeNotFound", `runtime ${rt.id} is gone`);
-    if (c.writers > 0) {
-      throw new SpfsError("RuntimeBusy", `${c.writers} big file(s) are being copied up in runtime ${rt.id}`, {
+    if (c.copying > 0) {
+      throw new SpfsError("RuntimeBusy", `${c.copying} big file(s) are being copied up in runtime ${rt.id}`, {
         hint: "commit again in a moment, once those copies finish",
       });
     }

@@ -67,7 +67,7 @@ export class Mailbox {
       case "commit-check": {
         const ov = this.#overlays.get(m.id)?.overlay;
         if (!ov) return this.reply(m.reqId, { ok: false, reason: "the runtime is not active" });
-        return this.reply(m.reqId, { gen: ov.gen, writers: ov.writers });
+        return this.reply(m.reqId, { gen: ov.gen, copying: ov.copying });
       }
       case "rebase":
         return this.reply(m.reqId, this.#rebase(m));
@@ -133,7 +133,7 @@ export class Mailbox {
     const ob = this.#overlays.get(m.id), ov = ob?.overlay;
     if (!ov) return { ok: false, reason: "the runtime is not active" };
     if (ov.gen !== m.gen) return { ok: false, reason: "changed" };
-    if (ov.writers > 0) return { ok: false, reason: `writers:${ov.writers}` };
+    if (ov.copying > 0) return { ok: false, reason: `copying:${ov.copying}` };
     try {
       const view = this.vfs.view(m.layers);
       // fds into the old scratch would write where the commit already looked

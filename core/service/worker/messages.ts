@@ -52,7 +52,7 @@ export type ToWorker =
 
 /** Answers to requests that carry a `reqId`. */
 export type WorkerReply =
-  | { gen: number; writers: number }
+  | { gen: number; copying: number }
   | { ok: true }
   | { ok: false; reason: string };
 

@@ -86,10 +86,9 @@ function writable(
 export const create: Op<"create"> = (c, req, parentB, name, mode, fi) => {
   const parent = Number(parentB);
   const b = c.resolve(req, parent);
-  const flags = c.fi(fi).getInt32(c.abi.fi.flags, true);
-  const r = b.create(parent, c.name(name), Number(mode), flags, c.caller(req));
+  const r = b.create(parent, c.name(name), Number(mode), c.caller(req));
   if (typeof r === "number") return void c.S.fuse_reply_err(req, r);
-  // the backend's fd of a new file is read-write whatever `flags` asked (overlay/names.ts create)
+  // the backend's fd of a new file is read-write whatever the caller asked (overlay/names.ts create)
   c.files.adopt(r[0].ino, { fh: r[1].fh, b, read: true, write: true });
   c.fi(fi).setBigUint64(c.abi.fi.fh, 0n, true);
   c.S.fuse_reply_create(req, c.entry(b, r[0], parent), fi);

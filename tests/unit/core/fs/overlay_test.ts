@@ -487,7 +487,7 @@ Deno.test("an unlinked open file reports nlink 0 through its handle, lower or up
   assert.equal((b.getattr(a.ino, o.fh) as Attr).nlink, 0);
   assert.equal((b.getattr(a.ino, o.fh) as Attr).mode & 0o777, 0o644, "the layer's mode, not the blob's 0444");
   b.release(o.fh);
-  const [c, h] = b.create(ROOT_INO, "u.txt", 0o600, 2, me) as [Attr, { fh: number }];
+  const [c, h] = b.create(ROOT_INO, "u.txt", 0o600, me) as [Attr, { fh: number }];
   assert.equal(b.unlink(ROOT_INO, "u.txt"), 0);
   assert.equal((b.getattr(c.ino, h.fh) as Attr).nlink, 0);
   b.release(h.fh);
@@ -557,7 +557,7 @@ Deno.test(
       assert.equal((f.ov.attr(dev as ONode) as Attr).rdev, 0x0801);
     } else assert.equal(dev, E.EPERM, "a non-root service cannot make devices, as on a local disk");
     const b = backend(f);
-    const [c, h] = b.create(ROOT_INO, "big", 0o644, 2, me) as [Attr, { fh: number }];
+    const [c, h] = b.create(ROOT_INO, "big", 0o644, me) as [Attr, { fh: number }];
     assert.equal(b.fallocate(c.ino, h.fh, 0, 0n, 1048576n), 0);
     assert.equal((b.getattr(c.ino, h.fh) as Attr).size, 1048576);
     assert.equal(b.fallocate(c.ino, h.fh, 1, /* FALLOC_FL_KEEP_SIZE */ 0n, 4194304n), 0);
