@@ -23,9 +23,10 @@ function forgetOne(c: WorkerContext, ino: number, n: number): void {
 
 /** forget_multi: `count` {ino u64, nlookup u64} pairs. */
 export const forget_multi: Op<"forget_multi"> = (c, req, count, ptr) => {
-  const v = new DataView(Deno.UnsafePointerView.getArrayBuffer(ptr!, Number(count) * 16));
-  for (let i = 0; i < Number(count); i++) {
-    const ino = Number(v.getBigUint64(i * 16, true)), n = Number(v.getBigUint64(i * 16 + 8, true));
+  const k = Number(count);
+  const v = k > 0 ? new DataView(Deno.UnsafePointerView.getArrayBuffer(ptr!, k * 16)) : null;
+  for (let i = 0; i < k; i++) {
+    const ino = Number(v!.getBigUint64(i * 16, true)), n = Number(v!.getBigUint64(i * 16 + 8, true));
     forgetOne(c, ino, n);
   }
   c.S.fuse_reply_none(req);
