@@ -57,13 +57,18 @@ async function overlay(root: string, lower: string, w: Workload): Promise<number
   }
 }
 
+/** Times `w` inside `spfs run --edit` over `w.tag` (a fresh runtime). */
+async function inSpfs(sb: Sandbox, w: Workload): Promise<number[]> {
+  const script = timed(sb.mountpoint, w.work, `sync; ${w.prep ?? ""}`);
+  return parseNs(await sb.ok(["run", "--edit", w.tag, "--", "sh", "-c", script]));
+}
+
 /**
  * The three-way editable rows, then copy-up and commit rows against their local counterparts.
  * @param bigDir a dir holding big.bin (1 GiB), committed as tag "big"
  * @param npmSrc npm's own package tree
  */
 export async function editableRows(sb: Sandbox, bigDir: string, npmSrc: string): Promise<void> {
-  const M = sb.mountpoint;
   const lowers: Record<string, string> = { empty: join(sb.root, "emptysrc"), tenk: join(sb.root, "tenk") };
   Deno.mkdirSync(lowers.empty);
   await tenThousandFiles(lowers.tenk);
@@ -94,31 +99,21 @@ export async function editableRows(sb: Sandbox, bigDir: string, npmSrc: string):
   for (let r = 0; r < n; r++) {
     console.error(`editable rows, round ${r + 1}/${n}`);
     for (const [i, w] of workloads.entries()) {
-      const sides = [
-        async () => got[i].local.push(...await local(sb.root, lowers[w.tag], w)),
-        async () => {
+      const sides: [number[], () => Promise<number[] | null>][] = [
+        [got[i].local, () => local(sb.root, lowers[w.tag], w)],
+        [got[i].ovl, async () => {
           const o = haveOverlay ? await overlay(sb.root, lowers[w.tag], w) : null;
-          if (o) got[i].ovl.push(...o);
-          else haveOverlay = false;
-        },
-        async () =>
-          got[i].spfs.push(
-            ...parseNs(
-              await sb.ok([
-                "run",
-                "--edit",
-                w.tag,
-                "--",
-                "sh",
-                "-c",
-                timed(M, w.work, `sync; ${w.prep ?? ""}`),
-              ]),
-            ),
-          ),
+          if (!o) haveOverlay = false;
+          return o;
+        }],
+        [got[i].spfs, () => inSpfs(sb, w)],
       ];
       // each side takes each place in turn: the one right after a side that deleted 10,000 files
       // pays for it on journal-less ext4 (see the module doc)
-      for (let k = 0; k < sides.length; k++) await sides[(r + k) % sides.length]();
+      for (let k = 0; k < sides.length; k++) {
+        const [into, run] = sides[(r + k) % sides.length];
+        into.push(...(await run() ?? []));
+      }
     }
   }
   if (!haveOverlay) console.error("fuse-overlayfs unavailable: editable rows have no C-peer column");

@@ -18,7 +18,7 @@ Deno.test("precompile: every op stops at its first use of the context", () => {
   assert.deepEqual(stray, []);
 });
 
-Deno.test("precompile: an op that does work before touching the context is reported", () => {
+Deno.test("precompile: runs an op up to its first use of the context; reports one that stops elsewhere", () => {
   let ran = false;
   const early: Op<"statfs"> = (c) => {
     ran = true;
