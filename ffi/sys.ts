@@ -33,14 +33,15 @@ export function libc(): Libc {
   if (syms) return syms;
   if (os === "linux") return syms = linuxLibc();
   const mac = darwin.libSystem() as unknown as Record<string, unknown>;
-  return syms = Object.fromEntries(
-    Object.keys(linuxSymbols).map((k) => [
-      k,
-      mac[k] ?? (() => {
-        throw new Error(`libc ${k}() is not available on macOS in this version of spfs`);
-      }),
-    ]),
-  ) as unknown as Libc;
+  const missing = (k: string) => () => {
+    throw new Error(`libc ${k}() is not available on macOS in this version of spfs`);
+  };
+  // getters, so that only the symbols a command calls get bound (see lazySymbols)
+  const out = {};
+  for (const k of Object.keys(linuxSymbols)) {
+    Object.defineProperty(out, k, { enumerable: true, get: () => k in mac ? mac[k] : missing(k) });
+  }
+  return syms = out as Libc;
 }
 
 /** errno of the last failed synchronous libc call on this thread. */

@@ -7,7 +7,7 @@
  * cannot do: fcntl and ioctl are never bound, and `open` is bound with its two fixed args only, so
  * it must never be given O_CREAT (which would make it read a mode from the stack).
  */
-import type { StatVfs } from "../types.ts";
+import { lazySymbols, type StatVfs } from "../types.ts";
 
 /** `PROC_PIDTBSDINFO` flavor and `sizeof(struct proc_bsdinfo)`. */
 export const PROC_PIDTBSDINFO = 3, PROC_BSDINFO_SIZE = 136;
@@ -154,14 +154,16 @@ export function decodeDarwinStatfs(b: Uint8Array): DarwinStatfs {
 }
 
 type LibSystem = Deno.DynamicLibrary<ReturnType<typeof libSystemSymbols>>;
-let lib: LibSystem | undefined;
-/** libSystem, loaded on first use (dyld serves it from the shared cache; the file is not on disk). */
+let lib: LibSystem["symbols"] | undefined;
+/**
+ * libSystem, each symbol bound on first use (dyld serves it from the shared cache; the file is not
+ * on disk).
+ */
 export function libSystem(): LibSystem["symbols"] {
-  lib ??= Deno.dlopen(
+  return lib ??= lazySymbols(
     "/usr/lib/libSystem.B.dylib",
     libSystemSymbols(Deno.build.arch === "x86_64" ? "x86_64" : "aarch64"),
   );
-  return lib.symbols;
 }
 
 /** errno of the last failed libSystem call on this thread (via `__error()`). */

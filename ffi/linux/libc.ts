@@ -5,6 +5,8 @@
  * (reference/ffi-abi.md §5), where variadic arguments travel in registers like fixed ones.
  */
 
+import { lazySymbols } from "../types.ts";
+
 export const linuxSymbols = {
   open: { parameters: ["buffer", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
@@ -67,9 +69,9 @@ export const linuxSymbols = {
 export type Libc = Deno.DynamicLibrary<typeof linuxSymbols>["symbols"];
 let syms: Libc | undefined;
 
-/** glibc, opened on first use (once per thread: each Worker has its own handle). */
+/** glibc, each symbol bound on first use (once per thread: each Worker has its own handles). */
 export function linuxLibc(): Libc {
-  return syms ??= Deno.dlopen("libc.so.6", linuxSymbols).symbols;
+  return syms ??= lazySymbols("libc.so.6", linuxSymbols);
 }
 
 /** errno of the last failed synchronous glibc call on this thread (`__errno_location()`). */
