@@ -48,13 +48,21 @@ export class Packs {
     this.dir = dir;
   }
 
-  /** Where a packed object is, or undefined. Re-reads the indexes when a pack came or went. */
-  find(d: Digest): Slice | undefined {
+  /**
+   * Where a packed object is, or undefined. On a miss it re-reads the indexes when a pack came or
+   * went, unless `refresh` is false (a caller asking about many objects refreshes once, first).
+   */
+  find(d: Digest, refresh = true): Slice | undefined {
     const hex = d.slice(7);
     let hit = this.#byHex.get(hex);
-    if (!hit && this.#refresh()) hit = this.#byHex.get(hex);
+    if (!hit && refresh && this.#refresh()) hit = this.#byHex.get(hex);
     if (!hit) return undefined;
     return { path: join(this.dir, `${hit[0]}.tar`), offset: hit[1], size: hit[2], packed: true };
+  }
+
+  /** Re-reads the indexes if a pack came or went; see find(d, false). */
+  refresh(): void {
+    this.#refresh();
   }
 
   /** Hex digests of every packed object starting with `hexPrefix`. */
@@ -122,7 +130,8 @@ export class Packs {
     const mtime = typeof st === "number"
       ? -1
       : Number((st.mtimeNs ?? BigInt(st.time) * 1_000_000_000n) / 1_000_000n);
-    const racy = this.#loadedAtMs - this.#mtimeMs < RACY_MS;
+    // no directory, no packs: nothing can hide behind its mtime
+    const racy = mtime >= 0 && this.#loadedAtMs - this.#mtimeMs < RACY_MS;
     if (!force && mtime === this.#mtimeMs && !racy) return false;
     this.#loadedAtMs = Date.now();
     this.#mtimeMs = mtime;

@@ -11,7 +11,7 @@ export async function packLoose(store: ObjectStore, keep: Digest[] = []): Promis
   const digests = [...store.loose()].filter((d) => !keep.includes(d)).sort();
   const tar = await buildTar(digests.map((d) => ({ name: d.slice(7), bytes: store.readVerified(d) })));
   const packDigest = digestBytes(tar);
-  store.putPack(tar, packDigest, "test");
+  await store.putPack(tar, packDigest, "test");
   for (const d of digests) Deno.removeSync(store.path(d));
   return packDigest;
 }

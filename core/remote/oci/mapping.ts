@@ -8,7 +8,6 @@
  *   tree of thousands of files takes a handful of requests; each pack says its digest range;
  * - each large file as its own blob under its spfs digest, shared by every layer that has it.
  */
-import tar from "tar-stream";
 import { concat } from "../../../proto/framing.ts";
 import { SpfsError } from "../../errors.ts";
 import type { Digest } from "../../store/objects.ts";
@@ -75,8 +74,13 @@ export interface TarEntry {
   bytes: Uint8Array;
 }
 
-/** A deterministic tar: entries in the given order, mode 0444, uid/gid 0, mtime 0. */
+/**
+ * A deterministic tar: entries in the given order, mode 0444, uid/gid 0, mtime 0. tar-stream is
+ * imported here, not at the top: only a push builds tars, and its import (node:stream) costs a pull
+ * about 20 ms of start-up.
+ */
 export async function buildTar(entries: TarEntry[]): Promise<Uint8Array> {
+  const { default: tar } = await import("tar-stream");
   const pack = tar.pack();
   for (const e of entries) {
     pack.entry(

@@ -1,5 +1,7 @@
 /** `oci://` remotes: push and pull layers and platforms through an OCI registry (see mapping.ts). */
+import { createHash } from "node:crypto";
 import pLimit from "p-limit";
+import { concat } from "../../../proto/framing.ts";
 import type { Config } from "../../config.ts";
 import type { PackEntry } from "../../store/packs.ts";
 import { SpfsError } from "../../errors.ts";
@@ -31,6 +33,8 @@ export class OciRemote implements Remote {
   /** Other repositories of this registry among the configured remotes: cross-repo mount sources. */
   readonly mountFrom: string[];
   #limit = pLimit(OCI_CONCURRENCY);
+  /** Each top's OCI manifest and config, fetched once: a pull reads them in readTop and again to move it. */
+  #configs = new Map<Digest, Promise<{ m: OciManifest; bytes: Uint8Array }>>();
 
   constructor(cfg: Config, address: RemoteAddress & { kind: "oci" }) {
     this.address = address;
@@ -75,7 +79,17 @@ export class OciRemote implements Remote {
     return this.reg.hasManifest(digestTag(digest), "pull,push");
   }
 
-  async #config(digest: Digest): Promise<{ m: OciManifest; bytes: Uint8Array }> {
+  #config(digest: Digest): Promise<{ m: OciManifest; bytes: Uint8Array }> {
+    let got = this.#configs.get(digest);
+    if (!got) {
+      got = this.#fetchConfig(digest);
+      this.#configs.set(digest, got);
+      got.catch(() => this.#configs.delete(digest));
+    }
+    return got;
+  }
+
+  async #fetchConfig(digest: Digest): Promise<{ m: OciManifest; bytes: Uint8Array }> {
     const m = await this.#manifestOf(digestTag(digest));
     if (!m) throw new SpfsError("UnknownRef", `${digest} is not on remote ${this.address.name}`);
     if (m.config.digest !== digest) {
@@ -100,10 +114,24 @@ export class OciRemote implements Remote {
   async #fetchSmall(d: Descriptor): Promise<Uint8Array> {
     if (d.size > MAX_TAR) throw new SpfsError("RemoteError", `${this.reg.label}: ${d.digest} is too large`);
     return await this.#retrying(async () => {
-      const bytes = new Uint8Array(await new Response(await this.reg.getBlob(d.digest)).arrayBuffer());
-      const got = digestBytes(bytes);
+      // hashed as the chunks arrive, so the hash overlaps the transfer
+      const hash = createHash("sha256");
+      const chunks: Uint8Array[] = [];
+      let n = 0;
+      for await (const c of await this.reg.getBlob(d.digest)) {
+        if ((n += c.length) > d.size) {
+          throw receivedMismatch(
+            d.digest,
+            `more than the ${d.size} bytes its descriptor says`,
+            this.reg.label,
+          );
+        }
+        hash.update(c);
+        chunks.push(c);
+      }
+      const got = `sha256:${hash.digest("hex")}`;
       if (got !== d.digest) throw receivedMismatch(d.digest, got, this.reg.label);
-      return bytes;
+      return chunks.length === 1 ? chunks[0] : concat(chunks);
     });
   }
 
@@ -194,7 +222,8 @@ export class OciRemote implements Remote {
     };
     const closure = manifestClosure(local, layer.manifest, read);
     const blobs = closure.blobs;
-    const missing = new Set([...blobs.keys()].filter((d) => !local.reuse(d)));
+    const present = local.reuseAll(blobs.keys());
+    const missing = new Set([...blobs.keys()].filter((d) => !present.has(d)));
     p.skippedObjects += blobs.size - missing.size;
     const packs = m.layers.filter((l) =>
       l.mediaType === MEDIA.pack && [...missing].some((d) => inRange(d, l.annotations))
@@ -207,7 +236,7 @@ export class OciRemote implements Remote {
         this.#limit(async () => {
           const tarBytes = await this.#fetchSmall(d);
           p.add({ bytes: tarBytes.length });
-          const got = local.putPack(tarBytes, d.digest, from).filter((o) => missing.delete(o));
+          const got = (await local.putPack(tarBytes, d.digest, from)).filter((o) => missing.delete(o));
           p.add({ objects: got.length });
         })
       ),
@@ -226,7 +255,7 @@ export class OciRemote implements Remote {
         )
       ),
     ]);
-    for (const [tarBytes, d, entries] of manifestTars) local.putPack(tarBytes, d, from, entries);
+    for (const [tarBytes, d, entries] of manifestTars) await local.putPack(tarBytes, d, from, entries);
     // what no pack or blob brought (a push from an incomplete store, or a file pulled meanwhile)
     const still = [...missing].filter((d) => !local.has(d));
     if (still.length) {

@@ -36,7 +36,7 @@ Deno.test("packs: a received tar is kept whole; its objects are found, read, lis
     const { tar, digest, digests } = await tarOf(blobs);
     assert.equal(other.has(digests[0]), false);
 
-    assert.deepEqual(store.putPack(tar, digest, "test"), digests);
+    assert.deepEqual(await store.putPack(tar, digest, "test"), digests);
     assert.deepEqual([...store.loose()], [], "no loose file per object");
     assert.deepEqual(Deno.readDirSync(join(root, "tmp")).toArray(), [], "no tmp file left");
     for (const [i, d] of digests.entries()) {
@@ -59,8 +59,22 @@ Deno.test("packs: a received tar is kept whole; its objects are found, read, lis
     assert.ok(store.reuse(digests[0]));
     assert.ok(Date.now() - Deno.statSync(tarPath).mtime!.getTime() < 60_000);
 
+    // reuseAll answers for many at once: packed and loose found, an absent one not; all marked used
+    Deno.utimeSync(tarPath, new Date(0), new Date(0));
+    const loose = store.putBytes(enc.encode("a loose one\n"));
+    Deno.utimeSync(store.path(loose), new Date(0), new Date(0));
+    const absent = digestBytes(enc.encode("never stored\n"));
+    assert.deepEqual(
+      [...other.reuseAll([digests[0], absent, loose, digests[2]])].sort(),
+      [digests[0], loose, digests[2]].sort(),
+    );
+    for (const p of [tarPath, store.path(loose)]) {
+      assert.ok(Date.now() - Deno.statSync(p).mtime!.getTime() < 60_000, `${p} marked used`);
+    }
+    Deno.removeSync(store.path(loose));
+
     // a second put of the same pack writes nothing new
-    assert.deepEqual(store.putPack(tar, digest, "test"), digests);
+    assert.deepEqual(await store.putPack(tar, digest, "test"), digests);
     assert.deepEqual(Deno.readDirSync(join(root, "packs")).toArray().map((e) => e.name).sort(), [
       `${digest.slice(7)}.idx`,
       `${digest.slice(7)}.tar`,
@@ -79,6 +93,14 @@ Deno.test("packs: a received tar is kept whole; its objects are found, read, lis
     );
   }));
 
+Deno.test("packs: reuseAll on an empty store finds nothing and creates nothing", () =>
+  withRoot(async (root) => {
+    const store = ObjectStore.open(root);
+    const { digests } = await tarOf([enc.encode("x\n"), enc.encode("y\n")]);
+    assert.deepEqual([...store.reuseAll(digests)], []);
+    assert.deepEqual(Deno.readDirSync(join(root, "objects", "sha256")).toArray(), []);
+  }));
+
 Deno.test("packs: an entry that does not match its name is refused and nothing is written", () =>
   withRoot(async (root) => {
     const store = ObjectStore.open(root);
@@ -87,11 +109,11 @@ Deno.test("packs: an entry that does not match its name is refused and nothing i
       { name: digestBytes(good).slice(7), bytes: good },
       { name: digestBytes(good).slice(7).replace(/^./, "0"), bytes: liar },
     ]);
-    assert.throws(
+    await assert.rejects(
       () => store.putPack(tar, digestBytes(tar), "registry X"),
       (e) => e instanceof SpfsError && e.code === "CorruptObject" && /registry X/.test(e.message),
     );
-    assert.throws(
+    await assert.rejects(
       () => store.putPack(tar.subarray(0, 700), digestBytes(tar), "registry X"),
       (e) => e instanceof SpfsError && e.code === "CorruptObject" && /not a valid tar/.test(e.message),
     );
