@@ -112,11 +112,7 @@ export class ObjectStore {
    * while its parent is not yet written.
    */
   reuse(digest: Digest): boolean {
-    if (utimens(this.path(digest), "now", "now") === 0) return true;
-    const s = this.packs.find(digest);
-    if (!s) return false;
-    // a pack removed by a clean meanwhile: then only a loose copy counts
-    return utimens(s.path, "now", "now") === 0 || this.has(digest);
+    return this.#reuse(digest, true, true);
   }
 
   /**
@@ -132,20 +128,28 @@ export class ObjectStore {
       fanouts = new Set();
     }
     this.packs.refresh();
+    const touched = new Map<string, boolean>();
     const out = new Set<Digest>();
-    const touched = new Map<string, boolean>(); // pack path → still there
-    for (const d of digests) {
-      if (fanouts.has(d.slice(7, 9)) && utimens(this.path(d), "now", "now") === 0) {
-        out.add(d);
-        continue;
-      }
-      const s = this.packs.find(d, false);
-      if (!s) continue;
-      let kept = touched.get(s.path);
-      if (kept === undefined) touched.set(s.path, kept = utimens(s.path, "now", "now") === 0);
-      if (kept || this.has(d)) out.add(d);
-    }
+    for (const d of digests) if (this.#reuse(d, fanouts.has(d.slice(7, 9)), false, touched)) out.add(d);
     return out;
+  }
+
+  /**
+   * reuse() of one object. `maybeLoose` false skips the loose-file probe (its fan-out dir is
+   * absent); `refresh` lets a pack-index miss re-read the indexes; `touched` remembers, per pack
+   * path, whether marking it worked, so a batch touches each pack once.
+   */
+  #reuse(digest: Digest, maybeLoose: boolean, refresh: boolean, touched?: Map<string, boolean>): boolean {
+    if (maybeLoose && utimens(this.path(digest), "now", "now") === 0) return true;
+    const s = this.packs.find(digest, refresh);
+    if (!s) return false;
+    let kept = touched?.get(s.path);
+    if (kept === undefined) {
+      kept = utimens(s.path, "now", "now") === 0;
+      touched?.set(s.path, kept);
+    }
+    // a pack removed by a clean meanwhile: then only a loose copy counts
+    return kept || this.has(digest);
   }
 
   /** Where an object's bytes are (a loose file, or a range of a pack), or undefined when absent. */
