@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { digestBytes } from "../../core/store/objects.ts";
 import { Sandbox } from "../support/sandbox.ts";
-import { fuseTest, waitFor, writeTree } from "../support/fuse.ts";
+import { fuseTest, spfsLine, waitFor, writeTree } from "../support/fuse.ts";
 
 interface Status {
   ops: Record<string, { count: number }>;
@@ -113,6 +113,83 @@ fuseTest(
         delta("lookup") <= n + 5,
         `lookups ${delta("lookup")} for ${n} files: ${JSON.stringify(after)}`,
       );
+    } finally {
+      await sb.dispose();
+    }
+  },
+);
+
+fuseTest(
+  "a missing name below the root is cached as a negative entry; at the root it is asked every time",
+  async () => {
+    const sb = Sandbox.create();
+    try {
+      writeTree(join(sb.root, "src"), { "d/f": "f\n" });
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "t"]);
+      await sb.ok(["service"]);
+      const lookups = async () =>
+        (JSON.parse(await sb.ok(["status", "--json"])) as Status).ops.lookup?.count ?? 0;
+      // 20 probes each, from inside the dir so that no walk passes the root but the probe itself
+      const probe = (dir: string) =>
+        `cd ${dir} && for i in $(seq 20); do test -e nope && exit 1; done; echo ok`;
+      for (const edit of [[], ["--edit"]]) {
+        const before = await lookups();
+        assert.equal(
+          await sb.ok(["run", ...edit, "t", "--", "sh", "-c", probe(`${sb.mountpoint}/d`)]),
+          "ok\n",
+        );
+        const below = (await lookups()) - before;
+        assert.ok(below <= 3, `${below} lookups for 20 probes of d/nope (${edit.join("") || "read-only"})`);
+      }
+      const before = await lookups();
+      assert.equal(await sb.ok(["run", "t", "--", "sh", "-c", probe(sb.mountpoint)]), "ok\n");
+      const atRoot = (await lookups()) - before;
+      assert.ok(atRoot >= 20, `${atRoot} lookups for 20 probes of /nope: the root must not cache names`);
+    } finally {
+      await sb.dispose();
+    }
+  },
+);
+
+fuseTest(
+  "negative entries: names made after a miss appear, in that runtime only; another stack's names are its own",
+  async () => {
+    const sb = Sandbox.create();
+    try {
+      writeTree(join(sb.root, "one"), { "d/f": "f\n" });
+      writeTree(join(sb.root, "two"), { "d/f": "f\n", "d/g": "g\n" });
+      await sb.ok(["commit", join(sb.root, "one"), "-t", "one"]);
+      await sb.ok(["commit", join(sb.root, "two"), "-t", "two"]);
+      await sb.ok(["service"]);
+      const M = sb.mountpoint;
+      // the same dir in two stacks: a miss cached in one must not hide the name in the other
+      const seen = async (tag: string) =>
+        (await sb.ok(["run", tag, "--", "sh", "-c", `cd ${M}/d; test -e g && echo yes || echo no`])).trim();
+      assert.equal(await seen("one"), "no");
+      assert.equal(await seen("two"), "yes");
+      assert.equal(await seen("one"), "no");
+
+      // inside one editable runtime: every way of making a name after a miss, and a commit between
+      const steps = [
+        "cd $M/d",
+        "test ! -e n1 && echo hi > n1 && cat n1",
+        "test ! -e n2 && mkdir n2 && test -d n2 && echo dir",
+        "test ! -e n3 && ln -s f n3 && cat n3",
+        "test ! -e n4 && ln f n4 && cat n4",
+        "test ! -e n5 && mv n1 n5 && test ! -e n1 && cat n5",
+        "rm n5 && test ! -e n5 && echo gone",
+        "test ! -e n6",
+        spfsLine(["commit", "-t", "one/2"]) + " >/dev/null",
+        "echo after > n6 && cat n6",
+      ];
+      const out = await sb.ok(["run", "--edit", "one", "--", "sh", "-ec", `M=${M}\n${steps.join("\n")}`]);
+      assert.deepEqual(out.trim().split("\n"), ["hi", "dir", "f", "f", "hi", "gone", "after"]);
+      // another runtime of the same layer saw none of it
+      assert.equal(
+        await sb.ok(["run", "--edit", "one", "--", "sh", "-c", `ls ${M}/d`]),
+        "f\n",
+      );
+      assert.equal(await sb.ok(["run", "one/2", "--", "sh", "-c", `ls ${M}/d`]), "f\nn2\nn3\nn4\n");
     } finally {
       await sb.dispose();
     }

@@ -7,7 +7,7 @@
  * dentry or an open handle keeps serving from its own runtime whoever asks.
  */
 import { forcedCrash } from "../../report.ts";
-import { encodeEntryParam } from "../../../ffi/fuse/lowlevel.ts";
+import { encodeEntryParam, entryParamLayout } from "../../../ffi/fuse/lowlevel.ts";
 import type { FuseAbi, FuseReplies } from "../../../ffi/fuse/abi.ts";
 import { type Attr, encodeStat, STAT_SIZE } from "../../../ffi/stat.ts";
 import { E } from "../../../ffi/errno.ts";
@@ -48,6 +48,13 @@ export class WorkerContext {
   /** Serves inodes below the root that no editable runtime owns, and outsiders at the root. */
   readonly shared: ReadOnlyBackend;
   readonly entryBuf: Uint8Array;
+  /**
+   * A negative entry for `fuse_reply_entry`: ino 0 with an entry timeout, which the kernel keeps
+   * as a negative dentry, so a second probe of a missing name costs no LOOKUP (FUSE protocol 7.4+,
+   * Linux fs/fuse/dir.c `fuse_lookup_name`: "Zero nodeid is same as -ENOENT, but with valid
+   * timeout"). Only below the root, for the same reason as positive entries (ENTRY_TIMEOUT).
+   */
+  readonly negativeEntry: Uint8Array;
   readonly statBuf: Uint8Array;
   readonly statView: DataView;
   dirBuf = new Uint8Array(64 * 1024);
@@ -70,6 +77,12 @@ export class WorkerContext {
     this.shared = new ReadOnlyBackend(vfs, null, blobs);
     this.files = new InodeFiles(counters);
     this.entryBuf = encodeEntryParam(abi.statLayout, vfs.attr(ROOT_INO)!, 0, 0);
+    this.negativeEntry = new Uint8Array(this.entryBuf.length);
+    new DataView(this.negativeEntry.buffer).setFloat64(
+      entryParamLayout(abi.statLayout).entryTimeout,
+      ENTRY_TIMEOUT,
+      true,
+    );
     this.statBuf = new Uint8Array(STAT_SIZE[abi.statLayout]);
     this.statView = new DataView(this.statBuf.buffer);
   }

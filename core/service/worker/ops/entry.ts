@@ -1,14 +1,23 @@
 /** Name resolution and kernel references: lookup, forget, forget_multi. */
 import { CTR } from "../../../metrics.ts";
+import { E } from "../../../../ffi/errno.ts";
+import { ROOT_INO } from "../../../fs/vfs.ts";
 import type { Op } from "../instrument.ts";
 import type { WorkerContext } from "../context.ts";
 
-/** lookup: resolve `name` in `parent`; the root resolves through the caller's runtime. */
+/**
+ * lookup: resolve `name` in `parent`; the root resolves through the caller's runtime. A name
+ * missing below the root is answered as a negative entry the kernel caches: a directory there
+ * changes only through this mount (the kernel sees every create, link and rename) or by a commit's
+ * rebase, which keeps the names as they are.
+ */
 export const lookup: Op<"lookup"> = (c, req, parent, name) => {
   c.counters[CTR.lookups]++;
   const p = Number(parent);
   const b = c.resolve(req, p);
-  c.replyEntry(req, b, b.lookup(p, c.name(name)), p);
+  const a = b.lookup(p, c.name(name));
+  if (a === E.ENOENT && p !== ROOT_INO) return void c.S.fuse_reply_entry(req, c.negativeEntry);
+  c.replyEntry(req, b, a, p);
 };
 
 /** forget: the kernel dropped `nlookup` references to `ino`; at none, its fd is closed. */
