@@ -39,6 +39,36 @@ fuseTest("reading 20 files costs LOOKUPs and READs only: no OPEN, FLUSH or RELEA
   }
 });
 
+fuseTest("creating files costs no CREATE or RELEASE round trip, and behaves as on a local disk", async () => {
+  const sb = Sandbox.create();
+  try {
+    writeTree(join(sb.root, "src"), { "d/f": "f\n" });
+    await sb.ok(["commit", join(sb.root, "src"), "-t", "t"]);
+    await sb.ok(["service"]);
+    const py = [
+      "import os, sys",
+      "d = sys.argv[1]",
+      // a read-only mode is still written through the open that created the file
+      "fd = os.open(d + '/ro', os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444)",
+      "os.write(fd, b'made read-only'); os.close(fd)",
+      "print(open(d + '/ro').read(), oct(os.stat(d + '/ro').st_mode & 0o777))",
+      "try:\n  os.open(d + '/ro', os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)\nexcept FileExistsError:\n  print('EEXIST')",
+      "for i in range(20):\n  with open(f'{d}/n{i}', 'w') as f: f.write(str(i))",
+      "print(sum(int(open(f'{d}/n{i}').read()) for i in range(20)))",
+    ].join("\n");
+    const out = await sb.ok(["run", "--edit", "t", "--", "python3", "-c", py, `${sb.mountpoint}/d`]);
+    assert.deepEqual(out.trim().split("\n"), ["made read-only 0o444", "EEXIST", "190"]);
+    const s: Status = JSON.parse(await sb.ok(["status", "--json"]));
+    const n = (op: string) => s.ops[op]?.count ?? 0;
+    // the first CREATE answers ENOSYS; the kernel then uses MKNOD and opens without asking
+    assert.ok(n("create") <= 1, JSON.stringify(s.ops));
+    assert.ok(n("mknod") >= 20, JSON.stringify(s.ops));
+    assert.equal(n("release"), 0, JSON.stringify(s.ops));
+  } finally {
+    await sb.dispose();
+  }
+});
+
 fuseTest(
   "a corrupt blob: served until the background verifier finds it, then EIO and logged; others serve on",
   async () => {

@@ -7,7 +7,8 @@ import { BUFVEC_SIZE } from "../../../../ffi/fuse/lowlevel.ts";
 import { fsyncFd } from "../../../../ffi/fsops.ts";
 import { E } from "../../../../ffi/errno.ts";
 import { O_ACCMODE, O_RDONLY, O_RDWR, O_TRUNC } from "../../../../ffi/sys.ts";
-import type { Errno } from "../../../fs/backend.ts";
+import type { Caller, Errno, FsBackend } from "../../../fs/backend.ts";
+import type { Attr } from "../../../../ffi/stat.ts";
 import type { InodeFile } from "../files.ts";
 import type { Ptr, WorkerContext } from "../context.ts";
 import type { Op } from "../instrument.ts";
@@ -82,17 +83,40 @@ function writable(
   deferred();
 }
 
-/** create: O_CREAT of a new name, replied with its entry; the new fd serves the inode's I/O. */
+/**
+ * create: O_CREAT of a new name, replied with its entry; the new fd serves the inode's I/O.
+ * Linux: ENOSYS, once. The kernel then makes each new file with MKNOD and opens it without asking
+ * (fs/fuse/dir.c `fuse_atomic_open` sets `fc->no_create`), so the file's close sends no RELEASE:
+ * one round trip less per file created. `mknod` below keeps the new file's fd, as this does.
+ */
 export const create: Op<"create"> = (c, req, parentB, name, mode, fi) => {
+  if (c.abi.noOpen) return void c.S.fuse_reply_err(req, E.ENOSYS);
   const parent = Number(parentB);
   const b = c.resolve(req, parent);
-  const r = b.create(parent, c.name(name), Number(mode), c.caller(req));
+  const r = createFile(c, b, parent, c.name(name), Number(mode), c.caller(req));
   if (typeof r === "number") return void c.S.fuse_reply_err(req, r);
-  // the backend's fd of a new file is read-write whatever the caller asked (overlay/names.ts create)
-  c.files.adopt(r[0].ino, { fh: r[1].fh, b, read: true, write: true });
   c.fi(fi).setBigUint64(c.abi.fi.fh, 0n, true);
-  c.S.fuse_reply_create(req, c.entry(b, r[0], parent), fi);
+  c.S.fuse_reply_create(req, c.entry(b, r, parent), fi);
 };
+
+/**
+ * Makes a regular file and keeps its fd as the inode's: read-write whatever the caller asked
+ * (overlay/names.ts create), so a file created with mode 0444 is still written through the open
+ * that created it, as on a local disk. @returns its attributes, or the errno
+ */
+export function createFile(
+  c: WorkerContext,
+  b: FsBackend,
+  parent: number,
+  name: string,
+  mode: number,
+  who: Caller,
+): Attr | Errno {
+  const r = b.create(parent, name, mode, who);
+  if (typeof r === "number") return r;
+  c.files.adopt(r[0].ino, { fh: r[1].fh, b, read: true, write: true });
+  return r[0];
+}
 
 /**
  * read: the kernel reads straight from the inode's fd (an fd-backed fuse_bufvec, no copy here). A

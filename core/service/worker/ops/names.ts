@@ -1,6 +1,9 @@
 /** The namespace: readlink, mknod, mkdir, symlink, link, unlink, rmdir, rename. */
 import { E } from "../../../../ffi/errno.ts";
 import type { Op } from "../instrument.ts";
+import { createFile } from "./file.ts";
+
+const S_IFMT = 0o170000, S_IFREG = 0o100000;
 
 const enc = new TextEncoder();
 
@@ -13,11 +16,17 @@ export const readlink: Op<"readlink"> = (c, req, ino) => {
   c.S.fuse_reply_readlink(req, z);
 };
 
-/** mknod: regular files, FIFOs and sockets. */
+/**
+ * mknod: regular files, FIFOs, sockets and devices. On Linux every open(O_CREAT) of a new name
+ * comes here (see `create`): a regular file is made with an fd kept as the inode's.
+ */
 export const mknod: Op<"mknod"> = (c, req, parent, name, mode, rdev) => {
-  const b = c.resolve(req, Number(parent));
-  const a = b.mknod(Number(parent), c.name(name), Number(mode), BigInt(rdev), c.caller(req));
-  c.replyEntry(req, b, a, Number(parent));
+  const p = Number(parent), m = Number(mode);
+  const b = c.resolve(req, p);
+  const a = c.abi.noOpen && (m & S_IFMT) === S_IFREG
+    ? createFile(c, b, p, c.name(name), m, c.caller(req))
+    : b.mknod(p, c.name(name), m, BigInt(rdev), c.caller(req));
+  c.replyEntry(req, b, a, p);
 };
 
 /** mkdir. */
