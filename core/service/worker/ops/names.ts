@@ -1,9 +1,8 @@
 /** The namespace: readlink, mknod, mkdir, symlink, link, unlink, rmdir, rename. */
 import { E } from "../../../../ffi/errno.ts";
 import type { Op } from "../instrument.ts";
+import { S_IFMT, S_IFREG } from "../../../fs/overlay/nodes.ts";
 import { createFile } from "./file.ts";
-
-const S_IFMT = 0o170000, S_IFREG = 0o100000;
 
 const enc = new TextEncoder();
 
