@@ -2,21 +2,34 @@
  * Opening blobs for the read path. A blob is served at once; its first open in this service asks
  * for it to be hashed off the FUSE thread (core/service/verifier.ts). One whose bytes do not match
  * its digest is marked corrupt and never opened again (EIO). Blobs are also verified when written
- * and by `spfs check`. A blob kept in a pack is opened as its pack's fd plus a slice (offset, size)
- * that the read op applies.
+ * and by `spfs check`. A blob kept in a pack is opened as a dup of its pack's fd plus a slice
+ * (offset, size) that the read op applies. Measured on the 10,000-file read row: opening a blob
+ * by its full path, with a new C string each time, took 8.5–9.5 µs; openat from the objects dir
+ * with a reused name buffer, 4 µs.
  */
-import { cstr, errno, libc, O_CLOEXEC, O_RDONLY } from "../../ffi/sys.ts";
+import { cstr, errno, libc, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from "../../ffi/sys.ts";
+import { fstat } from "../../ffi/fsops.ts";
 import { E } from "../../ffi/errno.ts";
-import type { Digest } from "../store/objects.ts";
+import { type Digest, DIGEST_RE } from "../store/objects.ts";
 import type { Slice } from "../store/packs.ts";
+import { looseName } from "../store/store.ts";
+
+/** Packs kept open at most; each later open of a blob in one is a dup(2), not an open(2). */
+const MAX_PACK_FDS = 32;
 
 /** Opens blobs read-only, and refuses the ones found corrupt. */
 export class BlobOpener {
   /** Blobs already handed to the verifier (verified, or being verified). */
   readonly #asked = new Set<Digest>();
   readonly #corrupt = new Set<Digest>();
-  readonly #path: (d: Digest) => string;
-  readonly #packed: (d: Digest) => Slice | undefined;
+  readonly #objectsDir: string;
+  /** The objects dir, opened once: a blob is then one short openat(2) walk (2 names, not ~8). */
+  #dirFd = -1;
+  /** `looseName(d)` as a C string, rebuilt in place for each open (no allocation). */
+  readonly #name = new Uint8Array(80);
+  readonly #packed: (d: Digest, refresh: boolean) => Slice | undefined;
+  /** Pack path → an fd kept open on it, least recently opened first. */
+  readonly #packFds = new Map<string, number>();
   /** fd of an open packed blob → [offset in its pack, size], both bytes. */
   readonly slices = new Map<number, [number, number]>();
   /** fd → the blob it was opened for. */
@@ -25,18 +38,19 @@ export class BlobOpener {
   readonly #onMissing: (d: Digest) => void;
 
   /**
-   * @param path the loose object path of a blob (ObjectStore.path)
+   * @param objectsDir the store's loose objects dir (ObjectStore.objectsDir)
    * @param verify asked once per blob, on its first successful open, to hash it elsewhere
    * @param onMissing told when a blob a layer names is not in the store (it is served as EIO)
-   * @param packed where a blob is in a pack, asked when there is no loose file (Packs.find)
+   * @param packed where a blob is in a pack (Packs.find): asked first without `refresh` (the
+   *   indexes in memory), and once more with it when there is no loose file either
    */
   constructor(
-    path: (d: Digest) => string,
+    objectsDir: string,
     verify: (d: Digest) => void,
     onMissing: (d: Digest) => void = () => {},
-    packed: (d: Digest) => Slice | undefined = () => undefined,
+    packed: (d: Digest, refresh: boolean) => Slice | undefined = () => undefined,
   ) {
-    this.#path = path;
+    this.#objectsDir = objectsDir;
     this.#packed = packed;
     this.#verify = verify;
     this.#onMissing = onMissing;
@@ -48,23 +62,25 @@ export class BlobOpener {
   }
 
   /**
-   * An O_RDONLY fd of the blob, or a negative errno: EIO when it was found corrupt or is missing
-   * from the store (the file is listed, so ENOENT would mislead), else open(2)'s own.
+   * An O_RDONLY fd of the blob, or a negative errno: EIO when it was found corrupt, is missing
+   * from the store (the file is listed, so ENOENT would mislead) or `d` is no digest, else
+   * open(2)'s own. A packed blob's fd is a dup(2) of its pack's, with its range in `slices`.
    */
   open = (d: Digest): number => {
-    if (this.#corrupt.has(d)) return -E.EIO;
-    let fd = libc().open(cstr(this.#path(d)), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      const e = errno() || E.EIO;
-      if (e !== E.ENOENT) return -e;
-      const s = this.#packed(d);
-      if (s) fd = libc().open(cstr(s.path), O_RDONLY | O_CLOEXEC);
+    if (this.#corrupt.has(d) || !DIGEST_RE.test(d)) return -E.EIO;
+    // a pack the index already lists costs no failed openat; a new one is looked for last
+    let s = this.#packed(d, false);
+    let fd = s ? -E.ENOENT : this.#openLoose(d);
+    if (fd === -E.ENOENT) {
+      s ??= this.#packed(d, true);
+      fd = s ? this.#openPacked(s.path) : -E.EIO;
       if (fd < 0) {
         this.#onMissing(d);
         return -E.EIO;
       }
       this.slices.set(fd, [s!.offset, s!.size]);
     }
+    if (fd < 0) return fd;
     this.#digests.set(fd, d);
     if (!this.#asked.has(d)) {
       this.#asked.add(d);
@@ -72,6 +88,44 @@ export class BlobOpener {
     }
     return fd;
   };
+
+  #openLoose(d: Digest): number {
+    if (this.#dirFd < 0) {
+      const dir = libc().open(cstr(this.#objectsDir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dir < 0) return -(errno() || E.EIO);
+      this.#dirFd = dir;
+    }
+    const name = looseName(d); // ASCII hex: one byte per UTF-16 unit
+    for (let i = 0; i < name.length; i++) this.#name[i] = name.charCodeAt(i);
+    this.#name[name.length] = 0;
+    const fd = libc().openat(this.#dirFd, this.#name, O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? -(errno() || E.EIO) : fd;
+  }
+
+  /**
+   * A new fd on the pack at `path`: a dup of the one kept open. A pack `spfs clean` removed is
+   * dropped when the next pack is first opened (its fd would keep the space in use).
+   */
+  #openPacked(path: string): number {
+    let base = this.#packFds.get(path);
+    if (base === undefined) {
+      for (const [p, kept] of this.#packFds) {
+        const st = fstat(kept);
+        if (typeof st === "number" || st.nlink === 0) this.#dropPack(p);
+      }
+      base = libc().open(cstr(path), O_RDONLY | O_CLOEXEC);
+      if (base < 0) return -(errno() || E.EIO);
+      this.#packFds.set(path, base);
+      if (this.#packFds.size > MAX_PACK_FDS) this.#dropPack(this.#packFds.keys().next().value!);
+    }
+    const fd = libc().dup(base);
+    return fd < 0 ? -(errno() || E.EIO) : fd;
+  }
+
+  #dropPack(path: string): void {
+    libc().close(this.#packFds.get(path)!);
+    this.#packFds.delete(path);
+  }
 
   /** The blob an open fd is of; undefined for an fd `open` did not return. */
   digestOf(fd: number): Digest | undefined {

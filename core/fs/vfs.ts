@@ -268,14 +268,19 @@ export class Vfs {
     };
   }
 
-  /** The loose object path of a blob (for open; a packed blob is found by `packedBlob`). */
+  /** The store's dir of loose objects (store.ts `looseName` places a blob below it). */
+  get objectsDir(): string {
+    return this.#store.objectsDir;
+  }
+
+  /** The loose object path of a blob (a packed blob is found by `packedBlob`). */
   blobPath(d: Digest): string {
     return this.#store.path(d);
   }
 
   /** Where a blob packed with others is (packs.ts), or undefined. */
-  packedBlob(d: Digest): Slice | undefined {
-    return this.#store.packs.find(d);
+  packedBlob(d: Digest, refresh = true): Slice | undefined {
+    return this.#store.packs.find(d, refresh);
   }
 
   /** Where a blob's bytes are, loose or packed, or undefined when the store lacks it. */

@@ -34,6 +34,14 @@ export function storageError(what: string, e: unknown): SpfsError {
   return new SpfsError("StorageError", `${what}: ${msg}`, { cause: e });
 }
 
+/**
+ * Where a loose object's file is below the objects dir: `ab/cdef…` (a 2-hex fan-out, then the rest
+ * of the hex digest). Concatenated, not join()ed: the read path opens a blob through this.
+ */
+export function looseName(digest: Digest): string {
+  return `${digest.slice(7, 9)}/${digest.slice(9)}`;
+}
+
 /** The object store under one storage root. */
 export class ObjectStore {
   readonly root: string;
@@ -96,8 +104,7 @@ export class ObjectStore {
   /** Final path of an object. Throws on a malformed digest. */
   path(digest: Digest): string {
     if (!DIGEST_RE.test(digest)) throw new SpfsError("UnknownRef", `not a digest: ${digest}`);
-    // concatenated, not join()ed: every blob open of the read path comes here
-    return `${this.objectsDir}/${digest.slice(7, 9)}/${digest.slice(9)}`;
+    return `${this.objectsDir}/${looseName(digest)}`;
   }
 
   /** True when the object is in the store, loose or packed. */

@@ -29,6 +29,8 @@ export function libSystemSymbols(arch: "x86_64" | "aarch64") {
     __error: { parameters: [], result: "pointer" },
     // the read-only serving path of the FUSE worker (sys/fcntl.h, unistd.h, sys/stat.h, sys/file.h)
     open: { parameters: ["buffer", "i32"], result: "i32" },
+    openat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+    dup: { parameters: ["i32"], result: "i32" },
     close: { parameters: ["i32"], result: "i32" },
     pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
     pwrite: { parameters: ["i32", "pointer", "usize", "i64"], result: "isize" },

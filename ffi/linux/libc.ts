@@ -9,6 +9,9 @@ import { lazySymbols } from "../types.ts";
 
 export const linuxSymbols = {
   open: { parameters: ["buffer", "i32"], result: "i32" },
+  // variadic like open; called with its three fixed arguments only (never creates)
+  openat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  dup: { parameters: ["i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   fstat: { parameters: ["i32", "buffer"], result: "i32" },

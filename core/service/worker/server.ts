@@ -39,10 +39,10 @@ export function buildServer(data: FuseWorkerData, abi: FuseAbi, S: FuseReplies):
   const log = (level: LogLevel, message: string, fields?: Record<string, unknown>) =>
     post({ type: "log", level, message, fields });
   const blobs = new BlobOpener(
-    (d) => vfs.blobPath(d),
+    vfs.objectsDir,
     (digest) => post({ type: "verify", digest }),
     (d) => log("error", `blob ${d} is missing from the store; run \`spfs check\``, { op: "open", errno: 5 }),
-    (d) => vfs.packedBlob(d),
+    (d, refresh) => vfs.packedBlob(d, refresh),
   );
   const bugsSeen = new Set<string>();
   const bug = (op: string, e: unknown) => {

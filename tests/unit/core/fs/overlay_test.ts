@@ -89,7 +89,7 @@ async function fixture(
 /** An FsBackend over a fresh overlay on the fixture's layer (its own scratch dir). */
 function backend(
   f: Fixture,
-  blobs = new BlobOpener((d) => f.vfs.blobPath(d), () => {}, () => {}, (d) => f.vfs.packedBlob(d)),
+  blobs = new BlobOpener(f.vfs.objectsDir, () => {}, () => {}, (d, r) => f.vfs.packedBlob(d, r)),
 ): OverlayBackend {
   const scratch = Deno.makeTempDirSync({ dir: f.tmp }), work = Deno.makeTempDirSync({ dir: f.tmp });
   return new OverlayBackend({
@@ -403,7 +403,7 @@ Deno.test("names over 255 bytes are ENAMETOOLONG, in editable and read-only view
   const ro = new ReadOnlyBackend(
     f.vfs,
     f.vfs.view(f.ov.layers),
-    new BlobOpener((d) => f.vfs.blobPath(d), () => {}),
+    new BlobOpener(f.vfs.objectsDir, () => {}),
   );
   assert.equal(ro.lookup(ROOT_INO, long(256)), E.ENAMETOOLONG);
   assert.equal(ro.lookup(ROOT_INO, long(255)), E.ENOENT);
@@ -653,7 +653,7 @@ Deno.test(
 Deno.test("a layer kept in a pack: opens read its range, readlink and copy-up take its bytes", async () => {
   await using f = await fixture({ packed: true });
   assert.deepEqual([...f.store.loose()].length, 1, "only the layer object is loose");
-  const blobs = new BlobOpener((d) => f.vfs.blobPath(d), () => {}, () => {}, (d) => f.vfs.packedBlob(d));
+  const blobs = new BlobOpener(f.vfs.objectsDir, () => {}, () => {}, (d, r) => f.vfs.packedBlob(d, r));
   const ro = new ReadOnlyBackend(f.vfs, f.vfs.view(f.ov.layers), blobs);
   const a = ro.lookup(ROOT_INO, "a.txt") as Attr;
   const o = ro.open(a.ino, 0) as { fh: number };

@@ -132,7 +132,7 @@ async function harness(abi: FuseAbi, opts: { packed?: boolean } = {}): Promise<H
   const scratch = join(tmp, "scratch"), work = join(tmp, "work");
   await Deno.mkdir(scratch);
   await Deno.mkdir(work);
-  const blobs = new BlobOpener((dg) => vfs.blobPath(dg), () => {}, () => {}, (dg) => vfs.packedBlob(dg));
+  const blobs = new BlobOpener(vfs.objectsDir, () => {}, () => {}, (dg, r) => vfs.packedBlob(dg, r));
   const backend = new OverlayBackend({
     id: "w",
     scratch,
