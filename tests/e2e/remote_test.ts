@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runner } from "../../core/runner.ts";
+import { encodeTag } from "../../core/remote/tagname.ts";
 import { fuseTest, q, writeTree } from "../support/fuse.ts";
 import { TestRegistry, TOKEN_PASSWORD, TOKEN_USER } from "../support/registry.ts";
 import { npmPackageDir, Sandbox } from "../support/sandbox.ts";
@@ -33,7 +34,7 @@ async function bigTree(dir: string, big: number, mib: number): Promise<void> {
 const remoteTest = (
   name: string,
   fn: (reg: TestRegistry, a: Sandbox, b: Sandbox) => Promise<void>,
-  opts: { auth?: boolean } = {},
+  opts: { auth?: boolean; accessLog?: boolean } = {},
 ) =>
   Deno.test({
     name,
@@ -273,3 +274,28 @@ remoteTest("two pulls of the same tag into one store at once both succeed", asyn
   assert.equal(tag.length, 1, "one history entry, not one per pull");
   assert.equal(tag[0].digest, JSON.parse(await a.ok(["tags", "pair/1", "--json"]))[0].digest);
 });
+
+remoteTest(
+  "a pull asks for the tag's manifest once and for each blob once",
+  async (reg, a, b) => {
+    writeTree(join(a.root, "src"), { "bin/tool": "#!/bin/sh\n", "lib/a.txt": "a\n", "lib/b.txt": "b\n" });
+    await a.ok(["commit", join(a.root, "src"), "-t", "tools/1"]);
+    await a.ok(["push", "tools/1"]);
+    reg.requests.length = 0;
+    await b.ok(["pull", "tools/1"]);
+    await b.ok(["check"]);
+    await reg.kill(); // the access log is complete once the registry is gone
+    const gets = (kind: string) => reg.requests.filter((r) => r.startsWith(`GET /v2/team/spfs/${kind}/`));
+    // the tag's manifest is the layer's own (setTag pushes the same bytes): no GET by digest tag
+    assert.deepEqual(
+      gets("manifests").map((r) => r.split("/").pop()),
+      [`${encodeTag("tools/1")} 200`],
+      reg.requests.join("\n"),
+    );
+    // the layer's config, its manifests tar and one pack: nothing asked twice
+    const blobs = gets("blobs");
+    assert.equal(blobs.length, 3, reg.requests.join("\n"));
+    assert.equal(new Set(blobs).size, 3);
+  },
+  { accessLog: true },
+);

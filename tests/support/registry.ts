@@ -25,6 +25,10 @@ export class TestRegistry {
   #tokens?: Deno.HttpServer;
   /** Requests the token server saw, with whether the credentials were right. */
   readonly tokenRequests: { scope: string; authorized: boolean }[] = [];
+  /** With `accessLog`: each request the registry answered, as "METHOD /path STATUS". */
+  readonly requests: string[] = [];
+  #accessLog = false;
+  #pump?: Promise<void>;
 
   private constructor(dir: string, port: number) {
     this.dir = dir;
@@ -42,11 +46,13 @@ export class TestRegistry {
   }
 
   /**
-   * Starts a registry; with `auth`, it requires a bearer token from a token server started here.
+   * Starts a registry; with `auth`, it requires a bearer token from a token server started here;
+   * with `accessLog`, the requests it answers are kept in `requests`.
    * @throws Error when docker-registry is missing or does not answer within 15 s.
    */
-  static async start(opts: { auth?: boolean } = {}): Promise<TestRegistry> {
+  static async start(opts: { auth?: boolean; accessLog?: boolean } = {}): Promise<TestRegistry> {
     const r = new TestRegistry(Deno.makeTempDirSync({ prefix: "spfs-registry-" }), freePort());
+    r.#accessLog = opts.accessLog ?? false;
     let auth = "";
     if (opts.auth) {
       const tokenPort = freePort();
@@ -60,7 +66,7 @@ export class TestRegistry {
     }
     Deno.writeTextFileSync(
       join(r.dir, "config.yml"),
-      `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n` +
+      `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: ${!r.#accessLog}\nstorage:\n` +
         `  filesystem:\n    rootdirectory: ${join(r.dir, "data")}\n  delete:\n    enabled: true\n` +
         `http:\n  addr: ${r.host}\n${auth}`,
     );
@@ -72,9 +78,10 @@ export class TestRegistry {
   async restart(): Promise<void> {
     this.#proc = new Deno.Command("docker-registry", {
       args: ["serve", join(this.dir, "config.yml")],
-      stdout: "null",
+      stdout: this.#accessLog ? "piped" : "null",
       stderr: "null",
     }).spawn();
+    if (this.#accessLog) this.#pump = this.#keepRequests(this.#proc.stdout);
     for (let i = 0; i < 600; i++) {
       try {
         const res = await fetch(`http://${this.host}/v2/`);
@@ -87,12 +94,26 @@ export class TestRegistry {
     throw new Error(`docker-registry did not answer on ${this.host}`);
   }
 
+  /** Reads the access log (combined log format) into `requests` until the registry exits. */
+  async #keepRequests(out: ReadableStream<Uint8Array>): Promise<void> {
+    let rest = "";
+    for await (const chunk of out.pipeThrough(new TextDecoderStream())) {
+      const lines = (rest + chunk).split("\n");
+      rest = lines.pop()!;
+      for (const l of lines) {
+        const m = /"(\w+) (\S+) HTTP\/[\d.]+" (\d+)/.exec(l);
+        if (m) this.requests.push(`${m[1]} ${m[2]} ${m[3]}`);
+      }
+    }
+  }
+
   /** SIGKILLs the registry (a crash mid-transfer); storage stays for restart(). */
   async kill(): Promise<void> {
     try {
       this.#proc?.kill("SIGKILL");
     } catch { /* already gone */ }
     await this.#proc?.status;
+    await this.#pump; // the access log up to the kill
   }
 
   /** The file holding a blob in the registry's storage (to damage it). */

@@ -35,6 +35,10 @@ export class OciRemote implements Remote {
   #limit = pLimit(OCI_CONCURRENCY);
   /** Each top's OCI manifest and config, fetched once: a pull reads them in readTop and again to move it. */
   #configs = new Map<Digest, Promise<{ m: OciManifest; bytes: Uint8Array }>>();
+  /** OCI manifests read through a tag, by the top they name: no second GET by its digest tag. */
+  #tagged = new Map<Digest, OciManifest>();
+  /** A layer's manifests tars, fetched alongside its config (pullLayer needs both), until used. */
+  #manifestTars = new Map<Digest, Promise<Uint8Array[]>>();
 
   constructor(cfg: Config, address: RemoteAddress & { kind: "oci" }) {
     this.address = address;
@@ -61,6 +65,8 @@ export class OciRemote implements Remote {
     if (m && !DIGEST_RE.test(m.config.digest)) {
       throw new SpfsError("RemoteError", `bad config digest at ${name}`);
     }
+    // a tag is pushed with its top's own manifest bytes (setTag); every blob it names is verified
+    if (m) this.#tagged.set(m.config.digest, m);
     return m?.config.digest;
   }
 
@@ -90,13 +96,23 @@ export class OciRemote implements Remote {
   }
 
   async #fetchConfig(digest: Digest): Promise<{ m: OciManifest; bytes: Uint8Array }> {
-    const m = await this.#manifestOf(digestTag(digest));
+    const m = this.#tagged.get(digest) ?? await this.#manifestOf(digestTag(digest));
     if (!m) throw new SpfsError("UnknownRef", `${digest} is not on remote ${this.address.name}`);
     if (m.config.digest !== digest) {
       throw new SpfsError("RemoteError", `${this.reg.label}: ${digestTag(digest)} names ${m.config.digest}`);
     }
+    if (m.config.mediaType === MEDIA.layer) {
+      // the config of a layer is fetched only to pull it, which reads its manifests next
+      const tars = Promise.all(this.#manifestDescs(m).map((d) => this.#fetchSmall(d)));
+      tars.catch(() => {}); // awaited (and its error thrown) by pullLayer
+      this.#manifestTars.set(digest, tars);
+    }
     const bytes = await this.#fetchSmall(m.config);
     return { m, bytes };
+  }
+
+  #manifestDescs(m: OciManifest): Descriptor[] {
+    return m.layers.filter((l) => l.mediaType === MEDIA.manifests);
   }
 
   async readTop(digest: Digest): Promise<Top> {
@@ -205,9 +221,12 @@ export class OciRemote implements Remote {
     // manifests are held in memory and kept after the files they list: children before parents
     const manifests = new Map<Digest, Uint8Array>();
     const manifestTars: [Uint8Array, Digest, PackEntry[]][] = [];
-    for (const d of m.layers.filter((l) => l.mediaType === MEDIA.manifests)) {
+    const descs = this.#manifestDescs(m);
+    const tars = await (this.#manifestTars.get(digest) ??
+      Promise.all(descs.map((d) => this.#fetchSmall(d)))).finally(() => this.#manifestTars.delete(digest));
+    for (const [i, d] of descs.entries()) {
       p.bytesTotal += d.size;
-      const tarBytes = await this.#fetchSmall(d);
+      const tarBytes = tars[i];
       p.add({ bytes: tarBytes.length });
       const entries = verifiedPackEntries(tarBytes, d.digest, from);
       manifestTars.push([tarBytes, d.digest, entries]);
