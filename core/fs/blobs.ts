@@ -7,8 +7,8 @@
  * by its full path, with a new C string each time, took 8.5–9.5 µs; openat from the objects dir
  * with a reused name buffer, 4 µs.
  */
-import { cstr, errno, libc, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from "../../ffi/sys.ts";
-import { fstat } from "../../ffi/fsops.ts";
+import { errno, libc, O_CLOEXEC, O_RDONLY } from "../../ffi/sys.ts";
+import { fstat, openDirAnchor, openFile } from "../../ffi/fsops.ts";
 import { E } from "../../ffi/errno.ts";
 import { type Digest, DIGEST_RE } from "../store/objects.ts";
 import type { Slice } from "../store/packs.ts";
@@ -91,8 +91,8 @@ export class BlobOpener {
 
   #openLoose(d: Digest): number {
     if (this.#dirFd < 0) {
-      const dir = libc().open(cstr(this.#objectsDir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (dir < 0) return -(errno() || E.EIO);
+      const dir = openDirAnchor(this.#objectsDir);
+      if (dir < 0) return dir;
       this.#dirFd = dir;
     }
     const name = looseName(d); // ASCII hex: one byte per UTF-16 unit
@@ -113,8 +113,8 @@ export class BlobOpener {
         const st = fstat(kept);
         if (typeof st === "number" || st.nlink === 0) this.#dropPack(p);
       }
-      base = libc().open(cstr(path), O_RDONLY | O_CLOEXEC);
-      if (base < 0) return -(errno() || E.EIO);
+      base = openFile(path, O_RDONLY);
+      if (base < 0) return base;
       this.#packFds.set(path, base);
       if (this.#packFds.size > MAX_PACK_FDS) this.#dropPack(this.#packFds.keys().next().value!);
     }
