@@ -177,34 +177,87 @@ function syncDir(dir: string): void {
   } catch { /* best effort */ }
 }
 
+/** One regular file of a tar: its name, and where its bytes are (offset and size in bytes). */
+export interface TarEntry {
+  name: string;
+  offset: number;
+  size: number;
+}
+
+const USTAR = [0x75, 0x73, 0x74, 0x61, 0x72]; // "ustar" at byte 257 of a header
+
 /**
- * Offsets of the regular files in a ustar archive held in memory, as written by tar-stream for
- * packs (names of at most 100 bytes, no extended headers). tar-stream gives names but not offsets,
- * which reading in place needs. Entry data starts 512 bytes after its header and is padded to 512.
- * @throws Error on a header that is not ustar, an entry that is not a plain file, or a cut-off tar.
+ * Reads the headers of a ustar archive as its bytes arrive in one buffer, as written by tar-stream
+ * for packs (names of at most 100 bytes, no extended headers). tar-stream gives names but not
+ * offsets, which reading in place needs. Entry data starts 512 bytes after its header and is
+ * padded to 512.
  */
-export function tarEntries(bytes: Uint8Array): { name: string; offset: number; size: number }[] {
-  const out: { name: string; offset: number; size: number }[] = [];
-  const dec = new TextDecoder();
-  const field = (at: number, len: number) => {
-    const b = bytes.subarray(at, at + len);
-    const end = b.indexOf(0);
-    return dec.decode(end < 0 ? b : b.subarray(0, end));
-  };
-  for (let pos = 0;;) {
-    if (pos + 512 > bytes.length) throw new Error("tar ends without its end-of-archive block");
-    if (bytes[pos] === 0) break; // end-of-archive blocks
-    if (field(pos + 257, 5) !== "ustar") throw new Error(`tar header at ${pos} is not ustar`);
-    const name = field(pos, 100);
-    const size = parseInt(field(pos + 124, 12).trim() || "0", 8);
-    const type = String.fromCharCode(bytes[pos + 156] || 48);
-    const offset = pos + 512;
-    if (!Number.isSafeInteger(size) || offset + size > bytes.length) {
-      throw new Error(`tar entry ${name} is cut off`);
+export class TarScanner {
+  #pos = 0;
+  /** True once the end-of-archive block was read. */
+  done = false;
+
+  /**
+   * The entries not returned before whose data lies wholly in `bytes[0, end)`. With `end` equal to
+   * `bytes.length` the archive must be complete.
+   * @throws Error on a header that is not ustar, an entry that is not a plain file, or (at the end)
+   *   a cut-off tar or one without its end-of-archive block.
+   */
+  scan(bytes: Uint8Array, end: number): TarEntry[] {
+    const out: TarEntry[] = [];
+    const last = end >= bytes.length;
+    while (!this.done) {
+      const pos = this.#pos;
+      if (pos + 512 > end) {
+        if (last) throw new Error("tar ends without its end-of-archive block");
+        break;
+      }
+      if (bytes[pos] === 0) {
+        this.done = true; // end-of-archive blocks
+        break;
+      }
+      const name = cString(bytes, pos, 100);
+      if (USTAR.some((c, i) => bytes[pos + 257 + i] !== c)) {
+        throw new Error(`tar header at ${pos} is not ustar`);
+      }
+      const size = octal(bytes, pos + 124, 12);
+      const type = bytes[pos + 156] || 0x30;
+      const offset = pos + 512;
+      if (!Number.isSafeInteger(size) || offset + size > bytes.length) {
+        throw new Error(`tar entry ${name} is cut off`);
+      }
+      if (offset + size > end) break;
+      if (type === 0x30) out.push({ name, offset, size });
+      else if (type !== 0x35) {
+        throw new Error(
+          `tar entry ${name} has type ${String.fromCharCode(type)}; packs hold plain files only`,
+        );
+      }
+      this.#pos = offset + Math.ceil(size / 512) * 512;
     }
-    if (type === "0") out.push({ name, offset, size });
-    else if (type !== "5") throw new Error(`tar entry ${name} has type ${type}; packs hold plain files only`);
-    pos = offset + Math.ceil(size / 512) * 512;
+    return out;
   }
-  return out;
+}
+
+/** The regular files of a whole ustar archive held in memory (see TarScanner). @throws as scan. */
+export function tarEntries(bytes: Uint8Array): TarEntry[] {
+  return new TarScanner().scan(bytes, bytes.length);
+}
+
+const utf8 = new TextDecoder();
+
+/** A NUL-terminated header field. */
+function cString(bytes: Uint8Array, at: number, len: number): string {
+  const b = bytes.subarray(at, at + len);
+  const end = b.indexOf(0);
+  return utf8.decode(end < 0 ? b : b.subarray(0, end));
+}
+
+/** An octal number field (digits, then spaces or NULs); NaN when it holds anything else. */
+function octal(bytes: Uint8Array, at: number, len: number): number {
+  let n = 0, i = at;
+  while (i < at + len && bytes[i] === 0x20) i++;
+  for (; i < at + len && bytes[i] >= 0x30 && bytes[i] <= 0x37; i++) n = n * 8 + bytes[i] - 0x30;
+  for (; i < at + len; i++) if (bytes[i] !== 0 && bytes[i] !== 0x20) return NaN;
+  return n;
 }

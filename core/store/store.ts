@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { processExited } from "../../ffi/sys.ts";
 import { lstat, utimens } from "../../ffi/fsops.ts";
 import { storagePaths } from "../config.ts";
-import { encodePackIndex, type PackEntry, Packs, type Slice, tarEntries } from "./packs.ts";
+import { encodePackIndex, type PackEntry, Packs, type Slice, TarScanner } from "./packs.ts";
 import { SpfsError } from "../errors.ts";
 import {
   decodeObject,
@@ -234,7 +234,8 @@ export class ObjectStore {
    * verified against `packDigest`) whole as a pack, after checking every entry against its name
    * (`entries`: what `verifiedPackEntries` already returned for these bytes). Entries the store
    * already has are indexed too (reading either copy is fine). Returns the digests the pack holds.
-   * The check runs while another thread fsyncs the tar; the index is written only after both.
+   * The check runs while another thread fsyncs the tar; the index is renamed only after both files
+   * are durable.
    * @throws SpfsError CorruptObject naming `from` (nothing is published); StorageError.
    */
   async putPack(
@@ -249,24 +250,113 @@ export class ObjectStore {
       if (known.length) this.reuse(`sha256:${known[0][0]}`);
       return known.map(([h]) => `sha256:${h}`);
     }
+    return await this.#writePack(hex, (write) => {
+      write(bytes);
+      return Promise.resolve(bytes);
+    }, (b) => entries ?? verifiedPackEntries(b, packDigest, from));
+  }
+
+  /**
+   * putPack() of a pack as it arrives (`pack`: its descriptor, size in bytes): each chunk is hashed
+   * and written when received, and the disk starts on it early (WriteBack), so after the last
+   * byte only the entry check and the tail's fsync are left. `onBytes` reports progress.
+   * @throws SpfsError CorruptObject naming `from` (more bytes than `pack.size`, a wrong digest, a bad
+   *   entry; nothing is published); StorageError; the stream's own error, as thrown (a dropped
+   *   connection is the caller's to retry).
+   */
+  async putPackStream(
+    stream: ReadableStream<Uint8Array>,
+    pack: { digest: Digest; size: number },
+    from: string,
+    onBytes?: (n: number) => void,
+  ): Promise<Digest[]> {
+    const entries: PackEntry[] = [];
+    return await this.#writePack(pack.digest.slice(7), async (write) => {
+      // one buffer of the announced size: entries are checked as soon as their bytes are in,
+      // while the next chunk is on its way
+      const bytes = new Uint8Array(pack.size);
+      const tar = new TarScanner();
+      const hash = createHash("sha256");
+      let n = 0;
+      for await (const c of stream) {
+        if (n + c.length > pack.size) {
+          throw receivedMismatch(pack.digest, `more than the ${pack.size} bytes its descriptor says`, from);
+        }
+        bytes.set(c, n);
+        n += c.length;
+        hash.update(c);
+        write(c);
+        onBytes?.(c.length);
+        if (n < pack.size) {
+          for (const e of verifiedEntries(bytes, tar, n, pack.digest, from)) entries.push(e);
+        }
+      }
+      const got = `sha256:${hash.digest("hex")}`;
+      if (got !== pack.digest) throw receivedMismatch(pack.digest, got, from);
+      for (const e of verifiedEntries(bytes, tar, n, pack.digest, from)) entries.push(e);
+      return bytes;
+    }, () => entries);
+  }
+
+  /**
+   * Writes pack `hex` through `fill` (which passes the tar to `write` and returns its bytes), checks
+   * its entries with `verify` while the disk flushes the tar, writes the index, fsyncs it alongside,
+   * and publishes both. Throws what `fill` throws as is (nothing published, tmp files removed).
+   * @throws SpfsError from `verify`; StorageError.
+   */
+  async #writePack(
+    hex: string,
+    fill: (write: (chunk: Uint8Array) => void) => Promise<Uint8Array>,
+    verify: (bytes: Uint8Array) => PackEntry[],
+  ): Promise<Digest[]> {
     const tmpTar = this.tmpPath(), tmpIdx = this.tmpPath();
-    try {
-      const checked = await writeDurableWhile(
-        tmpTar,
-        bytes,
-        () => entries ?? verifiedPackEntries(bytes, packDigest, from),
-      );
-      writeDurable(tmpIdx, encodePackIndex(checked));
-      this.packs.publish(hex, tmpTar, tmpIdx);
-      return checked.map(([h]) => `sha256:${h}`);
-    } catch (e) {
+    const removeTmps = () => {
       for (const t of [tmpTar, tmpIdx]) {
         try {
           Deno.removeSync(t);
         } catch { /* published or never made */ }
       }
-      throw e instanceof SpfsError ? e : storageError("writing a pack", e);
+    };
+    let checked: PackEntry[];
+    let fillFailed = false;
+    try {
+      using tar = openNew(tmpTar);
+      const wb = new WriteBack(tar);
+      const write = (chunk: Uint8Array) => {
+        try {
+          writeFile(tar, chunk);
+        } catch (e) {
+          throw storageError("writing a pack", e);
+        }
+        wb.wrote(chunk.length);
+      };
+      let bytes: Uint8Array;
+      try {
+        bytes = await fill(write);
+      } catch (e) {
+        fillFailed = true;
+        await wb.settle(); // never close the fd under a running fsync
+        throw e;
+      }
+      const tarSynced = wb.finish().then(() => undefined, (e: unknown) => ({ e }));
+      try {
+        checked = verify(bytes);
+        using idx = openNew(tmpIdx);
+        writeFile(idx, encodePackIndex(checked));
+        idx.syncSync(); // alongside the tar's fsync
+      } catch (e) {
+        await tarSynced;
+        throw e;
+      }
+      const failed = await tarSynced;
+      if (failed) throw failed.e;
+      // the index names only verified entries, and is renamed only after both files are durable
+      this.packs.publish(hex, tmpTar, tmpIdx);
+    } catch (e) {
+      removeTmps();
+      throw e instanceof SpfsError || fillFailed ? e : storageError("writing a pack", e);
     }
+    return checked.map(([h]) => `sha256:${h}`);
   }
 
   /** A stream of an object's bytes (loose or packed). @throws SpfsError UnknownRef when absent. */
@@ -473,52 +563,97 @@ export function receivedMismatch(want: Digest, got: Digest, from: string): SpfsE
  * @throws SpfsError CorruptObject when the tar cannot be read or an entry does not match.
  */
 export function verifiedPackEntries(bytes: Uint8Array, packDigest: Digest, from: string): PackEntry[] {
-  let entries: PackEntry[];
+  return verifiedEntries(bytes, new TarScanner(), bytes.length, packDigest, from);
+}
+
+/** verifiedPackEntries() of the entries `tar` finds complete in `bytes[0, end)`. */
+function verifiedEntries(
+  bytes: Uint8Array,
+  tar: TarScanner,
+  end: number,
+  packDigest: Digest,
+  from: string,
+): PackEntry[] {
+  let found;
   try {
-    entries = tarEntries(bytes).map((e) => [e.name, e.offset, e.size]);
+    found = tar.scan(bytes, end);
   } catch (e) {
     throw new SpfsError("CorruptObject", `${from} sent a pack ${packDigest} that is not a valid tar: ${e}`, {
       hint: "push the layer again from a good store",
     });
   }
-  for (const [hex, off, size] of entries) {
-    const want = `sha256:${hex}`;
+  return found.map(({ name, offset, size }) => {
+    const want = `sha256:${name}`;
     if (!DIGEST_RE.test(want)) throw receivedMismatch(want, "an entry that is not named by a digest", from);
-    const got = digestBytes(bytes.subarray(off, off + size));
+    const got = digestBytes(bytes.subarray(offset, offset + size));
     if (got !== want) throw receivedMismatch(want, got, from);
-  }
-  return entries;
+    return [name, offset, size];
+  });
 }
 
 /** Writes bytes to a new file (mode 0644) and fsyncs it. @throws Deno errors; the file may remain. */
 function writeDurable(path: string, bytes: Uint8Array): void {
-  using f = Deno.openSync(path, { write: true, createNew: true, mode: 0o644 });
-  writeAll(f, bytes);
+  using f = openNew(path);
+  writeFile(f, bytes);
   f.syncSync();
 }
 
+/** Bytes received into a file between two early flushes (WriteBack). */
+const WRITEBACK_BYTES = 4 << 20;
+
 /**
- * writeDurable() that runs `work` while the fsync is under way (FsFile.sync() runs on Deno's
- * blocking pool, so the disk works while this thread does), and returns what `work` returned.
- * @throws what `work` throws, else the write's Deno errors; the file may remain.
+ * Gets the disk writing a file's dirty pages while more bytes arrive: an fdatasync on Deno's
+ * blocking pool each WRITEBACK_BYTES (one at a time), so the fsync after the last byte has only the
+ * tail left (measured 22 → 2.5 ms for 12 MiB on this ext4). Use with writeSync only: Deno runs an
+ * async write behind a pending sync on the same file. The fd must stay open until `settle` or
+ * `finish` resolved.
  */
-async function writeDurableWhile<T>(path: string, bytes: Uint8Array, work: () => T): Promise<T> {
-  using f = Deno.openSync(path, { write: true, createNew: true, mode: 0o644 });
-  writeAll(f, bytes);
-  const synced = f.sync().then(() => undefined, (e: unknown) => ({ e }));
-  let out: T;
-  try {
-    out = work();
-  } catch (e) {
-    await synced; // never close the fd under a running fsync
-    throw e;
+class WriteBack {
+  #f: Deno.FsFile;
+  #since = 0;
+  #inflight?: Promise<void>;
+  #error?: { e: unknown };
+
+  constructor(f: Deno.FsFile) {
+    this.#f = f;
   }
-  const failed = await synced;
-  if (failed) throw failed.e;
-  return out;
+
+  /** Counts `n` more bytes written; starts an early flush when enough piled up. */
+  wrote(n: number): void {
+    this.#since += n;
+    if (this.#since < WRITEBACK_BYTES || this.#inflight) return;
+    this.#since = 0;
+    this.#inflight = this.#f.syncData().then(
+      () => {
+        this.#inflight = undefined;
+      },
+      (e) => {
+        this.#error ??= { e };
+        this.#inflight = undefined;
+      },
+    );
+  }
+
+  /** Resolves when no early flush is running (before closing the fd on an error path). */
+  async settle(): Promise<void> {
+    await this.#inflight;
+  }
+
+  /** Waits for any early flush, then fsyncs. @throws the first flush's error. */
+  async finish(): Promise<void> {
+    await this.#inflight;
+    if (!this.#error) await this.#f.sync();
+    if (this.#error) throw this.#error.e;
+  }
 }
 
-function writeAll(f: Deno.FsFile, bytes: Uint8Array): void {
+/** A new file (mode 0644) for writing. @throws Deno.errors.AlreadyExists, other Deno errors. */
+function openNew(path: string): Deno.FsFile {
+  return Deno.openSync(path, { write: true, createNew: true, mode: 0o644 });
+}
+
+/** Writes all of `bytes` at `f`'s position. @throws Deno errors. */
+function writeFile(f: Deno.FsFile, bytes: Uint8Array): void {
   let off = 0;
   while (off < bytes.length) off += f.writeSync(bytes.subarray(off));
 }

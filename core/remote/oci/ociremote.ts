@@ -213,6 +213,21 @@ export class OciRemote implements Remote {
     await this.reg.putManifest(digestTag(digest), encodeOciManifest(config, []));
   }
 
+  /**
+   * Streams pack `d` into `local`, written and checked as it arrives (putPackStream); resolves with
+   * the digests it holds. A dropped connection starts it over.
+   */
+  #pullPack(local: ObjectStore, d: Descriptor, p: Progress): Promise<Digest[]> {
+    if (d.size > MAX_TAR) {
+      return Promise.reject(new SpfsError("RemoteError", `${this.reg.label}: ${d.digest} is too large`));
+    }
+    return this.#limit(() =>
+      this.#retrying(async () =>
+        local.putPackStream(await this.reg.getBlob(d.digest), d, this.reg.label, (n) => p.add({ bytes: n }))
+      )
+    );
+  }
+
   async pullLayer(local: ObjectStore, digest: Digest, p: Progress): Promise<void> {
     const { m, bytes: layerBytes } = await this.#config(digest);
     const layer = decodeObject(layerBytes, digest);
@@ -251,14 +266,10 @@ export class OciRemote implements Remote {
     p.bytesTotal += [...packs, ...large].reduce((a, l) => a + l.size, 0);
     // small files stay in their pack (two files written, not thousands); large ones stream in
     await Promise.all([
-      ...packs.map((d) =>
-        this.#limit(async () => {
-          const tarBytes = await this.#fetchSmall(d);
-          p.add({ bytes: tarBytes.length });
-          const got = (await local.putPack(tarBytes, d.digest, from)).filter((o) => missing.delete(o));
-          p.add({ objects: got.length });
-        })
-      ),
+      ...packs.map(async (d) => {
+        const got = (await this.#pullPack(local, d, p)).filter((o) => missing.delete(o));
+        p.add({ objects: got.length });
+      }),
       ...large.map((d) =>
         this.#limit(() =>
           this.#retrying(async () => {

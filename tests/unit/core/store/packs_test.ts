@@ -7,6 +7,7 @@ import { checkStore } from "../../../../core/store/check.ts";
 import { importDir } from "../../../../core/store/importer.ts";
 import { type Digest, digestBytes, encodeLayer } from "../../../../core/store/objects.ts";
 import { ObjectStore } from "../../../../core/store/store.ts";
+import { tarEntries, TarScanner } from "../../../../core/store/packs.ts";
 import { TagDb } from "../../../../core/store/tags.ts";
 import { SpfsError } from "../../../../core/errors.ts";
 import { packLoose } from "../../../support/packs.ts";
@@ -119,6 +120,103 @@ Deno.test("packs: an entry that does not match its name is refused and nothing i
     );
     assert.equal(store.has(digestBytes(good)), false);
     assert.deepEqual(Deno.readDirSync(join(root, "tmp")).toArray(), []);
+  }));
+
+/** A stream that hands out `bytes` in `size`-byte chunks, then fails with `fail` if given. */
+function chunked(bytes: Uint8Array, size: number, fail?: Error): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream({
+    pull(c) {
+      if (at < bytes.length) {
+        c.enqueue(bytes.slice(at, at += size));
+      } else if (fail) c.error(fail);
+      else c.close();
+    },
+  });
+}
+
+Deno.test("packs: the tar scanner finds an entry only once all its bytes are in, the same as a whole scan", async () => {
+  const blobs = [
+    enc.encode("a\n"),
+    new Uint8Array(1500).fill(3),
+    new Uint8Array(0),
+    new Uint8Array(512).fill(9),
+  ];
+  const { tar } = await tarOf(blobs);
+  const whole = tarEntries(tar);
+  assert.equal(whole.length, 4);
+  for (const step of [1, 100, 511, 512, 513, 4096]) {
+    const s = new TarScanner();
+    const got: typeof whole = [];
+    for (let end = Math.min(step, tar.length);; end = Math.min(end + step, tar.length)) {
+      for (const e of s.scan(tar, end)) {
+        assert.ok(e.offset + e.size <= end, `entry ${e.name} returned at ${end} before its bytes were in`);
+        got.push(e);
+      }
+      if (end === tar.length) break;
+    }
+    assert.deepEqual(got, whole, `step ${step}`);
+    assert.ok(s.done);
+  }
+  assert.throws(() => new TarScanner().scan(tar.subarray(0, 1024), 1024), /end-of-archive/);
+});
+
+Deno.test("packs: a pack streamed in is checked and written as it arrives, and bad streams leave nothing", () =>
+  withRoot(async (root) => {
+    const store = ObjectStore.open(root);
+    // 6 MB: more than one early flush (WriteBack) runs while it streams in
+    const blobs = Array.from({ length: 40 }, (_, i) => new Uint8Array(150_000 + 300 * i).fill(i));
+    const { tar, digest, digests } = await tarOf(blobs);
+    const pack = { digest, size: tar.length };
+    let progress = 0;
+    const got = await store.putPackStream(chunked(tar, 65_537), pack, "registry X", (n) => progress += n);
+    assert.deepEqual(got, digests);
+    assert.equal(progress, tar.length);
+    assert.deepEqual(Deno.readFileSync(join(root, "packs", `${digest.slice(7)}.tar`)), tar);
+    for (const [i, d] of digests.entries()) assert.deepEqual(store.readVerified(d), blobs[i]);
+    assert.deepEqual(Deno.readDirSync(join(root, "tmp")).toArray(), []);
+
+    const other = ObjectStore.open(await Deno.makeTempDir({ dir: root }));
+    const noTmp = () => assert.deepEqual(Deno.readDirSync(join(other.root, "tmp")).toArray(), []);
+    const corrupt = (re: RegExp) => (e: Error) =>
+      e instanceof SpfsError && e.code === "CorruptObject" && /registry X/.test(e.message) &&
+      re.test(e.message);
+    // an entry whose bytes do not match its name, refused while the stream is still coming
+    const bad = tar.slice();
+    bad[512 + 512 + 10] ^= 1;
+    let pulled = 0;
+    const watched = chunked(bad, 1024).pipeThrough(
+      new TransformStream({
+        transform(c, ctl) {
+          pulled += c.length;
+          ctl.enqueue(c);
+        },
+      }),
+    );
+    await assert.rejects(() => other.putPackStream(watched, pack, "registry X"), corrupt(/hash to/));
+    assert.ok(pulled < tar.length, `refused after ${pulled} of ${tar.length} bytes`);
+    noTmp();
+    // more bytes than the descriptor says, and bytes that do not hash to the pack's digest
+    await assert.rejects(
+      () => other.putPackStream(chunked(tar, 4096), { digest, size: tar.length - 1 }, "registry X"),
+      corrupt(/more than/),
+    );
+    const padded = new Uint8Array(tar.length + 512);
+    padded.set(tar);
+    await assert.rejects(
+      () => other.putPackStream(chunked(padded, 4096), { digest, size: padded.length }, "registry X"),
+      corrupt(/hash to/),
+    );
+    noTmp();
+    // a dropped connection is the caller's to retry: its own error, not a storage error
+    const dropped = new TypeError("connection reset");
+    await assert.rejects(
+      () => other.putPackStream(chunked(tar.subarray(0, 5000), 1000, dropped), pack, "registry X"),
+      (e) => e === dropped,
+    );
+    noTmp();
+    assert.equal(other.has(digests[1]), false);
+    assert.deepEqual(other.packs.list().packs, []);
   }));
 
 Deno.test("packs: clean keeps a pack any kept object is in, removes an unreached one and an unindexed tar", () =>
