@@ -271,31 +271,19 @@ export class ObjectStore {
     onBytes?: (n: number) => void,
   ): Promise<Digest[]> {
     const entries: PackEntry[] = [];
-    return await this.#writePack(pack.digest.slice(7), async (write) => {
-      // one buffer of the announced size: entries are checked as soon as their bytes are in,
-      // while the next chunk is on its way
-      const bytes = new Uint8Array(pack.size);
-      const tar = new TarScanner();
-      const hash = createHash("sha256");
-      let n = 0;
-      for await (const c of stream) {
-        if (n + c.length > pack.size) {
-          throw receivedMismatch(pack.digest, `more than the ${pack.size} bytes its descriptor says`, from);
-        }
-        bytes.set(c, n);
-        n += c.length;
-        hash.update(c);
+    const tar = new TarScanner();
+    return await this.#writePack(pack.digest.slice(7), (write) =>
+      // entries are checked as soon as their bytes are in, while the next chunk is on its way
+      receiveVerified(stream, pack, from, (c, bytes, n) => {
         write(c);
         onBytes?.(c.length);
         if (n < pack.size) {
           for (const e of verifiedEntries(bytes, tar, n, pack.digest, from)) entries.push(e);
         }
-      }
-      const got = `sha256:${hash.digest("hex")}`;
-      if (got !== pack.digest) throw receivedMismatch(pack.digest, got, from);
-      for (const e of verifiedEntries(bytes, tar, n, pack.digest, from)) entries.push(e);
-      return bytes;
-    }, () => entries);
+      }), (bytes) => {
+      for (const e of verifiedEntries(bytes, tar, bytes.length, pack.digest, from)) entries.push(e);
+      return entries;
+    });
   }
 
   /**
@@ -310,13 +298,6 @@ export class ObjectStore {
     verify: (bytes: Uint8Array) => PackEntry[],
   ): Promise<Digest[]> {
     const tmpTar = this.tmpPath(), tmpIdx = this.tmpPath();
-    const removeTmps = () => {
-      for (const t of [tmpTar, tmpIdx]) {
-        try {
-          Deno.removeSync(t);
-        } catch { /* published or never made */ }
-      }
-    };
     let checked: PackEntry[];
     let fillFailed = false;
     try {
@@ -353,7 +334,11 @@ export class ObjectStore {
       // the index names only verified entries, and is renamed only after both files are durable
       this.packs.publish(hex, tmpTar, tmpIdx);
     } catch (e) {
-      removeTmps();
+      for (const t of [tmpTar, tmpIdx]) {
+        try {
+          Deno.removeSync(t);
+        } catch { /* published or never made */ }
+      }
       throw e instanceof SpfsError || fillFailed ? e : storageError("writing a pack", e);
     }
     return checked.map(([h]) => `sha256:${h}`);
@@ -548,6 +533,36 @@ export class ObjectStore {
     }
     return bad;
   }
+}
+
+/**
+ * Receives up to `want.size` bytes from `stream` into one buffer, hashing them as they come, and
+ * returns what came once it hashes to `want.digest`. `onChunk` sees each chunk with the buffer and how much
+ * of it is filled so far.
+ * @throws SpfsError CorruptObject naming `from` (more bytes than announced, or the wrong digest);
+ *   what `onChunk` throws; the stream's own error, as thrown.
+ */
+export async function receiveVerified(
+  stream: ReadableStream<Uint8Array>,
+  want: { digest: Digest; size: number },
+  from: string,
+  onChunk?: (chunk: Uint8Array, bytes: Uint8Array, filled: number) => void,
+): Promise<Uint8Array> {
+  const bytes = new Uint8Array(want.size);
+  const hash = createHash("sha256");
+  let n = 0;
+  for await (const c of stream) {
+    if (n + c.length > want.size) {
+      throw receivedMismatch(want.digest, `more than the ${want.size} bytes its descriptor says`, from);
+    }
+    bytes.set(c, n);
+    n += c.length;
+    hash.update(c);
+    onChunk?.(c, bytes, n);
+  }
+  const got = `sha256:${hash.digest("hex")}`;
+  if (got !== want.digest) throw receivedMismatch(want.digest, got, from);
+  return n === want.size ? bytes : bytes.subarray(0, n);
 }
 
 /** The error for bytes from `from` that do not hash to the digest they were asked for. */

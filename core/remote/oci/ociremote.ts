@@ -1,12 +1,10 @@
 /** `oci://` remotes: push and pull layers and platforms through an OCI registry (see mapping.ts). */
-import { createHash } from "node:crypto";
 import pLimit from "p-limit";
-import { concat } from "../../../proto/framing.ts";
 import type { Config } from "../../config.ts";
 import type { PackEntry } from "../../store/packs.ts";
 import { SpfsError } from "../../errors.ts";
 import { decodeObject, type Digest, DIGEST_RE, digestBytes, type Manifest } from "../../store/objects.ts";
-import { type ObjectStore, receivedMismatch, verifiedPackEntries } from "../../store/store.ts";
+import { type ObjectStore, receiveVerified, verifiedPackEntries } from "../../store/store.ts";
 import { type LayerClosure, manifestClosure, type Top } from "../../store/walk.ts";
 import { parseRemote, type RemoteAddress } from "../address.ts";
 import type { Progress, Remote } from "../remote.ts";
@@ -129,26 +127,10 @@ export class OciRemote implements Remote {
   /** Fetches a blob into memory, refusing one over MAX_TAR or one that does not match its digest. */
   async #fetchSmall(d: Descriptor): Promise<Uint8Array> {
     if (d.size > MAX_TAR) throw new SpfsError("RemoteError", `${this.reg.label}: ${d.digest} is too large`);
-    return await this.#retrying(async () => {
-      // hashed as the chunks arrive, so the hash overlaps the transfer
-      const hash = createHash("sha256");
-      const chunks: Uint8Array[] = [];
-      let n = 0;
-      for await (const c of await this.reg.getBlob(d.digest)) {
-        if ((n += c.length) > d.size) {
-          throw receivedMismatch(
-            d.digest,
-            `more than the ${d.size} bytes its descriptor says`,
-            this.reg.label,
-          );
-        }
-        hash.update(c);
-        chunks.push(c);
-      }
-      const got = `sha256:${hash.digest("hex")}`;
-      if (got !== d.digest) throw receivedMismatch(d.digest, got, this.reg.label);
-      return chunks.length === 1 ? chunks[0] : concat(chunks);
-    });
+    // hashed as the chunks arrive, so the hash overlaps the transfer
+    return await this.#retrying(async () =>
+      receiveVerified(await this.reg.getBlob(d.digest), d, this.reg.label)
+    );
   }
 
   /** Retries a whole transfer when the connection drops mid-body (the request layer retried the start). */
