@@ -32,6 +32,8 @@ export class ReadOnlyBackend implements FsBackend {
   readonly attrTimeout = 60;
   readonly writable = false;
   readonly cacheListings = true;
+  /** File inodes are (blob, mode), shared by every stack that holds the blob. */
+  readonly linkListedFiles = true;
   constructor(readonly vfs: Vfs, readonly view: View | null, readonly blobs: BlobOpener) {}
 
   lookup(parent: number, name: string): Attr | Errno {

@@ -150,6 +150,41 @@ fuseTest(
 );
 
 fuseTest(
+  "readdirplus in an editable runtime links dirs but not files, whose inodes are the runtime's own",
+  async () => {
+    const sb = Sandbox.create();
+    try {
+      const n = 30;
+      writeTree(join(sb.root, "src"), {
+        ...Object.fromEntries(Array.from({ length: n }, (_, i) => [`d/s${i}/f`, `${i}\n`])),
+        ...Object.fromEntries(Array.from({ length: n }, (_, i) => [`d/f${i}`, `${i}\n`])),
+      });
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "t"]);
+      await sb.ok(["service"]);
+      const lookups = async () =>
+        (JSON.parse(await sb.ok(["status", "--json"])) as Status).ops.lookup?.count ?? 0;
+      const inD = (script: string) =>
+        sb.ok(["run", "--edit", "t", "--", "sh", "-c", `cd ${sb.mountpoint}/d && ${script}`]);
+      // find descends into every listed dir: no LOOKUP for any of them
+      let before = await lookups();
+      assert.equal((await inD("find . | wc -l")).trim(), String(1 + 3 * n));
+      assert.ok(await lookups() - before <= 3, `lookups ${await lookups() - before}`);
+      // a stat of each listed file asks once, and no more the second time
+      before = await lookups();
+      assert.equal(
+        (await inD(`ls >/dev/null; for i in 1 2; do for f in f*; do stat -c %s "$f"; done; done | wc -l`))
+          .trim(),
+        String(2 * n),
+      );
+      const got = await lookups() - before;
+      assert.ok(got >= n && got <= n + 3, `lookups ${got} for ${n} files stat'ed twice`);
+    } finally {
+      await sb.dispose();
+    }
+  },
+);
+
+fuseTest(
   "a missing name below the root is cached as a negative entry; at the root it is asked every time",
   async () => {
     const sb = Sandbox.create();

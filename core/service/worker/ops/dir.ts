@@ -100,11 +100,13 @@ export const readdir: Op<"readdir"> = (c, req, _ino, size, off, fi) =>
  * lookup reference (Linux fs/fuse/readdir.c `fuse_direntplus_link`, which FORGETs the ones it
  * cannot link): each is counted here exactly once, by `lookup`, and uncounted when it does not fit.
  * Entries of the root go out with ino 0 (not linked): nothing at the root is cached, because the
- * root is what differs between environments.
+ * root is what differs between environments. Neither are files of a backend whose file inodes are
+ * private (`FsBackend.linkListedFiles`).
  */
 export const readdirplus: Op<"readdirplus"> = (c, req, _ino, size, off, fi) =>
   fillDir(c, req, size, off, fi, (b, dir, e, rest, next) => {
-    const linked = dir !== ROOT_INO && e.name !== "." && e.name !== "..";
+    const linked = dir !== ROOT_INO && e.name !== "." && e.name !== ".." &&
+      (b.linkListedFiles || e.type === S_IFDIR);
     const a = linked ? b.lookup(dir, e.name) : E.ENOENT;
     // an entry gone since the listing (or not linked) still lists, with ino 0 in its entry
     const param = typeof a === "number" ? c.unlinkedEntry(direntStat(c, e)) : c.entry(b, a, dir);
