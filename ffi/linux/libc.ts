@@ -103,6 +103,11 @@ export const LINUX_O_FLAGS = {
 } as const;
 /** <linux/fs.h>: FICLONE = _IOW(0x94, 9, int); renameat2 flags; AT_FDCWD, AT_SYMLINK_NOFOLLOW. */
 export const FICLONE = 0x40049409, RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2;
+/**
+ * <linux/fs.h>: FS_IOC_GETFLAGS = _IOR('f', 1, long), FS_IOC_SETFLAGS = _IOW('f', 2, long) (the
+ * kernel reads and writes an int: ioctl_iflags(2)); FS_TOPDIR_FL, chattr(1) attribute `T`.
+ */
+export const FS_IOC_GETFLAGS = 0x80086601, FS_IOC_SETFLAGS = 0x40086602, FS_TOPDIR_FL = 0x00020000;
 /** <linux/xattr.h> setxattr(2) flags. */
 export const XATTR_CREATE = 1, XATTR_REPLACE = 2;
 export const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100;
