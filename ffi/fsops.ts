@@ -483,8 +483,8 @@ export function probeReflink(srcDir: string, dstDir: string): true | number {
  * inode freed in the last 30 s, or 5.5 min while its table block is dirty, scanning each in turn
  * (fs/ext4/ialloc.c `recently_deleted`); a new runtime's scratch next to the one just deleted paid
  * that on every create.
- * Returns true when the flag is set, or the errno: ENOTSUP (EOPNOTSUPP) or ENOTTY where the filesystem has no
- * such flag (xfs, btrfs, tmpfs) or on Darwin, which has no such allocator hint.
+ * Returns true when the flag is set, or the errno: ENOTSUP (EOPNOTSUPP) or ENOTTY where the
+ * filesystem has no such flag (xfs, btrfs, tmpfs), and ENOTSUP on Darwin, which has no such hint.
  */
 export function markTopDir(path: string): true | number {
   if (darwin) return E.ENOTSUP;

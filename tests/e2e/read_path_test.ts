@@ -14,6 +14,16 @@ interface Status {
   blobs: { verified: number; corrupt: number; queued: number };
 }
 
+/** The service's `spfs status --json`. */
+async function status(sb: Sandbox): Promise<Status> {
+  return JSON.parse(await sb.ok(["status", "--json"]));
+}
+
+/** LOOKUPs the service has served so far. */
+async function lookupCount(sb: Sandbox): Promise<number> {
+  return (await status(sb)).ops.lookup?.count ?? 0;
+}
+
 fuseTest("reading 20 files costs LOOKUPs and READs only: no OPEN, FLUSH or RELEASE round trip", async () => {
   const sb = Sandbox.create();
   try {
@@ -25,7 +35,7 @@ fuseTest("reading 20 files costs LOOKUPs and READs only: no OPEN, FLUSH or RELEA
     const cat = `for f in ${sb.mountpoint}/f*; do cat $f > /dev/null; done`;
     await sb.ok(["run", "t", "--", "sh", "-c", cat]);
     await sb.ok(["run", "t", "--", "sh", "-c", `${cat}; ${cat}`]);
-    const s: Status = JSON.parse(await sb.ok(["status", "--json"]));
+    const s = await status(sb);
     const n = (op: string) => s.ops[op]?.count ?? 0;
     // the first OPEN answers ENOSYS; the kernel then opens files itself (ffi/fuse/abi.ts noOpen)
     assert.ok(n("open") <= 1, JSON.stringify(s.ops));
@@ -58,7 +68,7 @@ fuseTest("creating files costs no CREATE or RELEASE round trip, and behaves as o
     ].join("\n");
     const out = await sb.ok(["run", "--edit", "t", "--", "python3", "-c", py, `${sb.mountpoint}/d`]);
     assert.deepEqual(out.trim().split("\n"), ["made read-only 0o444", "EEXIST", "190"]);
-    const s: Status = JSON.parse(await sb.ok(["status", "--json"]));
+    const s = await status(sb);
     const n = (op: string) => s.ops[op]?.count ?? 0;
     // the first CREATE answers ENOSYS; the kernel then uses MKNOD and opens without asking
     assert.ok(n("create") <= 1, JSON.stringify(s.ops));
@@ -91,7 +101,7 @@ fuseTest(
       await sb.spfs(["run", "t", "--", "cat", `${sb.mountpoint}/bad`]);
       let s: Status | undefined;
       await waitFor("the verifier to find the blob", async () => {
-        s = JSON.parse(await sb.ok(["status", "--json"]));
+        s = await status(sb);
         return s!.blobs.corrupt === 1;
       });
       const r = await sb.spfs(["run", "t", "--", "cat", `${sb.mountpoint}/bad`]);
@@ -100,7 +110,7 @@ fuseTest(
       assert.equal(await sb.ok(["run", "t", "--", "cat", `${sb.mountpoint}/good`]), good);
       const g = await sb.spfs(["run", "t", "--", "cat", `${sb.mountpoint}/gone`]);
       assert.match(g.stderr, /Input\/output error/, "a blob missing from the store is EIO, not ENOENT");
-      s = JSON.parse(await sb.ok(["status", "--json"]));
+      s = await status(sb);
       assert.equal(s!.blobs.verified, 1, "the intact blob was verified too");
       const log = Deno.readTextFileSync(join(sb.runtime, "service.log"));
       assert.match(log, new RegExp(`blob .*sha256:${hex}.* does not match its digest; refusing to serve it`));
@@ -122,7 +132,7 @@ fuseTest(
         Object.fromEntries(Array.from({ length: n }, (_, i) => [`d/f${i}`, `${i}\n`])),
       );
       await sb.ok(["commit", join(sb.root, "src"), "-t", "t"]);
-      const ops = async () => (JSON.parse(await sb.ok(["status", "--json"])) as Status).ops;
+      const ops = async () => (await status(sb)).ops;
       await sb.ok(["service"]);
       const before = await ops();
       // relative paths from inside d: no walk passes the root, whose names are looked up every time
@@ -161,22 +171,21 @@ fuseTest(
       });
       await sb.ok(["commit", join(sb.root, "src"), "-t", "t"]);
       await sb.ok(["service"]);
-      const lookups = async () =>
-        (JSON.parse(await sb.ok(["status", "--json"])) as Status).ops.lookup?.count ?? 0;
       const inD = (script: string) =>
         sb.ok(["run", "--edit", "t", "--", "sh", "-c", `cd ${sb.mountpoint}/d && ${script}`]);
       // find descends into every listed dir: no LOOKUP for any of them
-      let before = await lookups();
+      let before = await lookupCount(sb);
       assert.equal((await inD("find . | wc -l")).trim(), String(1 + 3 * n));
-      assert.ok(await lookups() - before <= 3, `lookups ${await lookups() - before}`);
+      const found = await lookupCount(sb) - before;
+      assert.ok(found <= 3, `lookups ${found}`);
       // a stat of each listed file asks once, and no more the second time
-      before = await lookups();
+      before = await lookupCount(sb);
       assert.equal(
         (await inD(`ls >/dev/null; for i in 1 2; do for f in f*; do stat -c %s "$f"; done; done | wc -l`))
           .trim(),
         String(2 * n),
       );
-      const got = await lookups() - before;
+      const got = await lookupCount(sb) - before;
       assert.ok(got >= n && got <= n + 3, `lookups ${got} for ${n} files stat'ed twice`);
     } finally {
       await sb.dispose();
@@ -192,23 +201,21 @@ fuseTest(
       writeTree(join(sb.root, "src"), { "d/f": "f\n" });
       await sb.ok(["commit", join(sb.root, "src"), "-t", "t"]);
       await sb.ok(["service"]);
-      const lookups = async () =>
-        (JSON.parse(await sb.ok(["status", "--json"])) as Status).ops.lookup?.count ?? 0;
       // 20 probes each, from inside the dir so that no walk passes the root but the probe itself
       const probe = (dir: string) =>
         `cd ${dir} && for i in $(seq 20); do test -e nope && exit 1; done; echo ok`;
       for (const edit of [[], ["--edit"]]) {
-        const before = await lookups();
+        const before = await lookupCount(sb);
         assert.equal(
           await sb.ok(["run", ...edit, "t", "--", "sh", "-c", probe(`${sb.mountpoint}/d`)]),
           "ok\n",
         );
-        const below = (await lookups()) - before;
+        const below = (await lookupCount(sb)) - before;
         assert.ok(below <= 3, `${below} lookups for 20 probes of d/nope (${edit.join("") || "read-only"})`);
       }
-      const before = await lookups();
+      const before = await lookupCount(sb);
       assert.equal(await sb.ok(["run", "t", "--", "sh", "-c", probe(sb.mountpoint)]), "ok\n");
-      const atRoot = (await lookups()) - before;
+      const atRoot = (await lookupCount(sb)) - before;
       assert.ok(atRoot >= 20, `${atRoot} lookups for 20 probes of /nope: the root must not cache names`);
     } finally {
       await sb.dispose();
