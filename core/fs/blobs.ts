@@ -73,11 +73,13 @@ export class BlobOpener {
     let fd = s ? -E.ENOENT : this.#openLoose(d);
     if (fd === -E.ENOENT) {
       s ??= this.#packed(d, true);
-      fd = s ? this.#openPacked(s.path) : -E.EIO;
-      if (fd < 0) {
+      fd = s ? this.#openPacked(s.path) : -E.ENOENT;
+      // out of descriptors is the caller's to handle (files.ts gives some back), not a lost blob
+      if (fd === -E.ENOENT) {
         this.#onMissing(d);
         return -E.EIO;
       }
+      if (fd < 0) return fd;
       this.slices.set(fd, [s!.offset, s!.size]);
     }
     if (fd < 0) return fd;
