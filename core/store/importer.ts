@@ -6,8 +6,9 @@
  */
 import { join } from "node:path";
 import { SpfsError } from "../errors.ts";
-import { type Digest, encodeManifest, type Entry } from "./objects.ts";
-import type { ObjectStore } from "./store.ts";
+import { type Digest, digestBytes, encodeManifest, type Entry } from "./objects.ts";
+import { PACK_BYTES, PACKED_BELOW } from "./packs.ts";
+import { type ObjectStore, storageError } from "./store.ts";
 import { type MetaOverride, parseScratchName } from "./scratch.ts";
 
 /** Totals of an import. `bytes` counts regular-file bytes. */
@@ -40,7 +41,10 @@ type ScanNode =
   | ({ kind: "dir"; name: string } & ScanDir);
 
 const enc = new TextEncoder();
+/** Large files copied into the store at once. */
 const CONCURRENCY = 8;
+/** Small files read at once (at most 64 MiB in memory). */
+const READ_AHEAD = 64;
 
 /**
  * Imports `dir` into `store`.
@@ -121,17 +125,23 @@ export async function importDir(
   const root = scan(dir, (st.mode ?? 0o755) & 0o7777);
   progress.scanned?.(result.files, result.bytes);
 
+  // small files go into packs in the order a walk of the tree reads them (children by name, as
+  // `find` lists the mount), so a cold read of the layer reads its packs front to back instead of
+  // one file per object; large ones stay loose files, which a copy-up can clone
+  const ordered = walkOrder(root);
+  await packSmall(store, ordered.filter((f) => f.size < PACKED_BELOW), progress);
+  const large = ordered.filter((f) => f.size >= PACKED_BELOW);
   let next = 0;
   const worker = async () => {
-    while (next < files.length) {
-      const f = files[next++];
+    while (next < large.length) {
+      const f = large[next++];
       const { digest, size } = await store.putFile(f.path);
       f.digest = digest;
       f.size = size;
       progress.advanced?.(1, size);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, files.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, large.length) }, worker));
 
   const build = (d: ScanDir): Digest => {
     const entries: Entry[] = d.children.map((c): Entry => {
@@ -160,4 +170,60 @@ export async function importDir(
   };
   result.manifest = build(root);
   return result;
+}
+
+type FileNode = Extract<ScanNode, { kind: "file" }>;
+
+/** The files below `d`, depth first, each dir's children in manifest order (objects.ts byName). */
+function walkOrder(d: ScanDir, out: FileNode[] = []): FileNode[] {
+  const kids = d.children.filter((c) => c.kind === "file" || c.kind === "dir")
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const c of kids) {
+    if (c.kind === "file") out.push(c);
+    else if (c.kind === "dir") walkOrder(c, out);
+  }
+  return out;
+}
+
+/**
+ * Hashes `files` (each under PACKED_BELOW bytes when scanned) and writes those the store lacks into
+ * packs of about PACK_BYTES, in the order given; sets each file's digest and size. A file that grew
+ * past PACKED_BELOW since the scan is stored loose instead.
+ * @throws SpfsError StorageError when a file cannot be read or the pack not written.
+ */
+async function packSmall(store: ObjectStore, files: FileNode[], progress: ImportProgress): Promise<void> {
+  let batch: { digest: Digest; bytes: Uint8Array }[] = [];
+  let batchBytes = 0;
+  const batched = new Set<Digest>();
+  for (let i = 0; i < files.length; i += READ_AHEAD) {
+    const group = files.slice(i, i + READ_AHEAD);
+    const read = await Promise.all(group.map((f) =>
+      Deno.readFile(f.path).catch((e) => {
+        throw storageError(`importing ${f.path}`, e);
+      })
+    ));
+    const digests = read.map((b) => b.length < PACKED_BELOW ? digestBytes(b) : "");
+    const present = store.reuseAll(digests.filter((d) => d && !batched.has(d)));
+    for (const [j, f] of group.entries()) {
+      if (!digests[j]) {
+        Object.assign(f, await store.putFile(f.path));
+        progress.advanced?.(1, f.size);
+        continue;
+      }
+      f.digest = digests[j];
+      f.size = read[j].length;
+      if (!present.has(f.digest) && !batched.has(f.digest)) {
+        batch.push({ digest: f.digest, bytes: read[j] });
+        batched.add(f.digest);
+        batchBytes += f.size;
+      }
+      progress.advanced?.(1, f.size);
+      if (batchBytes >= PACK_BYTES) {
+        await store.putObjects(batch);
+        batch = [];
+        batchBytes = 0;
+      }
+    }
+  }
+  await store.putObjects(batch);
 }

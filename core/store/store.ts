@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { processExited } from "../../ffi/sys.ts";
 import { lstat, utimens } from "../../ffi/fsops.ts";
 import { storagePaths } from "../config.ts";
-import { encodePackIndex, type PackEntry, Packs, type Slice, TarScanner } from "./packs.ts";
+import { encodePack, encodePackIndex, type PackEntry, Packs, type Slice, TarScanner } from "./packs.ts";
 import { SpfsError } from "../errors.ts";
 import {
   decodeObject,
@@ -254,6 +254,18 @@ export class ObjectStore {
       write(bytes);
       return Promise.resolve(bytes);
     }, (b) => entries ?? verifiedPackEntries(b, packDigest, from));
+  }
+
+  /**
+   * Stores small objects (each under PACKED_BELOW bytes; `digest` is the sha256 of `bytes`, as the
+   * caller computed it) as one new pack, in the order given, so reading them in that order reads
+   * the pack front to back. Objects the store may already have are the caller's to skip.
+   * @throws SpfsError StorageError, with nothing published.
+   */
+  async putObjects(objects: { digest: Digest; bytes: Uint8Array }[]): Promise<void> {
+    if (!objects.length) return;
+    const { bytes, entries } = encodePack(objects.map((o) => ({ hex: o.digest.slice(7), bytes: o.bytes })));
+    await this.putPack(bytes, digestBytes(bytes), this.root, entries);
   }
 
   /**

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { selfArgv } from "../../core/client/rpc.ts";
 import { runner } from "../../core/runner.ts";
+import { PACKED_BELOW } from "../../core/store/packs.ts";
 import { Sandbox } from "../support/sandbox.ts";
 import { exists, fuseTest, spfsLine, waitFor, writeTree } from "../support/fuse.ts";
 
@@ -125,8 +126,12 @@ fuseTest(
 fuseTest("EMFILE: a service low on file descriptors keeps serving every open and read", async () => {
   const sb = Sandbox.create();
   try {
+    // small files are served from a pack (a dup of its fd each), large ones from their own file
     const many = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`many/${i}`, `${i}\n`]));
-    writeTree(join(sb.root, "src"), { f: "data\n", g: "other\n", ...many });
+    const large = Object.fromEntries(
+      Array.from({ length: 40 }, (_, i) => [`large/${i}`, `${i}\n`.padEnd(PACKED_BELOW, ".")]),
+    );
+    writeTree(join(sb.root, "src"), { f: "data\n", g: "other\n", ...many, ...large });
     await sb.ok(["commit", join(sb.root, "src"), "-t", "fd"]);
     // a service limited to 96 descriptors: fewer than the files read below
     const argv = selfArgv(["service", "--foreground", "--log-file", join(sb.runtime, "service.log")]);
@@ -145,6 +150,7 @@ fds = [os.open("${M}/f", os.O_RDONLY) for _ in range(500)]
 print("held", len(fds))
 print("read", os.pread(fds[0], 5, 0).decode().strip())
 print("distinct", sum(1 for i in range(200) if open(f"${M}/many/{i}").read() == f"{i}\\n"))
+print("large", sum(1 for i in range(40) if open(f"${M}/large/{i}").read(8).startswith(f"{i}\\n")))
 print("stat", os.stat("${M}/g").st_size)
 for fd in fds: os.close(fd)
 print("after", open("${M}/f").read().strip(), open("${M}/g").read().strip())
@@ -156,6 +162,7 @@ print("after", open("${M}/f").read().strip(), open("${M}/g").read().strip())
     assert.match(out, /held 500\n/, "500 opens of one file");
     assert.match(out, /read data\n/);
     assert.match(out, /distinct 200\n/, "200 files read, more than the service's 96 descriptors");
+    assert.match(out, /large 40\n/, "40 large files read once the small ones hold every descriptor");
     assert.match(out, /stat 6\n/);
     assert.match(out, /after data other/);
     assert.equal(JSON.parse(await sb.ok(["status", "--json"])).healthy, true);

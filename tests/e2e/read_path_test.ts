@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { digestBytes } from "../../core/store/objects.ts";
+import { PACKED_BELOW } from "../../core/store/packs.ts";
 import { Sandbox } from "../support/sandbox.ts";
 import { fuseTest, spfsLine, waitFor, writeTree } from "../support/fuse.ts";
 
@@ -80,12 +81,15 @@ fuseTest("creating files costs no CREATE or RELEASE round trip, and behaves as o
 });
 
 fuseTest(
-  "a corrupt blob: served until the background verifier finds it, then EIO and logged; others serve on",
+  "a corrupt blob, loose or packed: served until the background verifier finds it, then EIO and logged",
   async () => {
     const sb = Sandbox.create();
     try {
-      const bad = "the committed bytes\n", good = "intact\n", gone = "removed from the store\n";
-      writeTree(join(sb.root, "src"), { bad, good, gone });
+      // files of PACKED_BELOW bytes or more are loose objects, smaller ones go into a pack
+      const big = (text: string) => text.padEnd(PACKED_BELOW, ".");
+      const bad = big("the committed bytes\n"), gone = big("removed from the store\n");
+      const badp = "packed, then damaged\n", good = "intact\n";
+      writeTree(join(sb.root, "src"), { bad, good, gone, badp });
       await sb.ok(["commit", join(sb.root, "src"), "-t", "t"]);
       const blobOf = (text: string) => {
         const hex = digestBytes(new TextEncoder().encode(text)).slice(7);
@@ -95,18 +99,29 @@ fuseTest(
       Deno.chmodSync(blob, 0o644);
       Deno.chmodSync(join(blobOf(gone)[1], ".."), 0o755);
       Deno.removeSync(blobOf(gone)[1]);
-      Deno.writeTextFileSync(blob, "tampered on disk!!!\n"); // same length, other bytes
+      Deno.writeTextFileSync(blob, big("tampered on disk!!!\n")); // same length, other bytes
+      // the small file's bytes, damaged in place inside its pack
+      const packs = join(sb.storage, "packs");
+      const tar = join(packs, Deno.readDirSync(packs).find((e) => e.name.endsWith(".tar"))!.name);
+      const tarBytes = Deno.readFileSync(tar);
+      const at = new TextDecoder().decode(tarBytes).indexOf(badp);
+      assert.ok(at > 0, "the small file is in the pack");
+      tarBytes.set(new TextEncoder().encode("PACKED, then damaged\n"), at);
+      Deno.chmodSync(tar, 0o644);
+      Deno.writeFileSync(tar, tarBytes);
 
       // the first open is not held up by a hash: it is served, and the blob queued
-      await sb.spfs(["run", "t", "--", "cat", `${sb.mountpoint}/bad`]);
+      await sb.spfs(["run", "t", "--", "cat", `${sb.mountpoint}/bad`, `${sb.mountpoint}/badp`]);
       let s: Status | undefined;
-      await waitFor("the verifier to find the blob", async () => {
+      await waitFor("the verifier to find both blobs", async () => {
         s = await status(sb);
-        return s!.blobs.corrupt === 1;
+        return s!.blobs.corrupt === 2;
       });
-      const r = await sb.spfs(["run", "t", "--", "cat", `${sb.mountpoint}/bad`]);
-      assert.notEqual(r.code, 0);
-      assert.match(r.stderr, /Input\/output error/);
+      for (const name of ["bad", "badp"]) {
+        const r = await sb.spfs(["run", "t", "--", "cat", `${sb.mountpoint}/${name}`]);
+        assert.notEqual(r.code, 0, name);
+        assert.match(r.stderr, /Input\/output error/, name);
+      }
       assert.equal(await sb.ok(["run", "t", "--", "cat", `${sb.mountpoint}/good`]), good);
       const g = await sb.spfs(["run", "t", "--", "cat", `${sb.mountpoint}/gone`]);
       assert.match(g.stderr, /Input\/output error/, "a blob missing from the store is EIO, not ENOENT");
@@ -114,6 +129,11 @@ fuseTest(
       assert.equal(s!.blobs.verified, 1, "the intact blob was verified too");
       const log = Deno.readTextFileSync(join(sb.runtime, "service.log"));
       assert.match(log, new RegExp(`blob .*sha256:${hex}.* does not match its digest; refusing to serve it`));
+      const hexp = blobOf(badp)[0];
+      assert.match(
+        log,
+        new RegExp(`blob .*sha256:${hexp}.* does not match its digest; refusing to serve it`),
+      );
       assert.match(log, new RegExp(`blob sha256:${blobOf(gone)[0]} is missing from the store`));
     } finally {
       await sb.dispose();

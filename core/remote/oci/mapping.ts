@@ -11,6 +11,7 @@
 import { concat } from "../../../proto/framing.ts";
 import { SpfsError } from "../../errors.ts";
 import type { Digest } from "../../store/objects.ts";
+import { PACK_BYTES, PACKED_BELOW } from "../../store/packs.ts";
 import { OCI_MANIFEST } from "./registry.ts";
 
 export const MEDIA = {
@@ -21,10 +22,9 @@ export const MEDIA = {
   blob: "application/vnd.spfs.blob.v1",
 } as const;
 
-/** Files this size (bytes) or larger travel as their own blob. */
-export const LARGE_FILE = 1 << 20;
-/** A pack is cut once it holds this many bytes of file data. */
-export const PACK_BYTES = 16 << 20;
+/** Files this size (bytes) or larger travel as their own blob: the size a store never packs. */
+export const LARGE_FILE = PACKED_BELOW;
+export { PACK_BYTES };
 /** Largest manifests tar or pack a pull accepts into memory (bytes). */
 export const MAX_TAR = 1 << 30;
 

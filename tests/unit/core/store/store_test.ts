@@ -10,8 +10,11 @@ import {
 } from "../../../../core/store/objects.ts";
 import { resolveRef, resolveSpec } from "../../../../core/store/refs.ts";
 import { ObjectStore } from "../../../../core/store/store.ts";
+import { PACKED_BELOW } from "../../../../core/store/packs.ts";
 import { TagDb } from "../../../../core/store/tags.ts";
 import { SpfsError } from "../../../../core/errors.ts";
+
+const enc = new TextEncoder();
 
 function tmp(): string {
   return Deno.makeTempDirSync({ prefix: "spfs-unit-" });
@@ -180,5 +183,50 @@ Deno.test("import keeps modes, symlinks and nesting; skips FIFOs", async () => {
     importDir(join(src, "x.sh"), s),
     (e: unknown) => e instanceof SpfsError && e.code === "NotADirectory",
   );
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("import packs small files in walk order, keeps large ones loose, and writes a known file once", async () => {
+  const root = tmp();
+  const src = join(root, "src");
+  Deno.mkdirSync(join(src, "b/c"), { recursive: true });
+  Deno.mkdirSync(join(src, "a"), { recursive: true });
+  const files: Record<string, Uint8Array> = {
+    "z": enc.encode("z\n"),
+    "b/c/2": enc.encode("two\n"),
+    "b/1": enc.encode("one\n"),
+    "b/same": enc.encode("one\n"), // the same bytes under a second name: one object
+    "a/empty": new Uint8Array(0),
+    "big.bin": new Uint8Array(PACKED_BELOW).fill(9), // exactly the limit: loose
+    "a/just-under": new Uint8Array(PACKED_BELOW - 1).fill(3),
+  };
+  for (const [p, b] of Object.entries(files)) Deno.writeFileSync(join(src, p), b);
+  const s = ObjectStore.open(join(root, "store"));
+  const r = await importDir(src, s);
+  assert.equal(r.files, 7);
+
+  const { packs } = s.packs.list();
+  assert.equal(packs.length, 1);
+  // a walk by name: a/empty, a/just-under, b/1 (b/same is the same object), b/c/2, z
+  const order = ["a/empty", "a/just-under", "b/1", "b/c/2", "z"].map((p) => digestBytes(files[p]).slice(7));
+  assert.deepEqual(packs[0].entries.map(([hex]) => hex), order);
+  const big = digestBytes(files["big.bin"]);
+  assert.equal(s.locate(big)?.packed, false, "a file of PACKED_BELOW bytes is loose");
+  for (const [p, b] of Object.entries(files)) assert.deepEqual(s.readVerified(digestBytes(b)), b, p);
+  // GNU tar reads the pack as written, entry for entry
+  const listed = await new Deno.Command("tar", { args: ["-tf", packs[0].tar], stdout: "piped" }).output();
+  assert.deepEqual(new TextDecoder().decode(listed.stdout).trim().split("\n"), order);
+  assert.deepEqual(await s.verifyAll(), []);
+
+  // the same tree again, and a tree sharing all but one file: only the new file is written
+  assert.equal((await importDir(src, s)).manifest, r.manifest);
+  assert.equal(s.packs.list().packs.length, 1);
+  Deno.writeFileSync(join(src, "b/c/3"), enc.encode("three\n"));
+  await importDir(src, s);
+  const after = s.packs.list().packs;
+  assert.equal(after.length, 2);
+  assert.deepEqual(after.find((p) => p.hex !== packs[0].hex)!.entries.map(([h]) => h), [
+    digestBytes(enc.encode("three\n")).slice(7),
+  ]);
   Deno.removeSync(root, { recursive: true });
 });
