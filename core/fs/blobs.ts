@@ -79,8 +79,7 @@ export class BlobOpener {
         this.#onMissing(d);
         return -E.EIO;
       }
-      if (fd < 0) return fd;
-      this.slices.set(fd, [s!.offset, s!.size]);
+      if (fd >= 0) this.slices.set(fd, [s!.offset, s!.size]);
     }
     if (fd < 0) return fd;
     this.#digests.set(fd, d);

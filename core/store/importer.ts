@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { SpfsError } from "../errors.ts";
-import { type Digest, digestBytes, encodeManifest, type Entry } from "./objects.ts";
+import { byName, type Digest, digestBytes, encodeManifest, type Entry } from "./objects.ts";
 import { PACK_BYTES, PACKED_BELOW } from "./packs.ts";
 import { type ObjectStore, storageError } from "./store.ts";
 import { type MetaOverride, parseScratchName } from "./scratch.ts";
@@ -70,7 +70,6 @@ export async function importDir(
     });
   }
   const result: ImportResult = { manifest: "", files: 0, dirs: 0, symlinks: 0, bytes: 0, skipped: [] };
-  const files: Extract<ScanNode, { kind: "file" }>[] = [];
 
   const scan = (path: string, mode: number): ScanDir => {
     const node: ScanDir = { path, mode, children: [] };
@@ -113,7 +112,6 @@ export async function importDir(
           size: ls.size,
         };
         node.children.push(f);
-        files.push(f);
         result.files++;
         result.bytes += ls.size;
       } else {
@@ -129,8 +127,8 @@ export async function importDir(
   // `find` lists the mount), so a cold read of the layer reads its packs front to back instead of
   // one file per object; large ones stay loose files, which a copy-up can clone
   const ordered = walkOrder(root);
-  await packSmall(store, ordered.filter((f) => f.size < PACKED_BELOW), progress);
-  const large = ordered.filter((f) => f.size >= PACKED_BELOW);
+  const grown = await packSmall(store, ordered.filter((f) => f.size < PACKED_BELOW), progress);
+  const large = [...ordered.filter((f) => f.size >= PACKED_BELOW), ...grown];
   let next = 0;
   const worker = async () => {
     while (next < large.length) {
@@ -174,10 +172,9 @@ export async function importDir(
 
 type FileNode = Extract<ScanNode, { kind: "file" }>;
 
-/** The files below `d`, depth first, each dir's children in manifest order (objects.ts byName). */
+/** The files below `d`, depth first, each dir's children in manifest order. */
 function walkOrder(d: ScanDir, out: FileNode[] = []): FileNode[] {
-  const kids = d.children.filter((c) => c.kind === "file" || c.kind === "dir")
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const kids = d.children.filter((c) => c.kind === "file" || c.kind === "dir").sort(byName);
   for (const c of kids) {
     if (c.kind === "file") out.push(c);
     else if (c.kind === "dir") walkOrder(c, out);
@@ -187,11 +184,16 @@ function walkOrder(d: ScanDir, out: FileNode[] = []): FileNode[] {
 
 /**
  * Hashes `files` (each under PACKED_BELOW bytes when scanned) and writes those the store lacks into
- * packs of about PACK_BYTES, in the order given; sets each file's digest and size. A file that grew
- * past PACKED_BELOW since the scan is stored loose instead.
+ * packs of about PACK_BYTES, in the order given; sets each file's digest and size. Returns the files
+ * that grew past PACKED_BELOW since the scan, for the caller to store loose.
  * @throws SpfsError StorageError when a file cannot be read or the pack not written.
  */
-async function packSmall(store: ObjectStore, files: FileNode[], progress: ImportProgress): Promise<void> {
+async function packSmall(
+  store: ObjectStore,
+  files: FileNode[],
+  progress: ImportProgress,
+): Promise<FileNode[]> {
+  const grown: FileNode[] = [];
   let batch: { digest: Digest; bytes: Uint8Array }[] = [];
   let batchBytes = 0;
   const batched = new Set<Digest>();
@@ -206,8 +208,7 @@ async function packSmall(store: ObjectStore, files: FileNode[], progress: Import
     const present = store.reuseAll(digests.filter((d) => d && !batched.has(d)));
     for (const [j, f] of group.entries()) {
       if (!digests[j]) {
-        Object.assign(f, await store.putFile(f.path));
-        progress.advanced?.(1, f.size);
+        grown.push(f);
         continue;
       }
       f.digest = digests[j];
@@ -226,4 +227,5 @@ async function packSmall(store: ObjectStore, files: FileNode[], progress: Import
     }
   }
   await store.putObjects(batch);
+  return grown;
 }

@@ -77,7 +77,8 @@ export async function digestFile(path: string, chunk: Uint8Array = new Uint8Arra
   return `sha256:${h.digest("hex")}`;
 }
 
-function byName(a: Entry, b: Entry): number {
+/** Manifest order: by name, in JS string order (UTF-16 code units). */
+export function byName(a: { name: string }, b: { name: string }): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 

@@ -24,7 +24,6 @@ export const MEDIA = {
 
 /** Files this size (bytes) or larger travel as their own blob: the size a store never packs. */
 export const LARGE_FILE = PACKED_BELOW;
-export { PACK_BYTES };
 /** Largest manifests tar or pack a pull accepts into memory (bytes). */
 export const MAX_TAR = 1 << 30;
 
