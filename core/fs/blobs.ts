@@ -70,18 +70,22 @@ export class BlobOpener {
     if (this.#corrupt.has(d) || !DIGEST_RE.test(d)) return -E.EIO;
     // a pack the index already lists costs no failed openat; a new one is looked for last
     let s = this.#packed(d, false);
-    let fd = s ? -E.ENOENT : this.#openLoose(d);
-    if (fd === -E.ENOENT) {
-      s ??= this.#packed(d, true);
+    let fd = s ? this.#openPacked(s.path) : this.#openLoose(d);
+    if (fd === -E.ENOENT && s) { // its pack was removed since the index was read: a copy may be loose
+      s = undefined;
+      fd = this.#openLoose(d);
+    }
+    if (fd === -E.ENOENT) { // or in a pack that came or went since
+      s = this.#packed(d, true);
       fd = s ? this.#openPacked(s.path) : -E.ENOENT;
       // out of descriptors is the caller's to handle (files.ts gives some back), not a lost blob
       if (fd === -E.ENOENT) {
         this.#onMissing(d);
         return -E.EIO;
       }
-      if (fd >= 0) this.slices.set(fd, [s!.offset, s!.size]);
     }
     if (fd < 0) return fd;
+    if (s) this.slices.set(fd, [s.offset, s.size]);
     this.#digests.set(fd, d);
     if (!this.#asked.has(d)) {
       this.#asked.add(d);

@@ -12,7 +12,7 @@
  */
 import type { Digest } from "./objects.ts";
 import type { ObjectStore } from "./store.ts";
-import type { PackEntry } from "./packs.ts";
+import type { PackEntry } from "./pack_index.ts";
 import { childrenOf, kindOrUndefined } from "./walk.ts";
 
 /** What a clean removed (or, with dryRun, would remove). Bytes are file sizes. */

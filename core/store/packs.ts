@@ -13,6 +13,7 @@
 import { join } from "node:path";
 import { lstat } from "../../ffi/fsops.ts";
 import type { Digest } from "./objects.ts";
+import { MultiPackIndex, type PackEntry } from "./pack_index.ts";
 
 /** Where an object's bytes are: a whole loose file (offset 0) or a range of a pack. Bytes. */
 export interface Slice {
@@ -22,9 +23,6 @@ export interface Slice {
   /** True for a range of a pack (the file holds other objects too). */
   packed: boolean;
 }
-
-/** One index entry: object hex digest, byte offset in the pack, size in bytes. */
-export type PackEntry = [hex: string, offset: number, size: number];
 
 /** A pack on disk and what its index lists. */
 export interface PackInfo {
@@ -44,27 +42,47 @@ export const PACK_BYTES = 16 << 20;
 /** A directory's mtime this close to now (ms) may hide a later change in the same tick. */
 const RACY_MS = 2000;
 
-/** The packs of one store, indexed in memory and re-read when the directory changes. */
+/** The multi-pack index file in the packs dir (pack_index.ts). */
+const MIDX = "index.midx";
+/**
+ * A process that finds this many packs missing from the multi-pack index writes a new one, so
+ * the next process parses at most this many `.idx` files.
+ */
+const MIDX_AFTER = 16;
+
+/**
+ * The packs of one store, indexed in memory and re-read when the directory changes: the
+ * multi-pack index, plus the `.idx` of each pack it does not cover.
+ */
 export class Packs {
   readonly dir: string;
-  /** object hex → [pack hex, offset, size] */
+  readonly #tmpPath: () => string;
+  /** object hex → [pack hex, offset, size], for the packs the multi-pack index does not cover */
   #byHex = new Map<string, [string, number, number]>();
   #loaded = new Map<string, PackEntry[]>();
+  #midx: MultiPackIndex | undefined;
+  /** identity (inode, mtime, size) of the multi-pack index file #midx was read from */
+  #midxId = "";
+  /** 1 per pack number of #midx while that pack is indexed on disk */
+  #alive = new Uint8Array(0);
+  #midxUnwritable = false;
   #mtimeMs = -1;
   #loadedAtMs = 0;
 
-  constructor(dir: string) {
+  /** `tmpPath` gives a fresh tmp path on the same filesystem (the store's tmp dir). */
+  constructor(dir: string, tmpPath: () => string) {
     this.dir = dir;
+    this.#tmpPath = tmpPath;
   }
 
   /**
-   * Where a packed object is, or undefined. On a miss it re-reads the indexes when a pack came or
-   * went, unless `refresh` is false (a caller asking about many objects refreshes once, first).
+   * Where a packed object is, or undefined. It first re-reads the indexes when a pack came or went
+   * (one lstat when none did), unless `refresh` is false: a caller asking about many objects
+   * refreshes once, first, and one that finds the pack gone asks again with `refresh`.
    */
   find(d: Digest, refresh = true): Slice | undefined {
-    const hex = d.slice(7);
-    let hit = this.#byHex.get(hex);
-    if (!hit && refresh && this.#refresh()) hit = this.#byHex.get(hex);
+    if (refresh) this.#refresh();
+    const hit = this.#lookup(d.slice(7));
     if (!hit) return undefined;
     return { path: join(this.dir, `${hit[0]}.tar`), offset: hit[1], size: hit[2], packed: true };
   }
@@ -74,24 +92,41 @@ export class Packs {
     this.#refresh();
   }
 
-  /** Hex digests of every packed object starting with `hexPrefix`. */
+  /** Hex digests of every packed object starting with `hexPrefix`, once each. */
   *hexes(hexPrefix = ""): Generator<string> {
     this.#refresh();
-    for (const h of this.#byHex.keys()) if (h.startsWith(hexPrefix)) yield h;
+    const m = this.#midx;
+    if (m) {
+      let [from, to] = [0, m.length];
+      if (/^[0-9a-f]{2}/.test(hexPrefix)) [from, to] = m.range(parseInt(hexPrefix.slice(0, 2), 16));
+      let last = "";
+      for (let i = from; i < to; i++) {
+        if (!this.#alive[m.packAt(i)]) continue;
+        const h = m.hexAt(i);
+        if (h !== last && h.startsWith(hexPrefix)) yield h;
+        last = h;
+      }
+    }
+    for (const h of this.#byHex.keys()) {
+      if (h.startsWith(hexPrefix) && !m?.find(h, this.#usable)) yield h;
+    }
   }
 
-  /** Every indexed pack, and the pack files that have no index (an interrupted write). */
+  /** Every indexed pack with its entries (read from its `.idx`), and the pack files that have no index (an interrupted write). */
   list(): { packs: PackInfo[]; orphans: string[] } {
-    this.#refresh(true);
-    const packs = [...this.#loaded].map(([hex, entries]) => ({
-      hex,
-      tar: join(this.dir, `${hex}.tar`),
-      entries,
-    }));
-    const orphans: string[] = [];
-    for (const name of this.#names()) {
-      if (name.endsWith(".tar") && !this.#loaded.has(name.slice(0, -4))) orphans.push(join(this.dir, name));
+    const names = this.#names();
+    const packs: PackInfo[] = [];
+    const indexed = new Set<string>();
+    for (const name of names) {
+      if (!name.endsWith(".idx")) continue;
+      const hex = name.slice(0, -4);
+      const entries = this.#readIdx(hex);
+      if (!entries) continue;
+      indexed.add(hex);
+      packs.push({ hex, tar: join(this.dir, `${hex}.tar`), entries });
     }
+    const orphans = names.filter((n) => n.endsWith(".tar") && !indexed.has(n.slice(0, -4)))
+      .map((n) => join(this.dir, n));
     return { packs, orphans };
   }
 
@@ -124,11 +159,30 @@ export class Packs {
     }
   }
 
+  readonly #usable = (packNo: number) => this.#alive[packNo] === 1;
+
+  #lookup(hex: string): [string, number, number] | undefined {
+    const hit = this.#byHex.get(hex);
+    if (hit || !this.#midx) return hit;
+    const m = this.#midx.find(hex, this.#usable);
+    return m && [this.#midx.packs[m[0]], m[1], m[2]];
+  }
+
   #names(): string[] {
     try {
       return [...Deno.readDirSync(this.dir)].map((e) => e.name);
     } catch {
       return [];
+    }
+  }
+
+  /** A pack's entries from its `.idx`, or undefined when it is gone or unreadable. */
+  #readIdx(hex: string): PackEntry[] | undefined {
+    try {
+      const idx = JSON.parse(Deno.readTextFileSync(join(this.dir, `${hex}.idx`))) as { entries: PackEntry[] };
+      return Array.isArray(idx.entries) ? idx.entries : undefined;
+    } catch {
+      return undefined;
     }
   }
 
@@ -144,38 +198,86 @@ export class Packs {
     if (!force && mtime === this.#mtimeMs && !racy) return false;
     this.#loadedAtMs = Date.now();
     this.#mtimeMs = mtime;
-    const present = new Set(this.#names().filter((n) => n.endsWith(".idx")).map((n) => n.slice(0, -4)));
-    let changed = false;
-    for (const hex of this.#loaded.keys()) {
-      if (!present.has(hex)) {
-        this.#loaded.delete(hex);
-        changed = true;
-      }
-    }
-    if (changed) this.#byHex.clear();
-    for (const hex of present) {
-      if (this.#loaded.has(hex) && !changed) continue;
-      let entries = this.#loaded.get(hex);
-      if (!entries) {
-        try {
-          entries =
-            (JSON.parse(Deno.readTextFileSync(join(this.dir, `${hex}.idx`))) as { entries: PackEntry[] })
-              .entries;
-        } catch {
-          continue; // removed meanwhile
-        }
-        this.#loaded.set(hex, entries);
-        changed = true;
-      }
-      for (const [h, off, size] of entries) this.#byHex.set(h, [hex, off, size]);
+    const changed = this.#index();
+    if ((this.#loaded.size >= MIDX_AFTER || this.#alive.includes(0)) && !this.#midxUnwritable) {
+      this.#writeMidx();
+      this.#index();
     }
     return changed;
   }
-}
 
-/** The bytes of a pack's index file. */
-export function encodePackIndex(entries: PackEntry[]): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify({ v: 1, entries }));
+  /**
+   * Indexes the packs on disk: the multi-pack index, and the `.idx` of each pack it does not
+   * cover. True when anything was (re-)read.
+   */
+  #index(): boolean {
+    const present = new Set(this.#names().filter((n) => n.endsWith(".idx")).map((n) => n.slice(0, -4)));
+    let changed = this.#readMidx();
+    const packs = this.#midx?.packs ?? [];
+    const alive = Uint8Array.from(packs, (h) => present.has(h) ? 1 : 0);
+    if (alive.length !== this.#alive.length || alive.some((a, i) => a !== this.#alive[i])) changed = true;
+    this.#alive = alive;
+    const uncovered = new Set(present);
+    for (const h of packs) uncovered.delete(h);
+    let dropped = false;
+    for (const hex of this.#loaded.keys()) {
+      if (!uncovered.has(hex)) {
+        this.#loaded.delete(hex);
+        dropped = true;
+      }
+    }
+    if (dropped) this.#byHex.clear();
+    for (const hex of uncovered) {
+      let entries = this.#loaded.get(hex);
+      if (entries && !dropped) continue;
+      if (!entries) {
+        entries = this.#readIdx(hex);
+        if (!entries) continue; // removed meanwhile
+        this.#loaded.set(hex, entries);
+      }
+      changed = true;
+      for (const [h, off, size] of entries) this.#byHex.set(h, [hex, off, size]);
+    }
+    return changed || dropped;
+  }
+
+  /** Reads the multi-pack index if its file changed; true when it did. */
+  #readMidx(): boolean {
+    const path = join(this.dir, MIDX);
+    const st = lstat(path);
+    const id = typeof st === "number" ? "" : `${st.ino}:${st.mtimeNs ?? st.time}:${st.size}`;
+    if (id === this.#midxId) return false;
+    this.#midxId = id;
+    this.#midx = undefined;
+    if (id) {
+      try {
+        this.#midx = MultiPackIndex.decode(Deno.readFileSync(path));
+      } catch { /* removed meanwhile: the .idx files still answer */ }
+    }
+    return true;
+  }
+
+  /**
+   * Writes a multi-pack index of every pack this process has indexed (tmp → fsync → rename). Best
+   * effort: a store this process cannot write keeps answering from the `.idx` files.
+   */
+  #writeMidx(): void {
+    const m = this.#midx;
+    const keep = new Set(m?.packs.filter((_, i) => this.#alive[i]));
+    const tmp = this.#tmpPath();
+    try {
+      const bytes = MultiPackIndex.build(m, keep, this.#loaded);
+      using f = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o444 });
+      for (let at = 0; at < bytes.length;) at += f.writeSync(bytes.subarray(at));
+      f.syncSync();
+      Deno.renameSync(tmp, join(this.dir, MIDX));
+    } catch {
+      this.#midxUnwritable = true;
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* never created */ }
+    }
+  }
 }
 
 /** fsync of a directory so the renames in it are durable; best effort (some filesystems refuse). */

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { processExited } from "../../ffi/sys.ts";
 import { lstat, utimens } from "../../ffi/fsops.ts";
 import { storagePaths } from "../config.ts";
-import { encodePack, encodePackIndex, type PackEntry, Packs, type Slice, TarScanner } from "./packs.ts";
+import { encodePackIndex, type PackEntry } from "./pack_index.ts";
+import { encodePack, Packs, type Slice, TarScanner } from "./packs.ts";
 import { SpfsError } from "../errors.ts";
 import {
   decodeObject,
@@ -59,7 +60,7 @@ export class ObjectStore {
     const p = storagePaths(root);
     this.objectsDir = p.objects;
     this.tmpDir = p.tmp;
-    this.packs = new Packs(p.packs);
+    this.packs = new Packs(p.packs, () => this.tmpPath());
   }
 
   /**

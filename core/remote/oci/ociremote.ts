@@ -1,7 +1,7 @@
 /** `oci://` remotes: push and pull layers and platforms through an OCI registry (see mapping.ts). */
 import pLimit from "p-limit";
 import type { Config } from "../../config.ts";
-import type { PackEntry } from "../../store/packs.ts";
+import type { PackEntry } from "../../store/pack_index.ts";
 import { SpfsError } from "../../errors.ts";
 import { decodeObject, type Digest, DIGEST_RE, digestBytes, type Manifest } from "../../store/objects.ts";
 import { type ObjectStore, receiveVerified, verifiedPackEntries } from "../../store/store.ts";
