@@ -136,3 +136,40 @@ fuseTest(
     }
   },
 );
+
+fuseTest(
+  "notifications: mount and unmount without an id are acted on and get no reply",
+  async () => {
+    const sb = Sandbox.create();
+    const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();
+    try {
+      writeTree(join(sb.root, "src"), { "f": "x\n" });
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "base"]);
+      await sb.ok(["service", "--idle-timeout", "0"]);
+      const conn = await Deno.connect({ transport: "unix", path: join(sb.runtime, "service.sock") });
+      const lines = async (frames: unknown[]): Promise<unknown[]> => {
+        await conn.write(new TextEncoder().encode(frames.map((f) => JSON.stringify(f) + "\n").join("")));
+        let text = "";
+        const b = new Uint8Array(65536);
+        while (!text.endsWith("\n")) text += new TextDecoder().decode(b.subarray(0, (await conn.read(b))!));
+        return text.trim().split("\n").map((l) => JSON.parse(l));
+      };
+      const mount = { jsonrpc: "2.0", method: "mount", params: { pid: sleeper.pid, spec: "base" } };
+      const runtimes = { jsonrpc: "2.0", id: 1, method: "runtimes" };
+      type Reply = { id: number; result: { runtimes: { root_pid: number }[] } };
+      const [r1, more] = await lines([mount, runtimes]) as Reply[];
+      assert.equal(r1.id, 1, "the only reply is the call's");
+      assert.equal(more, undefined);
+      assert.deepEqual(r1.result.runtimes.map((r) => r.root_pid), [sleeper.pid]);
+      const unmount = { jsonrpc: "2.0", method: "unmount", params: { pid: sleeper.pid } };
+      const [r2] = await lines([unmount, { ...runtimes, id: 2 }]) as Reply[];
+      assert.equal(r2.id, 2);
+      assert.deepEqual(r2.result.runtimes, []);
+      conn.close();
+    } finally {
+      sleeper.kill();
+      await sleeper.status;
+      await sb.dispose();
+    }
+  },
+);
