@@ -7,12 +7,15 @@
  * children are always fresh); `liveRoots` is asked again just before deleting; and deletion goes
  * parents first, so a crash mid-clean never leaves a parent whose children are gone.
  *
- * A pack (packs.ts) goes as a whole, after the loose objects, once none of its entries is reached;
- * one with any reached entry is kept whole. A pack file left without an index goes after the grace.
+ * A pack (packs.ts) goes as a whole, after the loose objects, once none of its entries is reached.
+ * One with a quarter or more of its bytes unreached is rewritten with only its reached entries
+ * (each verified first), and then goes; one with less is kept whole. A pack file left without an
+ * index goes after the grace.
  */
-import type { Digest } from "./objects.ts";
+import { type Digest, digestBytes } from "./objects.ts";
 import type { ObjectStore } from "./store.ts";
 import type { PackEntry } from "./pack_index.ts";
+import { type PackInfo, packSize } from "./packs.ts";
 import { childrenOf, kindOrUndefined } from "./walk.ts";
 
 /** What a clean removed (or, with dryRun, would remove). Bytes are file sizes. */
@@ -74,10 +77,15 @@ export async function clean(
   const { packs, orphans } = store.packs.list();
   const reached = (entries: PackEntry[]) => entries.some(([h]) => keep.has(`sha256:${h}`));
   const doomedPacks: { hex: string; entries: PackEntry[]; size: number }[] = [];
+  const partial: (PackInfo & { size: number })[] = [];
   for (const p of packs) {
     const st = statOf(p.tar);
     if (!st) continue;
     if (reached(p.entries)) {
+      if (!isYoung(st) && mostlyUnreached(p.entries, keep)) {
+        partial.push({ ...p, size: st.size });
+        continue;
+      }
       report.kept.objects += p.entries.length;
       report.kept.bytes += st.size;
     } else if (isYoung(st)) {
@@ -110,6 +118,19 @@ export async function clean(
     report.removed.objects += p.entries.length;
     report.removed.bytes += p.size;
   }
+  for (const p of partial) {
+    const live = p.entries.filter(([h]) => keep.has(`sha256:${h}`)); // runs started meanwhile count
+    const size = o.dryRun ? packSize(live.map((e) => e[2])) : await repack(store, p, live, isYoung);
+    if (size === undefined) { // kept whole
+      report.kept.objects += p.entries.length;
+      report.kept.bytes += p.size;
+      continue;
+    }
+    report.kept.objects += live.length;
+    report.kept.bytes += size;
+    report.removed.objects += p.entries.length - live.length;
+    report.removed.bytes += p.size - size;
+  }
   for (const tar of orphans) {
     const st = statOf(tar);
     if (!st || isYoung(st)) continue;
@@ -121,6 +142,50 @@ export async function clean(
     }
   }
   return report;
+}
+
+/** True when a quarter or more of a pack's object bytes are not in `keep`. */
+function mostlyUnreached(entries: PackEntry[], keep: Set<Digest>): boolean {
+  let all = 0, unreached = 0;
+  for (const [h, , size] of entries) {
+    all += size;
+    if (!keep.has(`sha256:${h}`)) unreached += size;
+  }
+  return unreached > 0 && unreached * 4 >= all;
+}
+
+/**
+ * Writes the `live` entries of pack `p` into a new pack (in their old order, each checked against
+ * its digest), then removes `p`. Returns the new pack's size in bytes, or undefined when `p` is
+ * kept whole: an entry does not match its digest (so `spfs check` still finds it), or `p` was used
+ * meanwhile (`isYoung` of its stat now; the new pack then stays too, and the next clean sorts it out).
+ * @throws SpfsError StorageError from writing the new pack; Deno errors from reading `p`.
+ */
+async function repack(
+  store: ObjectStore,
+  p: PackInfo,
+  live: PackEntry[],
+  isYoung: (st: Deno.FileInfo) => boolean,
+): Promise<number | undefined> {
+  if (live.length === p.entries.length) return undefined; // a run started meanwhile reaches it all
+  let tar: Uint8Array;
+  try {
+    tar = Deno.readFileSync(p.tar);
+  } catch {
+    return undefined; // removed by another clean
+  }
+  const objects: { digest: Digest; bytes: Uint8Array }[] = [];
+  for (const [h, offset, size] of live.toSorted((a, b) => a[1] - b[1])) {
+    const digest: Digest = `sha256:${h}`;
+    const bytes = tar.subarray(offset, offset + size);
+    if (bytes.length !== size || digestBytes(bytes) !== digest) return undefined;
+    objects.push({ digest, bytes });
+  }
+  const written = await store.putObjects(objects);
+  const st = statOf(p.tar);
+  if (!st || isYoung(st) || written === `sha256:${p.hex}`) return undefined;
+  store.packs.remove(p.hex);
+  return packSize(live.map((e) => e[2]));
 }
 
 /** A file's stat, or undefined when it is gone (removed by a concurrent clean). */

@@ -361,7 +361,7 @@ export function encodePack(objects: { hex: string; bytes: Uint8Array }[]): {
   bytes: Uint8Array;
   entries: PackEntry[];
 } {
-  const size = objects.reduce((a, o) => a + 512 + Math.ceil(o.bytes.length / 512) * 512, 1024);
+  const size = packSize(objects.map((o) => o.bytes.length));
   const out = new Uint8Array(size);
   const entries: PackEntry[] = [];
   let pos = 0;
@@ -388,6 +388,11 @@ export function encodePack(objects: { hex: string; bytes: Uint8Array }[]): {
     pos += 512 + Math.ceil(bytes.length / 512) * 512;
   }
   return { bytes: out, entries };
+}
+
+/** Size in bytes of the pack encodePack writes for objects of these sizes (bytes). */
+export function packSize(sizes: number[]): number {
+  return sizes.reduce((a, n) => a + 512 + Math.ceil(n / 512) * 512, 1024);
 }
 
 /** The regular files of a whole ustar archive held in memory (see TarScanner). @throws as scan. */

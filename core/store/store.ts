@@ -260,13 +260,16 @@ export class ObjectStore {
   /**
    * Stores small objects (each under PACKED_BELOW bytes; `digest` is the sha256 of `bytes`, as the
    * caller computed it) as one new pack, in the order given, so reading them in that order reads
-   * the pack front to back. Objects the store may already have are the caller's to skip.
+   * the pack front to back. Objects the store may already have are the caller's to skip. Returns
+   * the pack's digest, or undefined for no objects.
    * @throws SpfsError StorageError, with nothing published.
    */
-  async putObjects(objects: { digest: Digest; bytes: Uint8Array }[]): Promise<void> {
-    if (!objects.length) return;
+  async putObjects(objects: { digest: Digest; bytes: Uint8Array }[]): Promise<Digest | undefined> {
+    if (!objects.length) return undefined;
     const { bytes, entries } = encodePack(objects.map((o) => ({ hex: o.digest.slice(7), bytes: o.bytes })));
-    await this.putPack(bytes, digestBytes(bytes), this.root, entries);
+    const digest = digestBytes(bytes);
+    await this.putPack(bytes, digest, this.root, entries);
+    return digest;
   }
 
   /**

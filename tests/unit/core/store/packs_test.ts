@@ -263,3 +263,81 @@ Deno.test("packs: clean keeps a pack any kept object is in, removes an unreached
     assert.deepEqual(report.corrupt, []);
     assert.ok(report.objects >= 5, `layer, 2 manifests, 2 blobs: ${report.objects}`);
   }));
+
+Deno.test("packs: clean rewrites a pack mostly unreached with only its reached objects, and keeps one barely unreached", () =>
+  withRoot(async (root) => {
+    const store = ObjectStore.open(root);
+    const files = Array.from({ length: 8 }, (_, i) => `file ${i} `.repeat(1000)); // ~7 KB each
+    const layerOf = async (names: number[]) => {
+      const src = await Deno.makeTempDir({ dir: root });
+      for (const i of names) await Deno.writeTextFile(join(src, `f${i}`), files[i]);
+      const { manifest } = await importDir(src, store);
+      await Deno.remove(src, { recursive: true });
+      return store.putBytes(encodeLayer(manifest));
+    };
+    const big = await layerOf([0, 1, 2, 3, 4, 5, 6, 7]); // one pack of all 8 files
+    const seven = await layerOf([0, 1, 2, 3, 4, 5, 6]); // these reuse them: no new pack
+    const small = await layerOf([0, 1]);
+    const [first] = store.packs.list().packs;
+    assert.equal(store.packs.list().packs.length, 1);
+    const old = new Date(Date.now() - 3_600_000);
+    for (const e of Deno.readDirSync(join(root, "packs"))) {
+      Deno.utimeSync(join(root, "packs", e.name), old, old);
+    }
+    for (const d of store.loose()) Deno.utimeSync(store.path(d), old, old);
+    const blob = (i: number) => digestBytes(enc.encode(files[i]));
+
+    // 7 of 8 files reached: the pack is kept whole
+    const tags = new TagDb(root);
+    const most = await clean(store, [seven, small], () => Promise.resolve([]), { graceMs: 60_000 });
+    assert.deepEqual(most.removed.layers, [big]);
+    assert.deepEqual(store.packs.list().packs.map((p) => p.hex), [first.hex]);
+    assert.ok(store.has(blob(7)));
+
+    // 2 of 8 reached: the dry run says what the rewrite frees, and changes nothing
+    const dry = await clean(store, [small], () => Promise.resolve([]), { graceMs: 60_000, dryRun: true });
+    assert.deepEqual(store.packs.list().packs.map((p) => p.hex), [first.hex]);
+    const r = await clean(store, [small], () => Promise.resolve([]), { graceMs: 60_000 });
+    assert.deepEqual(r.removed, dry.removed);
+    assert.deepEqual(r.kept, dry.kept);
+    assert.deepEqual(r.removed.layers, [seven]);
+    assert.ok(r.removed.objects >= 6 + 1, `6 packed files and a layer: ${r.removed.objects}`);
+    const [second, ...more] = store.packs.list().packs;
+    assert.deepEqual(more, []);
+    assert.notEqual(second.hex, first.hex);
+    assert.deepEqual(second.entries.map((e) => `sha256:${e[0]}`).sort(), [blob(0), blob(1)].sort());
+    assert.ok(Deno.statSync(second.tar).size < 20_000);
+    for (const i of [0, 1]) {
+      assert.deepEqual(ObjectStore.open(root).readVerified(blob(i)), enc.encode(files[i]));
+    }
+    for (const i of [2, 7]) assert.equal(ObjectStore.open(root).has(blob(i)), false);
+    tags.set("small", small);
+    const report = await checkStore(store, tags);
+    assert.deepEqual([report.missing, report.corrupt], [[], []]);
+
+    // a damaged entry that is still reached is not copied into a clean-looking pack: kept whole
+    const third = await layerOf([3, 4, 5, 6]);
+    const p = store.packs.list().packs.find((x) => x.hex !== second.hex)!;
+    Deno.chmodSync(p.tar, 0o644);
+    const f = Deno.openSync(p.tar, { read: true, write: true });
+    f.seekSync(store.locate(blob(3))!.offset, Deno.SeekMode.Start);
+    f.writeSync(enc.encode("X"));
+    f.close();
+    const layer3 = await layerOf([3]);
+    for (const e of Deno.readDirSync(join(root, "packs"))) {
+      Deno.utimeSync(join(root, "packs", e.name), old, old);
+    }
+    for (const d of store.loose()) Deno.utimeSync(store.path(d), old, old);
+    const would = await clean(store, [small, layer3], () => Promise.resolve([]), {
+      graceMs: 60_000,
+      dryRun: true,
+    });
+    assert.deepEqual(would.removed.layers, [third]);
+    assert.ok(would.removed.objects >= 3 + 1, "3 of the pack's 4 files are unreached: it is a candidate");
+    await clean(store, [small, layer3], () => Promise.resolve([]), { graceMs: 60_000 });
+    assert.ok(store.packs.list().packs.some((x) => x.hex === p.hex), "the damaged pack is kept");
+    assert.throws(
+      () => store.readVerified(blob(3)),
+      (e) => e instanceof SpfsError && e.code === "CorruptObject",
+    );
+  }));
