@@ -76,7 +76,7 @@ export async function clean(
   }
   const { packs, orphans } = store.packs.list();
   const reached = (entries: PackEntry[]) => entries.some(([h]) => keep.has(`sha256:${h}`));
-  const doomedPacks: { hex: string; entries: PackEntry[]; size: number }[] = [];
+  const doomedPacks: (PackInfo & { size: number })[] = [];
   const partial: (PackInfo & { size: number })[] = [];
   for (const p of packs) {
     const st = statOf(p.tar);

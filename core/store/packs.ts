@@ -112,7 +112,10 @@ export class Packs {
     }
   }
 
-  /** Every indexed pack with its entries (read from its `.idx`), and the pack files that have no index (an interrupted write). */
+  /**
+   * Every indexed pack with its entries (read from its `.idx`), and the pack files that have no
+   * index (an interrupted write).
+   */
   list(): { packs: PackInfo[]; orphans: string[] } {
     const names = this.#names();
     const packs: PackInfo[] = [];
@@ -186,8 +189,8 @@ export class Packs {
     }
   }
 
-  /** Re-reads indexes when the directory changed (or `force`); true when anything was re-read. */
-  #refresh(force = false): boolean {
+  /** Re-reads indexes when the directory changed; true when anything was re-read. */
+  #refresh(): boolean {
     // lstat through libc: a miss costs no exception, and misses are most lookups during a pull
     const st = lstat(this.dir);
     const mtime = typeof st === "number"
@@ -195,7 +198,7 @@ export class Packs {
       : Number((st.mtimeNs ?? BigInt(st.time) * 1_000_000_000n) / 1_000_000n);
     // no directory, no packs: nothing can hide behind its mtime
     const racy = mtime >= 0 && this.#loadedAtMs - this.#mtimeMs < RACY_MS;
-    if (!force && mtime === this.#mtimeMs && !racy) return false;
+    if (mtime === this.#mtimeMs && !racy) return false;
     this.#loadedAtMs = Date.now();
     this.#mtimeMs = mtime;
     const changed = this.#index();
