@@ -1,12 +1,14 @@
 /**
  * `spfs run SPEC -- CMD…` and `spfs shell SPEC`: register this process as the root of SPEC's
- * environment, run CMD with inherited stdio, forward SIGINT/SIGTERM, unregister, and exit with
- * CMD's exit code (128+N when a signal N ended it).
+ * environment, then become CMD (execvp): CMD keeps this pid, so its signals, exit status and
+ * process tree are its own, no idle spfs process waits beside it, and the service ends the runtime
+ * when that pid exits.
  */
 import { ensureServiceThen } from "../core/client/rpc.ts";
 import type { Config } from "../core/config.ts";
 import { ExitCode, SpfsError } from "../core/errors.ts";
-import { exitCode } from "../core/runner.ts";
+import { E, errnoName } from "../ffi/errno.ts";
+import { execReplace } from "../core/runner.ts";
 import type { MountResult } from "../proto/protocol.ts";
 
 /** Options of `spfs run` / `spfs shell` that shape the runtime. */
@@ -22,18 +24,9 @@ export interface RunOpts {
 }
 
 /**
- * Deno 2.9.6 loads its web-streams and subprocess code on a process's first spawn, about 4 ms
- * (measured here). Doing it while the service registers the runtime takes it off the path
- * between `spfs run` starting and CMD starting.
- */
-function warmSpawn(): void {
-  new ReadableStream();
-  new Deno.Command("true");
-}
-
-/**
- * Runs `command` as the root of a runtime of `spec` (or of the durable runtime `o.rerun`).
- * Resolves with the command's exit code.
+ * Runs `command` as the root of a runtime of `spec` (or of the durable runtime `o.rerun`) by
+ * replacing this process with it. Returns only when it could not be started: with 126 (cannot
+ * execute) after unregistering.
  * @throws SpfsError for a bad spec, an unknown runtime, or an unreachable service.
  */
 export async function run(
@@ -64,7 +57,6 @@ export async function run(
     ...(o.scratch ? { scratch: o.scratch } : {}),
   };
   const { client, result } = await ensureServiceThen<MountResult>(cfg, "mount", params);
-  warmSpawn();
   let rt: MountResult;
   try {
     rt = await result;
@@ -84,39 +76,19 @@ export async function run(
     if (!pulled.length) throw e;
     rt = await client.call<MountResult>("mount", params);
   }
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command(command[0], {
-      args: command.slice(1),
-      stdin: "inherit",
-      stdout: "inherit",
-      stderr: "inherit",
-      env: { SPFS_RUNTIME: rt.id, SPFS_RUNTIME_SPEC: spec ?? o.rerun! },
-    }).spawn();
-  } catch (e) {
-    await client.call("unmount", { pid: Deno.pid }).catch(() => {});
-    client.close();
-    if (e instanceof Deno.errors.NotFound) {
-      throw new SpfsError("CommandNotFound", `command not found: ${command[0]}`, {
-        hint: "check the name and PATH",
-      });
-    }
-    if (e instanceof Deno.errors.PermissionDenied) {
-      console.error(`spfs: error: cannot execute ${command[0]}: permission denied`);
-      return ExitCode.cannotExecute;
-    }
-    throw e;
-  }
-  const forward = (sig: Deno.Signal) => () => {
-    try {
-      child.kill(sig);
-    } catch { /* already exited */ }
-  };
-  const listeners = (["SIGINT", "SIGTERM"] as const).map((s) => [s, forward(s)] as const);
-  for (const [s, fn] of listeners) Deno.addSignalListener(s, fn);
-  const status = await child.status;
-  for (const [s, fn] of listeners) Deno.removeSignalListener(s, fn);
+  Deno.env.set("SPFS_RUNTIME", rt.id);
+  Deno.env.set("SPFS_RUNTIME_SPEC", spec ?? o.rerun!);
+  // the service's exit watch ends the runtime when this pid (now CMD) exits; the socket is
+  // close-on-exec, so the service sees this connection close as CMD starts
+  const err = execReplace(command);
   await client.call("unmount", { pid: Deno.pid }).catch(() => {});
   client.close();
-  return exitCode(status);
+  if (err === E.ENOENT) {
+    throw new SpfsError("CommandNotFound", `command not found: ${command[0]}`, {
+      hint: "check the name and PATH",
+    });
+  }
+  const why = err === E.EACCES ? "permission denied" : errnoName(err);
+  console.error(`spfs: error: cannot execute ${command[0]}: ${why}`);
+  return ExitCode.cannotExecute;
 }

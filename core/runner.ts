@@ -3,6 +3,12 @@
  * systemctl…). Tests swap in a recording runner to assert the exact argv.
  */
 
+/**
+ * `spfs run`'s command is the one program spfs does not wait for: this process becomes it
+ * (ffi/sys.ts execReplace, execvp(3)), and the call returns only when that failed.
+ */
+export { execReplace } from "../ffi/sys.ts";
+
 /** Outcome of one program run. `code` is its exit status. */
 export interface RunResult {
   code: number;

@@ -8,7 +8,7 @@
  */
 import { os } from "./os.ts";
 import { E, RESOURCE_ERRNOS } from "./errno.ts";
-import { cstr, ErrnoError } from "./types.ts";
+import { cstr, cStringArray, ErrnoError } from "./types.ts";
 import { type Libc, LINUX_O_FLAGS, linuxErrno, linuxLibc, linuxSymbols } from "./linux/libc.ts";
 import * as linuxProc from "./linux/proc.ts";
 import * as darwin from "./darwin/libsystem.ts";
@@ -124,6 +124,26 @@ export function setNonblocking(fd: number): boolean {
   return flags >= 0 && libc().fcntl(fd, 4, flags | LINUX_O_FLAGS.O_NONBLOCK) === 0;
 }
 
+/** SIGPIPE: 13 on Linux (asm-generic/signal.h) and Darwin (sys/signal.h); SIG_IGN is (void *)1. */
+const SIGPIPE = 13, SIG_IGN = 1n;
+
+/**
+ * Replaces this process with `argv[0]`, searched on PATH as execvp(3) does, keeping its pid, stdio
+ * and environment (`Deno.env` edits included); every other fd Deno opens is close-on-exec.
+ * SIGPIPE goes back to its default first: the Deno runtime ignores it, and an ignored signal stays
+ * ignored across execve(2), which would turn `cmd | head` from a quiet exit into write errors.
+ * @returns only when the exec failed: its errno (ENOENT not found, EACCES not executable, …).
+ */
+export function execReplace(argv: string[]): number {
+  const { ptrs, keep } = cStringArray(argv);
+  const C = libc();
+  C.signal(SIGPIPE, null);
+  C.execvp(keep[0], ptrs);
+  const err = errno();
+  C.signal(SIGPIPE, Deno.UnsafePointer.create(SIG_IGN));
+  return err;
+}
+
 /** Flags from <sys/file.h>. */
 export const LOCK_EX = 2, LOCK_NB = 4;
 
@@ -176,13 +196,13 @@ export const processAlive: (pid: number) => boolean = os === "darwin"
   : linuxProc.processAlive;
 
 /**
- * True once `pid` has exited: gone, a zombie (Linux state Z), or reused (its start time no longer
+ * True once `pid` has exited: gone, a zombie (Linux state Z, Darwin SZOMB), or reused (its start time no longer
  * matches `startTime`, when given).
  */
 export const processExited: (pid: number, startTime?: number) => boolean = os === "darwin"
   ? (pid, startTime) => {
     const i = darwin.procInfoDarwin(pid);
-    return !i || (startTime !== undefined && i.startTime !== startTime);
+    return !i || i.zombie || (startTime !== undefined && i.startTime !== startTime);
   }
   : linuxProc.processExited;
 

@@ -7,6 +7,17 @@ export function cstr(s: string): Uint8Array {
 }
 
 /**
+ * A NULL-terminated `char *[]` of `argv` (8-byte pointers: LP64). The caller keeps `keep` alive
+ * while C may read the array.
+ */
+export function cStringArray(argv: string[]): { ptrs: BigUint64Array; keep: Uint8Array[] } {
+  const keep = argv.map(cstr);
+  const ptrs = new BigUint64Array(argv.length + 1);
+  keep.forEach((s, i) => ptrs[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s))));
+  return { ptrs, keep };
+}
+
+/**
  * `Deno.dlopen(path, defs).symbols`, each symbol bound on its first use. Deno builds a call stub for
  * every symbol at dlopen time, about 0.3 ms each (measured with Deno 2.9.6): binding all 42 libc
  * symbols cost a CLI command 13 ms when it made one call. A bound symbol then becomes a plain

@@ -46,6 +46,7 @@ export async function handle(s: Service, raw: unknown): Promise<RpcResponse | un
     if (forcedCrash("service") && name !== "health" && name !== "shutdown") {
       throw new Error(`forced internal error (SPFS_DEBUG_CRASH=service) in ${method}`);
     }
+    if (name !== "health") s.runtimes.reap(); // never answer from a runtime whose root has exited
     const result = await (METHODS[name] as (s: Service, p: unknown) => unknown)(s, ps.data);
     return notify ? undefined : { jsonrpc: "2.0", id, result };
   } catch (e) {

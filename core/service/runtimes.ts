@@ -6,7 +6,7 @@ import { SpfsError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { RuntimeDb } from "../runtime/records.ts";
 import { createExitWatcher } from "../../ffi/exitwatch.ts";
-import { procInfo } from "../../ffi/sys.ts";
+import { processExited, procInfo } from "../../ffi/sys.ts";
 import type { RuntimeInfo } from "../../proto/protocol.ts";
 import type { WorkerHandle } from "./worker_handle.ts";
 
@@ -85,12 +85,24 @@ export class RuntimeTable {
     }
   }
 
+  /**
+   * Ends every runtime whose root process has exited (gone, a zombie, or its pid reused). The exit
+   * watch reports exits asynchronously; an RPC made right after a root exits (`spfs status`, or
+   * `spfs run --rerun` of the runtime that root just left) reaps first, so it never sees that
+   * runtime still live. One /proc read (macOS: proc_pidinfo) per live runtime.
+   */
+  reap(): void {
+    for (const rt of [...this.live.values()]) {
+      let exited = false;
+      try {
+        exited = processExited(rt.root_pid, rt.startTime);
+      } catch { /* /proc unreadable now (EMFILE): the exit watch still ends it */ }
+      if (exited) this.remove(rt, "root process exited");
+    }
+  }
+
   /** Without pidfd or kqueue, polling /proc is the exit detection. */
   pollExits(): void {
-    if (this.exits.kind !== "poll") return;
-    for (const rt of [...this.live.values()]) {
-      const info = procInfo(rt.root_pid);
-      if (!info || info.startTime !== rt.startTime) this.remove(rt, "root process exited");
-    }
+    if (this.exits.kind === "poll") this.reap();
   }
 }

@@ -88,6 +88,9 @@ export function libSystemSymbols(arch: "x86_64" | "aarch64") {
       result: "i32",
       nonblocking: true,
     },
+    // `spfs run` becomes its command (unistd.h execvp, sys/signal.h signal; SIG_DFL is NULL)
+    execvp: { parameters: ["buffer", "buffer"], result: "i32" },
+    signal: { parameters: ["i32", "pointer"], result: "pointer" },
   } as const;
 }
 
@@ -178,12 +181,17 @@ export function errnoDarwin(): number {
  * ppid and start time (µs) of `pid` via proc_pidinfo(PROC_PIDTBSDINFO), or null when it is gone.
  * Other users' processes fail with EPERM (kernel proc_info.c) and are reported as gone.
  */
-export function procInfoDarwin(pid: number): { ppid: number; startTime: number } | null {
+export function procInfoDarwin(
+  pid: number,
+): { ppid: number; startTime: number; zombie: boolean } | null {
   const b = new Uint8Array(PROC_BSDINFO_SIZE);
   if (libSystem().proc_pidinfo(pid, PROC_PIDTBSDINFO, 0n, b, b.length) !== PROC_BSDINFO_SIZE) return null;
   const i = decodeProcBsdInfo(b);
-  return { ppid: i.ppid, startTime: Number(i.startUs) };
+  return { ppid: i.ppid, startTime: Number(i.startUs), zombie: i.status === SZOMB };
 }
+
+/** `pbi_status` of an exited process not yet reaped (xnu bsd/sys/proc.h SZOMB). */
+export const SZOMB = 5;
 
 /** statfs(2) of `path` (f_fstypename tells apfs/hfs/macfuse apart), or an errno. */
 export function statfsDarwin(path: string): DarwinStatfs | number {

@@ -42,6 +42,7 @@ import {
   xattrFlagsLinux,
 } from "./writeargs.ts";
 import { linuxStatLayout, type StatLayout } from "../stat.ts";
+import { cStringArray } from "../types.ts";
 import { type Os, os as hostOs } from "../os.ts";
 
 export type FuseFlavour = "linux3" | "macfuse3" | "macfuse2";
@@ -269,10 +270,7 @@ export function encodeLibfuseVersion(
 
 /** `struct fuse_args` {argc@0, argv@8, allocated@16} = 24 bytes; keeps its C strings alive. */
 export function encodeFuseArgs(argv: string[]): { args: Uint8Array; keep: unknown[] } {
-  const enc = new TextEncoder();
-  const strs = argv.map((a) => enc.encode(a + "\0"));
-  const ptrs = new BigUint64Array(argv.length + 1);
-  strs.forEach((s, i) => ptrs[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s))));
+  const { ptrs, keep: strs } = cStringArray(argv);
   const args = new Uint8Array(24), v = new DataView(args.buffer);
   v.setInt32(0, argv.length, true);
   v.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(ptrs))), true);

@@ -66,6 +66,9 @@ export const linuxSymbols = {
   fallocate: { parameters: ["i32", "i32", "i64", "i64"], result: "i32" },
   // variadic in C; the fixed 3-int form is valid on Linux x86_64/aarch64 (reference/ffi-abi.md §5)
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  // `spfs run` becomes its command (execvp(3), signal(2) with SIG_DFL = NULL: <signal.h>)
+  execvp: { parameters: ["buffer", "buffer"], result: "i32" },
+  signal: { parameters: ["i32", "pointer"], result: "pointer" },
 } as const;
 
 /** The libc calls spfs makes, with their Linux signatures. */

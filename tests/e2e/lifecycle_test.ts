@@ -173,3 +173,59 @@ fuseTest(
     }
   },
 );
+
+fuseTest(
+  "spfs run becomes its command: its pid, its signal death, SIGPIPE at default, no spfs fd, and the next RPC never sees the ended runtime",
+  async () => {
+    const sb = Sandbox.create();
+    try {
+      writeTree(join(sb.root, "src"), { "f": "x\n" });
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "base"]);
+      await sb.ok(["service", "--idle-timeout", "0"]);
+      const probe = sb.command([
+        "run",
+        "base",
+        "--",
+        "sh",
+        "-c",
+        `echo $$; cat ${sb.mountpoint}/f; grep SigIgn /proc/self/status; ls -l /proc/self/fd/`,
+      ]).spawn();
+      const out = await probe.output();
+      const [pid, f, sigIgn, ...fds] = new TextDecoder().decode(out.stdout).trim().split("\n");
+      assert.equal(Number(pid), probe.pid, "the command runs as the process spfs was started as");
+      assert.equal(f, "x", "the command sees the environment");
+      assert.equal(BigInt(`0x${sigIgn.split(/\s+/)[1]}`) & (1n << 12n), 0n, "SIGPIPE (13) is not ignored");
+      assert.ok(
+        !fds.some((l) => /socket:/.test(l)),
+        `no socket to the service is inherited:\n${fds.join("\n")}`,
+      );
+
+      const killed = await sb.command(["run", "base", "--", "sh", "-c", "kill -TERM $$"]).output();
+      assert.equal(killed.signal, "SIGTERM", "the caller sees the signal itself, not an exit code");
+
+      for (let i = 0; i < 10; i++) {
+        await sb.ok(["run", "base", "--", "true"]);
+        const s = JSON.parse(await sb.ok(["status", "--json"]));
+        assert.deepEqual(s.runtimes, [], `run ${i}: the runtime ended with its command`);
+      }
+      await sb.ok([
+        "run",
+        "--keep-runtime",
+        "--name",
+        "ws",
+        "base",
+        "--",
+        "sh",
+        "-c",
+        `echo 1 > ${sb.mountpoint}/n`,
+      ]);
+      for (let i = 2; i <= 6; i++) {
+        // re-entered right after the last command exited: never "already running"
+        await sb.ok(["run", "--rerun", "ws", "--", "sh", "-c", `echo ${i} > ${sb.mountpoint}/n`]);
+      }
+      assert.equal(await sb.ok(["run", "--rerun", "ws", "--", "cat", `${sb.mountpoint}/n`]), "6\n");
+    } finally {
+      await sb.dispose();
+    }
+  },
+);

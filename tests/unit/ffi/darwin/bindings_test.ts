@@ -1,6 +1,6 @@
 /**
  * Every libSystem binding against its C prototype, copied from the xnu-11417.101.15 / Libc headers
- * (sys/stat.h, unistd.h, stdio.h, fcntl.h, sys/xattr.h, sys/clonefile.h, sys/event.h, poll.h,
+ * (sys/stat.h, unistd.h, sys/signal.h, stdio.h, fcntl.h, sys/xattr.h, sys/clonefile.h, sys/event.h, poll.h,
  * libproc.h, sys/mount.h, sys/errno.h), for arm64 and x86_64; and the rule that no variadic
  * argument is ever passed through FFI on macOS.
  */
@@ -52,6 +52,9 @@ const PROTOTYPES: Record<string, string> = {
   kqueue: "int kqueue(void)",
   kevent: "int kevent(int, const struct kevent *, int, struct kevent *, int, const struct timespec *)",
   kevent_wait: "int kevent(int, const struct kevent *, int, struct kevent *, int, const struct timespec *)",
+  execvp: "int execvp(const char *, char * const *)",
+  // sys/signal.h spells it `void (*signal(int, void (*)(int)))(int)`; sig_t is that handler type
+  signal: "sig_t signal(int, sig_t)",
 };
 
 /** Darwin LP64 typedefs (sys/_types.h, sys/_types/*.h) as Deno FFI types. */
@@ -69,6 +72,7 @@ const C_TYPES: Record<string, string[]> = {
   uid_t: ["u32"],
   gid_t: ["u32"],
   nfds_t: ["u32"], // unsigned int on Darwin (unsigned long on Linux)
+  sig_t: ["pointer"], // typedef void (*sig_t)(int)
 };
 const ffiTypes = (c: string) => c.includes("*") ? ["buffer", "pointer"] : C_TYPES[c];
 
