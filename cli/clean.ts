@@ -1,5 +1,5 @@
 /** `spfs clean [--dry-run] [--grace S] [--json]` */
-import { RpcClient, withTimeout } from "../core/client/rpc.ts";
+import { connectAnswering, type RpcClient, withTimeout } from "../core/client/rpc.ts";
 import type { Config } from "../core/config.ts";
 import { SpfsError } from "../core/errors.ts";
 import { RuntimeDb } from "../core/runtime/records.ts";
@@ -13,7 +13,7 @@ import { formatBytes, printJson, shortDigest } from "./output.ts";
 async function liveLayers(cfg: Config): Promise<Digest[]> {
   let c: RpcClient;
   try {
-    c = await RpcClient.connect(cfg);
+    c = (await connectAnswering(cfg)).client;
   } catch (e) {
     if (e instanceof SpfsError && e.code === "ServiceNotRunning") return [];
     throw e;

@@ -1,12 +1,12 @@
 /** `spfs status [--json]` */
-import { checkProtocol, RpcClient } from "../core/client/rpc.ts";
+import { checkProtocol, connectAnswering } from "../core/client/rpc.ts";
 import type { Config } from "../core/config.ts";
 import type { StatusResult } from "../proto/protocol.ts";
 import { formatBytes, printJson, shortDigest, table } from "./output.ts";
 import { runtimeFlags } from "./output.ts";
 
 export async function status(cfg: Config, o: { json?: boolean; prometheus?: boolean }): Promise<number> {
-  const c = await RpcClient.connect(cfg);
+  const { client: c } = await connectAnswering(cfg);
   const s = await c.call<StatusResult>("status");
   c.close();
   checkProtocol(s);

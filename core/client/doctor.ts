@@ -9,7 +9,7 @@ import { fuse3Session } from "../../ffi/fuse/abi.ts";
 import { statfs } from "../../ffi/fsops.ts";
 import { mounts, mountsAt } from "../../ffi/sys.ts";
 import { platform } from "../platform/facts.ts";
-import { checkProtocol, RpcClient } from "./rpc.ts";
+import { connectAnswering } from "./rpc.ts";
 import { type Config, runtimePaths, storagePaths } from "../config.ts";
 import { type ErrorCode, SpfsError } from "../errors.ts";
 import {
@@ -22,7 +22,6 @@ import {
   FUSE_CONF,
   probeFuseMount,
 } from "../platform/checks.ts";
-import type { HealthResult } from "../../proto/protocol.ts";
 
 /** One check's outcome. `fix` is a command line (or short instruction) that repairs a failure. */
 export interface DoctorCheck {
@@ -35,8 +34,6 @@ export interface DoctorCheck {
 
 /** Below this much free space (bytes) on the storage volume, the storage check fails. */
 export const MIN_FREE_BYTES = 256 * 1024 * 1024;
-/** How long the service gets to answer `health` (ms). */
-const HEALTH_TIMEOUT_MS = 3000;
 
 const ok = (name: string, detail: string): DoctorCheck => ({ name, status: "ok", detail });
 const fail = (name: string, e: SpfsError): DoctorCheck => ({
@@ -199,23 +196,9 @@ async function service(cfg: Config): Promise<DoctorCheck> {
   } catch {
     return ok(name, "not running (spfs run starts it on demand)");
   }
-  let c: RpcClient | undefined;
   try {
-    c = await RpcClient.connect(cfg);
-    const call = c.call<HealthResult>("health");
-    const h = await Promise.race([
-      call,
-      new Promise<never>((_, rej) =>
-        setTimeout(() =>
-          rej(
-            new SpfsError("ServiceConnectionFailed", `the service at ${sock} did not answer within 3 s`, {
-              hint: "restart it: spfs service --stop; spfs service",
-              details: { address: sock, cause: "timeout" },
-            }),
-          ), HEALTH_TIMEOUT_MS)
-      ),
-    ]);
-    checkProtocol(h);
+    const { client, health: h } = await connectAnswering(cfg);
+    client.close();
     return ok(name, `pid ${h.pid}, version ${h.version}, protocol ${h.protocol}, up ${h.uptime_s} s`);
   } catch (e) {
     if (!(e instanceof SpfsError)) throw e;
@@ -228,8 +211,6 @@ async function service(cfg: Config): Promise<DoctorCheck> {
       );
     }
     return fail(name, e);
-  } finally {
-    c?.close();
   }
 }
 

@@ -154,19 +154,20 @@ interface Pipelined {
 }
 
 /**
- * A client of a healthy service plus its health, or undefined when none answers. With `next`,
- * that call goes out right behind `health` and `next` holds its reply (already marked handled:
- * await it). On a protocol mismatch the service may have run `next` too; callers send only calls
- * whose effect dies with this process (a `mount` for its pid).
- * @throws SpfsError ProtocolMismatch when one answers with another protocol major.
+ * A client of the running service once it has answered `health` within HEALTH_TIMEOUT_MS, so no
+ * command waits forever on a stopped or stuck service. With `next`, that call goes out right
+ * behind `health` and `next` holds its reply (already marked handled: await it). On a protocol
+ * mismatch the service may have run `next` too; callers send only calls whose effect dies with
+ * this process (a `mount` for its pid).
+ * @throws SpfsError ServiceNotRunning (nothing listens), ServiceConnectionFailed, ServiceStuck
+ *   (no answer in time: the error names its pid and how to end it), ProtocolMismatch.
  */
-export async function connectHealthy(
+export async function connectAnswering(
   cfg: Config,
   next?: Pipelined,
-): Promise<{ client: RpcClient; health: HealthResult; next?: Promise<unknown> } | undefined> {
-  let client: RpcClient | undefined;
+): Promise<{ client: RpcClient; health: HealthResult; next?: Promise<unknown> }> {
+  const client = await RpcClient.connect(cfg);
   try {
-    client = await RpcClient.connect(cfg);
     const asked = client.call<HealthResult>("health");
     const reply = next && client.call(next.method, next.params);
     reply?.catch(() => {});
@@ -174,7 +175,23 @@ export async function connectHealthy(
     checkProtocol(health);
     return { client, health, next: reply };
   } catch (e) {
-    client?.close();
+    client.close();
+    throw e;
+  }
+}
+
+/**
+ * connectAnswering(), or undefined when no service answers (none runs, or it closed on us), so
+ * the caller may start one.
+ * @throws SpfsError ProtocolMismatch or ServiceStuck: starting another service would not help.
+ */
+export async function connectHealthy(
+  cfg: Config,
+  next?: Pipelined,
+): Promise<{ client: RpcClient; health: HealthResult; next?: Promise<unknown> } | undefined> {
+  try {
+    return await connectAnswering(cfg, next);
+  } catch (e) {
     if (e instanceof SpfsError && (e.code === "ProtocolMismatch" || e.code === "ServiceStuck")) throw e;
     return undefined;
   }
@@ -290,12 +307,12 @@ const STOP_TIMEOUT_MS = 15_000;
 
 /**
  * Asks the service to shut down and waits until its process has exited. Returns its pid.
- * @throws SpfsError ServiceNotRunning when none answers, ServiceConnectionFailed on timeout.
+ * @throws SpfsError ServiceNotRunning when none runs, ServiceStuck when it does not answer,
+ *   ServiceConnectionFailed when it does not exit in time.
  */
 export async function stopService(cfg: Config): Promise<number> {
   const { processExited, procInfo } = await import("../../ffi/sys.ts");
-  const c = await RpcClient.connect(cfg);
-  const h = await c.call<HealthResult>("health");
+  const { client: c, health: h } = await connectAnswering(cfg);
   const startTime = procInfo(h.pid)?.startTime;
   await c.call("shutdown");
   c.close();

@@ -133,12 +133,25 @@ const PROBE_TIMEOUT_S = 2;
 
 /**
  * Probes a FUSE mount at `mp` from a child process (`timeout -s KILL`), so this process never
- * blocks on a server that stopped answering: a stat there waits in the kernel for good.
+ * blocks on a server that stopped answering: a stat there waits in the kernel for good. The stat
+ * bypasses the kernel's attribute cache (GNU stat `--cached=never`, AT_STATX_FORCE_SYNC): from
+ * cache, a stopped server looks alive, and the next stat that does ask (Deno's asks for btime,
+ * which FUSE never caches) hangs. Linux only: elsewhere no mount table lists `mp`.
  * @returns undefined when no FUSE filesystem is mounted at `mp` (a plain stat is then safe).
  */
 export async function probeFuseMount(mp: string): Promise<MountState | undefined> {
   if (!mountsAt(mp).some((m) => m.fstype.startsWith("fuse"))) return undefined;
-  const r = await runner().run(["timeout", "-s", "KILL", String(PROBE_TIMEOUT_S), "stat", "-c", "%F", mp]);
+  const r = await runner().run([
+    "timeout",
+    "-s",
+    "KILL",
+    String(PROBE_TIMEOUT_S),
+    "stat",
+    "--cached=never",
+    "-c",
+    "%F",
+    mp,
+  ]);
   if (r.code === 0) return "ok";
   if (/not connected/i.test(r.stderr)) return "stale";
   return r.code === 124 || r.code === 137 ? "hung" : "stale";
@@ -150,12 +163,11 @@ export async function probeFuseMount(mp: string): Promise<MountState | undefined
  * @throws SpfsError MountPointMissing with the command that creates it.
  */
 export async function checkMountpoint(cfg: Config): Promise<MountState> {
-  const probed = await probeFuseMount(cfg.mountpoint);
-  if (probed && probed !== "ok") return probed;
-  return checkMountpointDir(cfg);
+  // a FUSE filesystem there is never stat'ed in this process, even one that just answered
+  return await probeFuseMount(cfg.mountpoint) ?? checkMountpointDir(cfg);
 }
 
-/** The stat-based checks of the mount point dir (safe: nothing hung is mounted there). */
+/** The stat-based checks of the mount point dir (safe: no FUSE filesystem is mounted there). */
 function checkMountpointDir(cfg: Config): MountState {
   const mp = cfg.mountpoint;
   const fix =
