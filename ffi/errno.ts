@@ -1,7 +1,7 @@
 /**
  * errno values spfs answers FUSE requests with and tests for, per OS, chosen once at load.
  * Sources: Linux asm-generic/errno-base.h + errno.h (linux-libc-dev 6.1); Darwin xnu-11417
- * bsd/sys/errno.h. The low numbers agree; ENOTEMPTY, ENOTSUP, EDQUOT and the xattr "no such
+ * bsd/sys/errno.h. The low numbers agree; ENOTEMPTY, ENOTSUP, EDQUOT, EILSEQ and the xattr "no such
  * attribute" code differ, and a wrong one reaches the caller as a different error.
  */
 import { os } from "./os.ts";
@@ -37,6 +37,8 @@ export interface Errnos {
   /** EOPNOTSUPP/ENOTSUP (the same value on both). */
   ENOTSUP: number;
   EDQUOT: number;
+  /** A name that is not valid UTF-8 (APFS answers it; spfs too, see worker/context.ts `name`). */
+  EILSEQ: number;
 }
 
 export const LINUX_ERRNOS: Errnos = {
@@ -67,6 +69,7 @@ export const LINUX_ERRNOS: Errnos = {
   ENOATTR: 61,
   ENOTSUP: 95,
   EDQUOT: 122,
+  EILSEQ: 84,
 };
 
 export const DARWIN_ERRNOS: Errnos = {
@@ -78,6 +81,7 @@ export const DARWIN_ERRNOS: Errnos = {
   ENOATTR: 93,
   ENOTSUP: 45,
   EDQUOT: 69,
+  EILSEQ: 92,
 };
 
 /** The host's errno values. */

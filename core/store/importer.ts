@@ -99,7 +99,7 @@ export async function importDir(
       }
       const ls = Deno.lstatSync(p);
       if (ls.isSymlink) {
-        node.children.push({ kind: "symlink", name: e.name, target: Deno.readLinkSync(p) });
+        node.children.push({ kind: "symlink", name: e.name, target: linkTargetOf(p) });
         result.symlinks++;
       } else if (ls.isDirectory) {
         node.children.push({ kind: "dir", name: e.name, ...scan(p, (ls.mode ?? 0o755) & 0o7777) });
@@ -228,4 +228,20 @@ async function packSmall(
   }
   await store.putObjects(batch);
   return grown;
+}
+
+/**
+ * A symlink's target. Deno reads it as a string and throws on one that is not UTF-8, which a
+ * layer could not keep either.
+ * @throws SpfsError UsageError naming the link.
+ */
+function linkTargetOf(p: string): string {
+  try {
+    return Deno.readLinkSync(p);
+  } catch (e) {
+    if (!/not valid UTF-8/.test(String(e))) throw e;
+    throw new SpfsError("UsageError", `cannot commit ${p}: its symlink target is not valid UTF-8`, {
+      hint: "point it at a UTF-8 path",
+    });
+  }
 }

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runner } from "../../core/runner.ts";
+import { selfArgv } from "../../core/client/rpc.ts";
 import { Sandbox } from "../support/sandbox.ts";
 import { fuseTest, q, waitFor, writeTree } from "../support/fuse.ts";
 
@@ -54,6 +55,55 @@ fuseTest(
       const outside = await runner().run(["sh", "-c", `${NOBODY} ls -A ${q(M)}`]);
       assert.equal(outside.code, 0, outside.stderr);
       assert.equal(outside.stdout, "", "the same uid outside every runtime sees an empty mount point");
+    } finally {
+      await sb.dispose();
+    }
+  },
+);
+
+fuseTest(
+  "names and link targets that are not UTF-8 get EILSEQ (as on APFS), never one file for two names",
+  async () => {
+    const sb = Sandbox.create();
+    try {
+      writeTree(join(sb.root, "src"), { a: "a\n" });
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "base"]);
+      const script = `
+import errno, json, os
+os.chdir(${JSON.stringify(sb.mountpoint)})
+res = []
+def attempt(fn):
+    try:
+        fn()
+        res.append("ok")
+    except OSError as e:
+        res.append(errno.errorcode[e.errno])
+attempt(lambda: open(b"caf\\xe9", "w"))
+attempt(lambda: open(b"caf\\xe8", "w"))
+attempt(lambda: os.mkdir(b"d\\xff"))
+attempt(lambda: os.rename(b"a", b"b\\xff"))
+attempt(lambda: os.stat(b"x\\xff"))
+attempt(lambda: open("caf\\ufffd", "w"))
+attempt(lambda: os.symlink(b"t\\xffx", b"bad"))
+os.symlink("t\\u2192x", "lnk")
+print(json.dumps({"res": res, "ls": sorted(n.hex() for n in os.listdir(b".")), "link": os.readlink(b"lnk").hex()}))
+`;
+      const out = JSON.parse(await sb.ok(["run", "--edit", "base", "--", "python3", "-c", script]));
+      // U+FFFD itself too: commit reads names lossily and could not tell it from a bad byte
+      assert.deepEqual(out.res, Array(7).fill("EILSEQ"));
+      assert.deepEqual(out.ls, ["61", "6c6e6b"], "nothing was created but lnk");
+      assert.equal(out.link, "74e2869278", "the target's bytes");
+      const commit = selfArgv(["commit", "-t", "linked"]).map(q).join(" ");
+      await sb.ok([
+        "run",
+        "--edit",
+        "base",
+        "--",
+        "sh",
+        "-c",
+        `ln -s 't\u2192x' ${sb.mountpoint}/l && ${commit}`,
+      ]);
+      assert.equal(await sb.ok(["run", "linked", "--", "readlink", `${sb.mountpoint}/l`]), "t\u2192x\n");
     } finally {
       await sb.dispose();
     }

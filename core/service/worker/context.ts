@@ -29,6 +29,29 @@ import { InodeFiles } from "./files.ts";
  */
 export const ROOT_ENTRY_TIMEOUT = 0, ENTRY_TIMEOUT = 60;
 
+/** A name or link target in a request is not UTF-8; instrument.ts answers EILSEQ. */
+export class NotUtf8 extends Error {}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The bytes of the symlink target at `p` (a copy), which must be UTF-8 like every path in a layer:
+ * `spfs commit` could not keep any other.
+ * @throws NotUtf8
+ */
+export function linkTarget(p: Ptr): Uint8Array {
+  const v = new Deno.UnsafePointerView(p!);
+  let n = 0;
+  while (v.getUint8(n) !== 0) n++;
+  const b = new Uint8Array(v.getArrayBuffer(n));
+  try {
+    strictUtf8.decode(b);
+  } catch {
+    throw new NotUtf8();
+  }
+  return b;
+}
+
 /** One registered runtime as the router holds it. */
 export type MountRec = View & { id: string; backend: FsBackend; overlay?: OverlayBackend };
 
@@ -109,8 +132,17 @@ export class WorkerContext {
     const v = new Deno.UnsafePointerView(this.S.fuse_req_ctx(req)!);
     return { uid: v.getUint32(this.abi.ctx.uid), gid: v.getUint32(this.abi.ctx.gid) };
   }
+  /**
+   * A name from a request. Names in spfs are UTF-8 (a layer's are), and a lossy decode turns each
+   * bad byte into U+FFFD, which would give two names one file. So a name with U+FFFD is refused
+   * with EILSEQ, as APFS refuses a bad name: `spfs commit`, which reads names that same lossy way,
+   * could not tell a real U+FFFD from a bad byte either, so what a runtime accepts it can commit.
+   * @throws NotUtf8
+   */
   name(p: Ptr): string {
-    return Deno.UnsafePointerView.getCString(p!);
+    const s = Deno.UnsafePointerView.getCString(p!);
+    if (s.includes("\uFFFD")) throw new NotUtf8();
+    return s;
   }
   /** A view of a `fuse_file_info`. */
   fi(fi: Ptr): DataView {

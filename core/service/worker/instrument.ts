@@ -10,7 +10,7 @@ import { errnoIn, errnoOfException } from "../../../ffi/sys.ts";
 import { bucketOf, CTR, LAT_BUCKETS } from "../../metrics.ts";
 import { ROOT_INO } from "../../fs/vfs.ts";
 import type { OverlayBackend } from "../../fs/overlay/backend.ts";
-import type { WorkerContext } from "./context.ts";
+import { NotUtf8, type WorkerContext } from "./context.ts";
 
 /**
  * The arguments libfuse passes to op `K`, typed from its widest signature (Darwin's narrower
@@ -92,15 +92,19 @@ export function instrument<K extends OpName>(
     try {
       (fn as (c: WorkerContext, ...a: unknown[]) => void)(c, ...args);
     } catch (e) {
-      counters[CTR.errors]++;
-      const err = errnoOfException(e);
-      c.log(err === E.EIO ? "error" : "warning", `${op} failed: ${e instanceof Error ? e.stack : e}`, {
-        op,
-        errno: err,
-        ...describe(c, op, args),
-      });
-      if (hasReply) c.S.fuse_reply_err(args[0] as Deno.PointerValue, err);
-      if (errnoIn(e) === undefined) c.bug(op, e);
+      if (e instanceof NotUtf8) { // the caller's mistake, like ENOENT: no log, no error count
+        if (hasReply) c.S.fuse_reply_err(args[0] as Deno.PointerValue, E.EILSEQ);
+      } else {
+        counters[CTR.errors]++;
+        const err = errnoOfException(e);
+        c.log(err === E.EIO ? "error" : "warning", `${op} failed: ${e instanceof Error ? e.stack : e}`, {
+          op,
+          errno: err,
+          ...describe(c, op, args),
+        });
+        if (hasReply) c.S.fuse_reply_err(args[0] as Deno.PointerValue, err);
+        if (errnoIn(e) === undefined) c.bug(op, e);
+      }
     }
     const us = (performance.now() - t0) * 1000;
     latency[hist + bucketOf(us)]++;

@@ -3,8 +3,7 @@ import { E } from "../../../../ffi/errno.ts";
 import type { Op } from "../instrument.ts";
 import { S_IFMT, S_IFREG } from "../../../fs/overlay/nodes.ts";
 import { createFile } from "./file.ts";
-
-const enc = new TextEncoder();
+import { linkTarget } from "../context.ts";
 
 /** readlink: by the inode's owner; libfuse wants a NUL-terminated target. */
 export const readlink: Op<"readlink"> = (c, req, ino) => {
@@ -34,10 +33,10 @@ export const mkdir: Op<"mkdir"> = (c, req, parent, name, mode) => {
   c.replyEntry(req, b, b.mkdir(Number(parent), c.name(name), Number(mode), c.caller(req)), Number(parent));
 };
 
-/** symlink: `link` is the target text. */
+/** symlink: `link` is the target, kept byte for byte; it must be UTF-8 (EILSEQ otherwise). */
 export const symlink: Op<"symlink"> = (c, req, link, parent, name) => {
   const b = c.resolve(req, Number(parent));
-  const target = enc.encode(c.name(link));
+  const target = linkTarget(link);
   c.replyEntry(req, b, b.symlink(Number(parent), c.name(name), target, c.caller(req)), Number(parent));
 };
 

@@ -186,6 +186,30 @@ Deno.test("import keeps modes, symlinks and nesting; skips FIFOs", async () => {
   Deno.removeSync(root, { recursive: true });
 });
 
+Deno.test("import refuses a name or a symlink target that is not UTF-8, saying which", async () => {
+  for (
+    const [what, make, why] of [
+      ["name", (d: string) => `touch "${d}/$(printf 'caf\\351')"`, /the name is not valid UTF-8/],
+      [
+        "target",
+        (d: string) => `ln -s "$(printf 't\\377x')" ${d}/lnk`,
+        /lnk: its symlink target is not valid UTF-8/,
+      ],
+    ] as const
+  ) {
+    const root = tmp();
+    const src = join(root, "src");
+    Deno.mkdirSync(src);
+    await new Deno.Command("bash", { args: ["-c", make(src)] }).output();
+    await assert.rejects(
+      importDir(src, ObjectStore.open(join(root, "store"))),
+      (e: unknown) => e instanceof SpfsError && e.code === "UsageError" && why.test(e.message),
+      what,
+    );
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
 Deno.test("import packs small files in walk order, keeps large ones loose, and writes a known file once", async () => {
   const root = tmp();
   const src = join(root, "src");

@@ -51,6 +51,7 @@ Deno.test("errno tables: Darwin differs where bsd/sys/errno.h does; the host tab
       ENOATTR: 93,
       ENOTSUP: 45,
       EDQUOT: 69,
+      EILSEQ: 92,
     },
   );
   assert.equal(LINUX_ERRNOS.ENOTEMPTY, 39);
@@ -58,6 +59,7 @@ Deno.test("errno tables: Darwin differs where bsd/sys/errno.h does; the host tab
   assert.equal(LINUX_ERRNOS.ENOATTR, 61); // ENODATA
   assert.equal(LINUX_ERRNOS.ENOTSUP, 95);
   assert.equal(LINUX_ERRNOS.EDQUOT, 122);
+  assert.equal(LINUX_ERRNOS.EILSEQ, 84);
   if (Deno.build.os === "linux") assert.deepEqual({ ...E }, LINUX_ERRNOS);
 });
 
