@@ -110,6 +110,49 @@ print(json.dumps({"res": res, "ls": sorted(n.hex() for n in os.listdir(b".")), "
   },
 );
 
+fuseTest(
+  "hard links to a lower file: renaming one name and unlinking the other behaves as on a local dir, through commit",
+  async () => {
+    const sb = Sandbox.create();
+    try {
+      const src = join(sb.root, "src");
+      writeTree(src, { "a.txt": "hello\n", "b.txt": "b\n" });
+      await sb.ok(["commit", src, "-t", "base"]);
+      // each name of a hard-linked file decides its own mask: a.txt has a lower entry, hard.txt none
+      const script = `
+import os, sys
+os.chdir(sys.argv[1])
+os.link("a.txt", "hard.txt")
+with open("hard.txt", "a") as f: f.write("more\\n")
+os.rename("hard.txt", "moved.txt")
+os.unlink("a.txt")
+os.link("b.txt", "b2.txt")
+os.rename("b.txt", "b3.txt")
+os.unlink("b2.txt")
+print(sorted(os.listdir(".")), open("moved.txt").read().split(), os.stat("moved.txt").st_nlink)
+`;
+      const local = join(sb.root, "local");
+      await runner().run(["cp", "-a", src, local]);
+      const want = await runner().run(["python3", "-c", script, local]);
+      assert.equal(want.code, 0, want.stderr);
+      const commit = selfArgv(["commit", "-t", "after"]).map(q).join(" ");
+      const got = await sb.ok([
+        "run",
+        "--edit",
+        "base",
+        "--",
+        "sh",
+        "-c",
+        `python3 -c ${q(script)} ${sb.mountpoint} && ${commit} >/dev/null`,
+      ]);
+      assert.equal(got, want.stdout);
+      assert.equal(await sb.ok(["run", "after", "--", "ls", sb.mountpoint]), "b3.txt\nmoved.txt\n");
+    } finally {
+      await sb.dispose();
+    }
+  },
+);
+
 fuseTest("inode numbers stay the same when the kernel drops its caches, editable and read-only", async () => {
   assert.equal(Deno.uid(), 0, "dropping the kernel's caches needs root (CI and the dev machines are root)");
   const sb = Sandbox.create();

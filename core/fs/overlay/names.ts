@@ -148,7 +148,7 @@ export function unlink(ov: OverlayParts, dirIno: number, name: string): number {
   const path = `${dir.path}/${name}`;
   const last = ov.attr(n);
   // mask first: a crash in between leaves the scratch entry, which wins, so nothing half-done shows
-  if (n.lower) {
+  if (ov.lowerChild(dir, name)) {
     const e = ov.upper.addMask(dir, name, (m) => ov.parentOf(m));
     if (e) return e;
     ov.upper.dropMeta(dir, name);

@@ -103,7 +103,8 @@ export class Overlay implements OverlayParts {
     return this.upper.path(n);
   }
 
-  #lowerChild(dir: ONode, name: string): Child | undefined {
+  /** The lower entry `name` of `dir` shows (not masked, `dir` not opaque), or undefined. */
+  lowerChild(dir: ONode, name: string): Child | undefined {
     const st = this.upper.state(dir);
     if (!dir.lowerSources || st?.masks.has(name)) return undefined;
     return this.vfs.childrenOf(dir.lowerSources).get(name);
@@ -116,7 +117,7 @@ export class Overlay implements OverlayParts {
     if (known) return known;
     if (name.startsWith(WH_PREFIX)) return undefined;
     const up = dir.upper ? lstat(this.upper.path(path)) : E.ENOENT;
-    const low = this.#lowerChild(dir, name);
+    const low = this.lowerChild(dir, name);
     if (typeof up === "number") {
       if (!low) return undefined;
       const n = this.table.create(path, low.kind, false, low);
@@ -337,7 +338,7 @@ export class Overlay implements OverlayParts {
     this.root.state = undefined;
     for (const [path, n] of this.table.takeForRebase()) {
       const dir = this.table.atPath(parentPath(path));
-      const low = dir ? this.#lowerChild(dir, baseName(path)) : undefined;
+      const low = dir ? this.lowerChild(dir, baseName(path)) : undefined;
       if (!low || n.detached) {
         n.detached ??= { ...lastAttr(this, n), nlink: 0 };
         continue;

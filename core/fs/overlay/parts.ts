@@ -3,7 +3,7 @@
  * `Overlay` is composed of, as an interface so those modules do not import the class itself.
  */
 import type { Attr } from "../../../ffi/stat.ts";
-import type { Vfs } from "../vfs.ts";
+import type { Child, Vfs } from "../vfs.ts";
 import type { NodeTable, ONode } from "./nodes.ts";
 import type { UpperDir } from "./upper.ts";
 
@@ -25,6 +25,11 @@ export interface OverlayParts {
   /** The parent dir node of `n` (walked down again when the kernel forgot it). */
   parentOf(n: ONode): ONode;
   child(dir: ONode, name: string): ONode | undefined;
+  /**
+   * The lower entry the name `name` in `dir` shows, or undefined. Ask this, not `ONode.lower`,
+   * whether a name needs a mask: a hard-linked node has several names and one `lower`.
+   */
+  lowerChild(dir: ONode, name: string): Child | undefined;
   list(ino: number): [string, ONode][] | number;
   attr(n: ONode): Attr | number;
 }

@@ -53,6 +53,7 @@ export function renameNode(
   let e = precheck(ov, src, dst, flags);
   if (e) return e;
   const dstLast = dst ? ov.attr(dst) : E.ENOENT;
+  const lowerAtSrc = ov.lowerChild(dir, name) !== undefined; // per name: `src` may be a hard link
   const exchange = (flags & RENAME_EXCHANGE) !== 0;
   e = deepCopyUp(ov, src) || (exchange ? deepCopyUp(ov, dst!) : 0) ||
     ov.upper.ensure(ndir, (m) => ov.parentOf(m));
@@ -69,7 +70,7 @@ export function renameNode(
     ov.table.move(src, from, to);
     ov.table.move(dst!, tmp, from);
   } else {
-    if (src.lower && (e = ov.upper.addMask(dir, name, (m) => ov.parentOf(m)))) return e;
+    if (lowerAtSrc && (e = ov.upper.addMask(dir, name, (m) => ov.parentOf(m)))) return e;
     if (dst) ov.table.detach(dst, to, dstLast, (m) => lastAttr(ov, m));
     ov.table.move(src, from, to);
     src.lower = lowerAtDst ?? null;
