@@ -130,7 +130,10 @@ function storageCommands({ program, cfg, act }: Cli): void {
       "import a directory tree as a layer, or (no DIR) commit a runtime's changes as a new layer on its stack",
     )
     .argument("[dir]", "directory to import; omit inside a runtime or with --runtime")
-    .option("-t, --tag <name>", "tag the layer as name[/version]")
+    .option(
+      "-t, --tag <name>",
+      "tag the result as name[/version]: a DIR's layer, or a runtime's whole stack (a platform)",
+    )
     .option("--runtime <runtime>", "commit this runtime (id or name) instead of the one this shell runs in")
     .option("--json", "print {digest, manifest, files, bytes} as JSON")
     .action(

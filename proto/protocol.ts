@@ -76,6 +76,8 @@ export interface CommitParams {
 }
 export interface CommitResult {
   layer: string;
+  /** The runtime's whole stack as a platform object (what `tag` names), or null for one layer. */
+  platform: string | null;
   manifest: string;
   layers: string[];
   files: number;

@@ -1,10 +1,11 @@
 /**
  * `commit`: turns a runtime's scratch into a new top layer. Scratch is imported while the runtime
  * keeps running; then the worker swaps it out, but only if nothing changed meanwhile (else retry).
+ * A tag names the runtime's new stack as a platform (a one-layer stack: that layer).
  */
 import { SpfsError } from "../../errors.ts";
 import { importDir } from "../../store/importer.ts";
-import { encodeLayer } from "../../store/objects.ts";
+import { encodeLayer, encodePlatform } from "../../store/objects.ts";
 import { validateTagName } from "../../store/tags.ts";
 import type { CommitParams, CommitResult } from "../../../proto/protocol.ts";
 import type { WorkerReply } from "../worker/messages.ts";
@@ -43,11 +44,14 @@ export async function commit(s: Service, p: CommitParams): Promise<CommitResult>
     }
     rt.layers = layers;
     if (rt.durable) s.rdb.put(rt);
-    if (p.tag) s.tags.set(p.tag, layer);
+    // the tag names the environment as committed: the whole stack, so `spfs run TAG` (or a pull
+    // of TAG elsewhere) gets the layers below too, not just this one's changes
+    const platform = layers.length > 1 ? s.store.putBytes(encodePlatform(layers)) : null;
+    if (p.tag) s.tags.set(p.tag, platform ?? layer);
     void Deno.remove(trash, { recursive: true }).catch(() => {});
     s.log.info("committed runtime {runtime} as {layer}", { runtime: rt.id, layer, tag: p.tag });
     const { manifest, files, dirs, symlinks, bytes, skipped } = result;
-    return { layer, manifest, layers, files, dirs, symlinks, bytes, tag: p.tag ?? null, skipped };
+    return { layer, platform, manifest, layers, files, dirs, symlinks, bytes, tag: p.tag ?? null, skipped };
   }
 }
 
