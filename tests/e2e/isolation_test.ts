@@ -75,3 +75,25 @@ fuseTest(
     }
   },
 );
+
+fuseTest(
+  "a name renamed into the root from below it is not seen by other runtimes (the kernel's dentry moved with its timeout)",
+  async () => {
+    const sb = Sandbox.create();
+    const M = sb.mountpoint;
+    try {
+      writeTree(join(sb.root, "src"), { "e/a/x": "x\n", "e/b": "b\n" });
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "base"]);
+      // stat first: the kernel then holds e/a and e/b as dentries below the root (cached 60 s)
+      const moves = `cd ${M} && stat e/a e/b >/dev/null && mv e/a z1 && mv e/b z2 && ls -d z1 z2`;
+      assert.equal(await sb.ok(["run", "--edit", "base", "--", "sh", "-c", moves]), "z1\nz2\n");
+      for (const edit of [[], ["--edit"]]) {
+        const r = await sb.spfs(["run", ...edit, "base", "--", "sh", "-c", `cd ${M} && ls -d z1 z2`]);
+        assert.notEqual(r.code, 0, `another runtime saw ${r.stdout.trim()}`);
+        assert.equal(r.stdout, "");
+      }
+    } finally {
+      await sb.dispose();
+    }
+  },
+);

@@ -52,7 +52,18 @@ export function buildServer(data: FuseWorkerData, abi: FuseAbi, S: FuseReplies):
     post({ type: "bug", op, name: err.name, message: err.message, stack: err.stack });
   };
   const copies = new OffThreadCopies((m) => post({ type: "copy", ...m }), (e) => bug("open", e));
-  const ctx = new WorkerContext(S, abi, vfs, router, blobs, counters, log, bug, copies);
+  const ctx = new WorkerContext(
+    S,
+    abi,
+    vfs,
+    router,
+    blobs,
+    counters,
+    log,
+    bug,
+    copies,
+    (name) => post({ type: "inval-entry", name }),
+  );
   const reply = (reqId: number, result: Parameters<Mailbox["reply"]>[1]) =>
     post({ type: "reply", reqId, result });
   const mailbox = new Mailbox(

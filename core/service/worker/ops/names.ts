@@ -1,5 +1,7 @@
 /** The namespace: readlink, mknod, mkdir, symlink, link, unlink, rmdir, rename. */
 import { E } from "../../../../ffi/errno.ts";
+import { RENAME_EXCHANGE } from "../../../../ffi/sys.ts";
+import { ROOT_INO } from "../../../fs/vfs.ts";
 import type { Op } from "../instrument.ts";
 import { S_IFMT, S_IFREG } from "../../../fs/overlay/nodes.ts";
 import { createFile } from "./file.ts";
@@ -66,7 +68,14 @@ export const rename: Op<"rename"> = (c, req, parent, name, newParent, newName, r
   if (typeof flags === "string") return void c.S.fuse_reply_err(req, E[flags]);
   const b = c.resolve(req, Number(parent));
   if (b.writable && c.resolve(req, Number(newParent)) !== b) return void c.S.fuse_reply_err(req, E.EXDEV);
-  c.S.fuse_reply_err(req, b.rename(Number(parent), c.name(name), Number(newParent), c.name(newName), flags));
+  const from = Number(parent), to = Number(newParent), oldName = c.name(name), toName = c.name(newName);
+  const rc = b.rename(from, oldName, to, toName, flags);
+  // The kernel moves the dentry with its timeout: one from below the root keeps its 60 s in the
+  // root, where every runtime would then find it without a LOOKUP. So it is dropped. (An exchange
+  // moves the other one into the root too.)
+  if (rc === 0 && to === ROOT_INO && from !== ROOT_INO) c.invalRootEntry(toName);
+  if (rc === 0 && from === ROOT_INO && to !== ROOT_INO && flags & RENAME_EXCHANGE) c.invalRootEntry(oldName);
+  c.S.fuse_reply_err(req, rc);
 };
 
 /** renamex (macFUSE libfuse2 only): a rename with renamex_np(2) flags (RENAME_SWAP, RENAME_EXCL). */
