@@ -142,7 +142,14 @@ export async function importDir(
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, large.length) }, worker));
 
   const build = (d: ScanDir): Digest => {
-    const entries: Entry[] = d.children.map((c): Entry => {
+    // one entry per name, as the overlay shows it: a scratch entry wins over a mask, a mask over a
+    // metadata change (a crash, or an older spfs, may leave them side by side)
+    const best = new Map<string, ScanNode>();
+    for (const c of d.children) {
+      const b = best.get(c.name);
+      if (!b || PRECEDENCE[c.kind] < PRECEDENCE[b.kind]) best.set(c.name, c);
+    }
+    const entries: Entry[] = [...best.values()].map((c): Entry => {
       switch (c.kind) {
         case "file":
           return { name: c.name, kind: "file", mode: c.mode, size: c.size, digest: c.digest! };
@@ -169,6 +176,9 @@ export async function importDir(
   result.manifest = build(root);
   return result;
 }
+
+/** Which of a scratch dir's nodes for one name counts (lower wins). */
+const PRECEDENCE: Record<ScanNode["kind"], number> = { file: 0, symlink: 0, dir: 0, mask: 1, meta: 2 };
 
 type FileNode = Extract<ScanNode, { kind: "file" }>;
 

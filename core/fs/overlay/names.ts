@@ -172,7 +172,7 @@ export function rmdir(ov: OverlayParts, dirIno: number, name: string): number {
   if (!isEmptyDir(ov, n)) return E.ENOTEMPTY;
   const path = `${dir.path}/${name}`;
   const last = ov.attr(n);
-  if (n.lower) {
+  if (ov.lowerChild(dir, name)) { // per name: a dir made where a lower file was has no `lower`
     const e = ov.upper.addMask(dir, name, (m) => ov.parentOf(m));
     if (e) return e;
   }

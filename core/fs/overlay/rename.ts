@@ -71,6 +71,7 @@ export function renameNode(
     ov.table.move(dst!, tmp, from);
   } else {
     if (lowerAtSrc && (e = ov.upper.addMask(dir, name, (m) => ov.parentOf(m)))) return e;
+    ov.upper.dropMeta(dir, name);
     if (dst) ov.table.detach(dst, to, dstLast, (m) => lastAttr(ov, m));
     ov.table.move(src, from, to);
     src.lower = lowerAtDst ?? null;
@@ -80,7 +81,10 @@ export function renameNode(
   return 0;
 }
 
-/** Clears what would show through at the target: its whiteouts, its mask, a lower dir under it. */
+/**
+ * Clears what would show through at the target: its whiteouts, its mask, the metadata change of
+ * a lower file there, a lower dir under it.
+ */
 function prepareTarget(
   ov: OverlayParts,
   src: ONode,
@@ -92,6 +96,7 @@ function prepareTarget(
   let e = 0;
   if (dst?.upper && dst.kind === "dir" && (e = ov.upper.clearMarkers(dst))) return e;
   ov.upper.removeMask(ndir, nname);
+  ov.upper.dropMeta(ndir, nname);
   if (src.kind === "dir" && lowerAtDst && !src.state?.opaque) e = ov.upper.markOpaque(src);
   return e;
 }
