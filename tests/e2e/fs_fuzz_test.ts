@@ -1,9 +1,12 @@
 /**
  * Differential fuzzing of editable runtimes: the same seeded random operations (creates, writes,
- * truncates, renames over files and dirs, hard and symbolic links, chmods, unlinks, rmdirs) run on
+ * truncates, renames over files and dirs, hard and symbolic links, chmods, chowns, unlinks, rmdirs,
+ * xattrs, O_EXCL creates) run on
  * a local copy of a lower tree and inside `spfs run --edit` over that tree committed as a layer.
- * Every op's outcome (ok or errno) and the final tree must match, and so must the environment
- * the runtime commits (but for link counts: a layer keeps no hard links). A failure prints the seed; SPFS_FUZZ_SEEDS=N and SPFS_FUZZ_OPS=N widen it.
+ * Some ops run as another uid, so permission checks are compared too. Every op's outcome (ok or
+ * errno) and the final tree must match, and so must the environment the runtime commits (but for
+ * link counts, xattrs and owners, which a layer does not keep). A failure prints the seed;
+ * SPFS_FUZZ_SEEDS=N and SPFS_FUZZ_OPS=N widen it.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -57,10 +60,10 @@ fuseTest("fs fuzz: random ops in an editable runtime and its commit match a loca
         `python3 ${q(FUZZ)} ${q(sb.mountpoint)} ${seed} ${OPS} && ${commit} >/dev/null`,
       ]);
       assert.ok(got === want.stdout, `seed ${seed}: ops or tree differ, ${firstDiff(want.stdout, got)}`);
-      // a layer keeps no hard links (README "Store"): link counts are not compared
-      const noLinks = (dump: string) => dump.replace(/ nlink=\d+/g, "");
-      const wantDump = noLinks((await runner().run(["python3", FUZZ, local, "dump"])).stdout);
-      const layer = noLinks(await sb.ok(["run", `fz${seed}`, "--", "python3", FUZZ, sb.mountpoint, "dump"]));
+      // a layer keeps no hard links, xattrs or owners (README "Store"): those are not compared
+      const kept = (dump: string) => dump.replace(/ (nlink|xattrs|owner)=\S*/g, "");
+      const wantDump = kept((await runner().run(["python3", FUZZ, local, "dump"])).stdout);
+      const layer = kept(await sb.ok(["run", `fz${seed}`, "--", "python3", FUZZ, sb.mountpoint, "dump"]));
       assert.ok(
         layer === wantDump,
         `seed ${seed}: the committed layer differs, ${firstDiff(wantDump, layer)}`,
