@@ -29,21 +29,34 @@ function firstDiff(want: string, got: string): string {
   })`;
 }
 
+/** Writes the fuzz's lower tree under `sb` and commits it as tag `lower`; returns its path. */
+async function commitLower(sb: Sandbox): Promise<string> {
+  const lower = join(sb.root, "lower");
+  writeTree(lower, {
+    "a": "lower a\n",
+    "b": "lower b\n",
+    "d/a": "lower d/a\n",
+    "d/b": "lower d/b\n",
+    "d/d/c": "lower d/d/c\n",
+    "e/a/a": "lower e/a/a\n",
+    "e/b": "lower e/b\n",
+  }, { "b": 0o600 });
+  Deno.symlinkSync("a", join(lower, "d/e")); // relative to its own dir: it never points out of the tree
+  await sb.ok(["commit", lower, "-t", "lower"]);
+  return lower;
+}
+
+/** The digest fs_fuzz.py's `trace` prints for a dump (sha256 of its lines, 16 hex digits). */
+async function dumpDigest(dump: string): Promise<string> {
+  const bytes = new TextEncoder().encode(dump.replace(/\n$/, ""));
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(hash.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 fuseTest("fs fuzz: random ops in an editable runtime and its commit match a local dir", async () => {
   const sb = Sandbox.create();
   try {
-    const lower = join(sb.root, "lower");
-    writeTree(lower, {
-      "a": "lower a\n",
-      "b": "lower b\n",
-      "d/a": "lower d/a\n",
-      "d/b": "lower d/b\n",
-      "d/d/c": "lower d/d/c\n",
-      "e/a/a": "lower e/a/a\n",
-      "e/b": "lower e/b\n",
-    }, { "b": 0o600 });
-    Deno.symlinkSync("a", join(lower, "d/e")); // relative to its own dir: it never points out of the tree
-    await sb.ok(["commit", lower, "-t", "lower"]);
+    const lower = await commitLower(sb);
     for (let seed = 1; seed <= SEEDS; seed++) {
       const local = join(sb.root, `local-${seed}`);
       await runner().run(["cp", "-a", lower, local]);
@@ -74,3 +87,72 @@ fuseTest("fs fuzz: random ops in an editable runtime and its commit match a loca
     await sb.dispose();
   }
 });
+
+fuseTest(
+  "fs fuzz: a service SIGKILLed mid-run loses nothing; the runtime reruns at its last op",
+  async () => {
+    const sb = Sandbox.create();
+    const KILLS = Math.max(3, Math.round(SEEDS / 5)), OPS_K = 1200;
+    try {
+      const lower = await commitLower(sb);
+      const killedAt: string[] = [];
+      const lost = /^(\d+) error (ENOTCONN|ECONNABORTED|ENODEV)$/m;
+      for (let seed = 1; seed <= KILLS; seed++) {
+        const local = join(sb.root, `local-k${seed}`);
+        await runner().run(["cp", "-a", lower, local]);
+        const trace = await runner().run(["python3", FUZZ, local, String(seed), String(OPS_K), "trace"]);
+        assert.equal(trace.code, 0, trace.stderr);
+        const states = new Map<string, number[]>();
+        for (const [, i, h] of trace.stdout.matchAll(/^state (\d+) (\w+)$/gm)) {
+          states.set(h, [...states.get(h) ?? [], Number(i)]);
+        }
+        await sb.ok(["run", "lower", "--", "true"]); // the service is up, so there is a pid to kill
+        const pid = sb.servicePid()!;
+        const run = sb.command([
+          "run",
+          "--keep-runtime",
+          "--name",
+          `k${seed}`,
+          "lower",
+          "--",
+          "python3",
+          FUZZ,
+          sb.mountpoint,
+          String(seed),
+          String(OPS_K),
+        ]).output();
+        await new Promise((r) => setTimeout(r, 50 + ((seed * 7919) % 300)));
+        Deno.kill(pid, "SIGKILL");
+        const out = new TextDecoder().decode((await run).stdout);
+        // the first op the dead service did not answer: it may or may not have landed
+        const first = out.match(lost)?.[1];
+        const allowed = first === undefined ? [OPS_K] : [Number(first), Number(first) + 1];
+        killedAt.push(first ?? "after the last op");
+        const dump = await sb.ok([
+          "run",
+          "--rerun",
+          `k${seed}`,
+          "--",
+          "python3",
+          FUZZ,
+          sb.mountpoint,
+          "dump",
+        ]);
+        const at = states.get(await dumpDigest(dump)) ?? [];
+        assert.ok(
+          at.some((i) => allowed.includes(i)),
+          `seed ${seed}: after the kill the runtime holds the state after ops [${at}], want one of [${allowed}]`,
+        );
+        const commit = selfArgv(["commit", "-t", `k${seed}`]).map(q).join(" ");
+        await sb.ok(["run", "--rerun", `k${seed}`, "--", "sh", "-c", `${commit} >/dev/null || true`]);
+      }
+      const check = await sb.spfs(["check"]);
+      assert.equal(check.code, 0, `spfs check after the kills:\n${check.stdout}${check.stderr}`);
+      console.log(
+        `  ${KILLS} kills, at ops ${killedAt.join(", ")}: each runtime reran at its last answered op`,
+      );
+    } finally {
+      await sb.dispose();
+    }
+  },
+);
