@@ -177,6 +177,21 @@ export async function importDir(
   return result;
 }
 
+/**
+ * Whether `e`, thrown by importDir of a live runtime's scratch, means only that the tree changed
+ * under the import (an entry renamed or removed between its listing and its read, or a file turned
+ * into a dir), so the caller may import again. Walks the `cause` chain.
+ */
+export function scratchChanged(e: unknown): boolean {
+  for (let x = e; x instanceof Error; x = x.cause) {
+    if (
+      x instanceof Deno.errors.NotFound || x instanceof Deno.errors.NotADirectory ||
+      x instanceof Deno.errors.IsADirectory
+    ) return true;
+  }
+  return false;
+}
+
 /** Which of a scratch dir's nodes for one name counts (lower wins). */
 const PRECEDENCE: Record<ScanNode["kind"], number> = { file: 0, symlink: 0, dir: 0, mask: 1, meta: 2 };
 

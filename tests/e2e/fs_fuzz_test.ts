@@ -1,12 +1,14 @@
 /**
- * Differential fuzzing of editable runtimes: the same seeded random operations (creates, writes,
+ * Differential fuzzing of editable runtimes. The same seeded random operations (creates, writes,
  * truncates, renames over files and dirs, hard and symbolic links, chmods, chowns, unlinks, rmdirs,
- * xattrs, O_EXCL creates) run on
- * a local copy of a lower tree and inside `spfs run --edit` over that tree committed as a layer.
- * Some ops run as another uid, so permission checks are compared too. Every op's outcome (ok or
- * errno) and the final tree must match, and so must the environment the runtime commits (but for
- * link counts, xattrs and owners, which a layer does not keep). A failure prints the seed;
- * SPFS_FUZZ_SEEDS=N and SPFS_FUZZ_OPS=N widen it.
+ * xattrs, O_EXCL creates; some as another uid, so permission checks count too) run on a local copy
+ * of a lower tree and inside `spfs run --edit` over that tree committed as a layer.
+ * - One at a time: every op's outcome (ok or errno) and the final tree match the local dir, and so
+ *   does the committed environment (but for link counts, xattrs and owners, which a layer drops).
+ * - SIGKILL of the service mid-run: the rerun runtime is the local state after its last op.
+ * - Three programs at once with commits in between: the live tree, the tree after a restart and
+ *   the committed layer agree, and every commit lands or says why.
+ * A failure prints the seed; SPFS_FUZZ_SEEDS=N and SPFS_FUZZ_OPS=N widen it.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -29,8 +31,11 @@ function firstDiff(want: string, got: string): string {
   })`;
 }
 
-/** Writes the fuzz's lower tree under `sb` and commits it as tag `lower`; returns its path. */
-async function commitLower(sb: Sandbox): Promise<string> {
+/**
+ * Writes the fuzz's lower tree under `sb` and commits it as tag `lower`; returns its path. With
+ * `big`, four of its files are 3 MB, so their copy-ups run off the FUSE thread.
+ */
+async function commitLower(sb: Sandbox, big = false): Promise<string> {
   const lower = join(sb.root, "lower");
   writeTree(lower, {
     "a": "lower a\n",
@@ -42,6 +47,9 @@ async function commitLower(sb: Sandbox): Promise<string> {
     "e/b": "lower e/b\n",
   }, { "b": 0o600 });
   Deno.symlinkSync("a", join(lower, "d/e")); // relative to its own dir: it never points out of the tree
+  for (const f of big ? ["a", "d/a", "d/d/c", "e/a/a"] : []) {
+    await runner().run(["sh", "-c", `head -c 3000000 /dev/urandom > ${q(join(lower, f))}`]);
+  }
   await sb.ok(["commit", lower, "-t", "lower"]);
   return lower;
 }
@@ -150,6 +158,98 @@ fuseTest(
       assert.equal(check.code, 0, `spfs check after the kills:\n${check.stdout}${check.stderr}`);
       console.log(
         `  ${KILLS} kills, at ops ${killedAt.join(", ")}: each runtime reran at its last answered op`,
+      );
+    } finally {
+      await sb.dispose();
+    }
+  },
+);
+
+fuseTest(
+  "fs fuzz: three programs at once, commits in between: the runtime, its restart and its commit agree",
+  async () => {
+    const sb = Sandbox.create();
+    const ROUNDS = Math.max(2, Math.round(SEEDS / 8)), OPS_C = 500, M = sb.mountpoint;
+    try {
+      await commitLower(sb, true);
+      const spfs = selfArgv([]).map(q).join(" ");
+      const kept = (dump: string) => dump.replace(/ (nlink|xattrs|owner)=\S*/g, "");
+      let commits = 0;
+      const refused = new Map<string, number>();
+      for (let round = 1; round <= ROUNDS; round++) {
+        const out = join(sb.root, `round-${round}`);
+        Deno.mkdirSync(out);
+        const fuzzers = [1, 2, 3].map((k) =>
+          `python3 ${q(FUZZ)} ${q(M)} ${round * 10 + k} ${OPS_C} nodump > ${out}/fuzz${k} 2>&1 &`
+        ).join(" ");
+        const commitLoop = `for i in 1 2 3 4 5 6; do ${spfs} commit > /dev/null 2> ${out}/commit$i; ` +
+          `echo $? >> ${out}/commit$i; done &`;
+        // after the last commit's swap, attributes the kernel cached (1 s) may still show owners
+        // the layer dropped: the dump waits them out
+        await sb.ok([
+          "run",
+          "--keep-runtime",
+          "--name",
+          `c${round}`,
+          "lower",
+          "--",
+          "sh",
+          "-c",
+          `${fuzzers} ${commitLoop} wait; echo end > ${q(M)}/end; sleep 1.2; python3 ${q(FUZZ)} ${
+            q(M)
+          } dump > ${out}/live`,
+        ]);
+        for (let k = 1; k <= 3; k++) {
+          const log = Deno.readTextFileSync(`${out}/fuzz${k}`);
+          assert.doesNotMatch(
+            log,
+            /EIO|EBADF|Traceback/,
+            `round ${round}, program ${k}:\n${log.slice(-2000)}`,
+          );
+        }
+        for (let i = 1; i <= 6; i++) {
+          const lines = Deno.readTextFileSync(`${out}/commit${i}`).trimEnd().split("\n");
+          const rc = lines.pop(), err = lines.join("\n");
+          if (rc === "0") commits++;
+          else {
+            assert.match(
+              err,
+              /no changes to commit|kept changing during the commit|being copied up/,
+              `round ${round}, commit ${i} failed for another reason (exit ${rc}):\n${err}`,
+            );
+            const why = err.match(/no changes|\(([^)]*)\)|being copied up/)!;
+            refused.set(why[1] ?? why[0], (refused.get(why[1] ?? why[0]) ?? 0) + 1);
+          }
+        }
+        const live = Deno.readTextFileSync(`${out}/live`);
+        const pid = sb.servicePid();
+        if (pid) Deno.kill(pid, "SIGKILL");
+        const commit = selfArgv(["commit", "-t", `c${round}`]).map(q).join(" ");
+        const again = await sb.ok([
+          "run",
+          "--rerun",
+          `c${round}`,
+          "--",
+          "sh",
+          "-c",
+          `python3 ${q(FUZZ)} ${q(M)} dump && ${commit} > /dev/null`,
+        ]);
+        assert.ok(
+          again === live,
+          `round ${round}: after a restart the runtime differs, ${firstDiff(live, again)}`,
+        );
+        const layer = await sb.ok(["run", `c${round}`, "--", "python3", FUZZ, M, "dump"]);
+        assert.ok(
+          kept(layer) === kept(live),
+          `round ${round}: the committed layer differs, ${firstDiff(kept(live), kept(layer))}`,
+        );
+      }
+      const check = await sb.spfs(["check"]);
+      assert.equal(check.code, 0, `spfs check:\n${check.stdout}${check.stderr}`);
+      console.log(
+        `  ${ROUNDS} rounds of 3 × ${OPS_C} ops at once: ${commits} commits landed; refused: ${
+          JSON.stringify(Object.fromEntries(refused))
+        }`,
       );
     } finally {
       await sb.dispose();

@@ -4,7 +4,7 @@
  * A tag names the runtime's new stack as a platform (a one-layer stack: that layer).
  */
 import { SpfsError } from "../../errors.ts";
-import { importDir } from "../../store/importer.ts";
+import { importDir, scratchChanged } from "../../store/importer.ts";
 import { encodeLayer, encodePlatform } from "../../store/objects.ts";
 import { validateTagName } from "../../store/tags.ts";
 import type { CommitParams, CommitResult } from "../../../proto/protocol.ts";
@@ -30,7 +30,15 @@ export async function commit(s: Service, p: CommitParams): Promise<CommitResult>
         hint: "see changes with `spfs diff`",
       });
     }
-    const result = await importDir(d.scratch, s.store, {}, { scratch: true });
+    let result;
+    try {
+      result = await importDir(d.scratch, s.store, {}, { scratch: true });
+    } catch (e) {
+      // a program in the runtime renamed or removed a file mid-import: like "changed" below
+      if (!scratchChanged(e)) throw e;
+      if (attempt < 3) continue;
+      throw busy(rt.id, "files went away during the import");
+    }
     const layer = s.store.putBytes(encodeLayer(result.manifest, { "spfs.runtime": rt.id }));
     s.store.syncDirs();
     const layers = [...rt.layers, layer];
@@ -38,9 +46,7 @@ export async function commit(s: Service, p: CommitParams): Promise<CommitResult>
     const r = await s.worker.ask<WorkerReply>({ type: "rebase", id: rt.id, layers, gen: c.gen, trash });
     if ("ok" in r && !r.ok) {
       if (r.reason === "changed" && attempt < 3) continue;
-      throw new SpfsError("RuntimeBusy", `runtime ${rt.id} kept changing during the commit (${r.reason})`, {
-        hint: "stop the programs writing to /spfs and commit again",
-      });
+      throw busy(rt.id, r.reason);
     }
     rt.layers = layers;
     if (rt.durable) s.rdb.put(rt);
@@ -53,6 +59,12 @@ export async function commit(s: Service, p: CommitParams): Promise<CommitResult>
     const { manifest, files, dirs, symlinks, bytes, skipped } = result;
     return { layer, platform, manifest, layers, files, dirs, symlinks, bytes, tag: p.tag ?? null, skipped };
   }
+}
+
+function busy(id: string, reason: string): SpfsError {
+  return new SpfsError("RuntimeBusy", `runtime ${id} kept changing during the commit (${reason})`, {
+    hint: "stop the programs writing to /spfs and commit again",
+  });
 }
 
 /** The running, editable runtime `ref`. */

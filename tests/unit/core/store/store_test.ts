@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { importDir } from "../../../../core/store/importer.ts";
+import { importDir, scratchChanged } from "../../../../core/store/importer.ts";
 import {
   decodeObject,
   digestBytes,
@@ -253,4 +253,19 @@ Deno.test("import packs small files in walk order, keeps large ones loose, and w
     digestBytes(enc.encode("three\n")).slice(7),
   ]);
   Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("an import that lost a scratch entry to a rename says the tree changed; other failures do not", async () => {
+  const root = Deno.makeTempDirSync();
+  try {
+    const store = ObjectStore.open(join(root, "store"));
+    const missing = await importDir(join(root, "gone"), store).catch((e) => e);
+    assert.ok(!scratchChanged(missing), "a missing source dir is a usage error, not a race");
+    const lost = new SpfsError("StorageError", "importing x", { cause: new Deno.errors.NotFound("x") });
+    assert.ok(scratchChanged(lost), "a file renamed away between the listing and its read");
+    assert.ok(scratchChanged(new Deno.errors.NotADirectory("x")), "a dir replaced by a file");
+    assert.ok(!scratchChanged(new SpfsError("StorageFull", "full", { cause: new Error("ENOSPC") })));
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
 });
