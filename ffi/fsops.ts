@@ -186,6 +186,11 @@ export function lchown(path: string, uid: number, gid: number): number {
   return check(libc().lchown(cstr(path), uid >>> 0, gid >>> 0));
 }
 
+/** fchown(2); 0xffffffff keeps the id. Returns 0 or an errno. */
+export function fchown(fd: number, uid: number, gid: number): number {
+  return check(libc().fchown(fd, uid >>> 0, gid >>> 0));
+}
+
 /** truncate(2) to `size` bytes. Returns 0 or an errno. */
 export function truncate(path: string, size: number | bigint): number {
   return check(libc().truncate(cstr(path), BigInt(size)));
@@ -412,9 +417,12 @@ function byteCopy(fin: number, fout: number): "copy" | number {
   }
 }
 
-/** Sets times on `path` without following symlinks; ns since the epoch, or "now", or undefined to keep. */
+/**
+ * Sets times on `path` without following symlinks, or on the open file `path` when it is an fd
+ * (futimens(2)); ns since the epoch, or "now", or undefined to keep.
+ */
 export function utimens(
-  path: string,
+  path: string | number,
   atime: bigint | "now" | undefined,
   mtime: bigint | "now" | undefined,
 ): number {
@@ -433,6 +441,7 @@ export function utimens(
   };
   put(0, atime);
   put(2, mtime);
+  if (typeof path === "number") return check(libc().futimens(path, new Uint8Array(ts.buffer)));
   const [fdcwd, nofollow] = darwin
     ? [DARWIN_FS.AT_FDCWD, DARWIN_FS.AT_SYMLINK_NOFOLLOW]
     : [AT_FDCWD, AT_SYMLINK_NOFOLLOW];

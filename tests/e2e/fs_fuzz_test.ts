@@ -18,6 +18,7 @@ import { Sandbox } from "../support/sandbox.ts";
 import { fuseTest, q, writeTree } from "../support/fuse.ts";
 
 const FUZZ = new URL("../support/fixtures/fs_fuzz.py", import.meta.url).pathname;
+const OPEN_FDS = new URL("../support/fixtures/open_fds.py", import.meta.url).pathname;
 const SEEDS = Number(Deno.env.get("SPFS_FUZZ_SEEDS") ?? 25);
 const OPS = Number(Deno.env.get("SPFS_FUZZ_OPS") ?? 80);
 
@@ -91,6 +92,36 @@ fuseTest("fs fuzz: random ops in an editable runtime and its commit match a loca
       );
     }
     console.log(`  ${SEEDS} seeds × ${OPS} ops matched a local dir, before and after commit`);
+  } finally {
+    await sb.dispose();
+  }
+});
+
+fuseTest("fds kept open while their names go act on their own file, as on a local dir", async () => {
+  // Linux sends no OPEN: a lower file unlinked or renamed over after its open is first written
+  // only now, and an unlinked scratch file's old path may already name another file
+  const sb = Sandbox.create();
+  try {
+    const lower = await commitLower(sb);
+    const local = join(sb.root, "local");
+    await runner().run(["cp", "-a", lower, local]);
+    const want = await runner().run(["python3", OPEN_FDS, local]);
+    assert.equal(want.code, 0, want.stderr);
+    const commit = selfArgv(["commit", "-t", "fds"]).map(q).join(" ");
+    const got = await sb.ok([
+      "run",
+      "--edit",
+      "lower",
+      "--",
+      "sh",
+      "-c",
+      `python3 ${q(OPEN_FDS)} ${q(sb.mountpoint)} && ${commit} >/dev/null`,
+    ]);
+    assert.equal(got, want.stdout);
+    const tree = await sb.ok(["run", "fds", "--", "python3", FUZZ, sb.mountpoint, "dump"]);
+    const localTree = (await runner().run(["python3", FUZZ, local, "dump"])).stdout;
+    const kept = (dump: string) => dump.replace(/ (nlink|xattrs|owner)=\S*/g, "");
+    assert.equal(kept(tree), kept(localTree), "the commit holds no unnamed file");
   } finally {
     await sb.dispose();
   }
@@ -203,7 +234,7 @@ fuseTest(
           const log = Deno.readTextFileSync(`${out}/fuzz${k}`);
           assert.doesNotMatch(
             log,
-            /EIO|EBADF|Traceback/,
+            /EIO|Traceback/, // (EBADF is a write through a read-only fd)
             `round ${round}, program ${k}:\n${log.slice(-2000)}`,
           );
         }

@@ -3,7 +3,18 @@
  * manifest entry plus any metadata override. setattr truncates after copy-up; mode, owner and
  * times of a lower file are recorded as a sidecar without copying its data.
  */
-import { chmod, ftruncate, lchown, lstat, rename, truncate, utimens } from "../../../ffi/fsops.ts";
+import {
+  chmod,
+  fchmod,
+  fchown,
+  fstat,
+  ftruncate,
+  lchown,
+  lstat,
+  rename,
+  truncate,
+  utimens,
+} from "../../../ffi/fsops.ts";
 import { E } from "../../../ffi/errno.ts";
 import type { Attr } from "../../../ffi/stat.ts";
 import { META_PREFIX, type MetaOverride } from "../../store/scratch.ts";
@@ -73,13 +84,14 @@ function subdirs(ov: OverlayParts, dir: ONode, upperNlink?: number): number {
 
 /** setattr(2)-side changes of a node; `fd` is the open handle the kernel passed, if any. */
 export function setattr(ov: OverlayParts, n: ONode, set: SetAttr, fd: number | undefined): Attr | number {
-  if (n.detached && fd === undefined) return E.ENOENT;
+  if (n.detached && n.kind === "dir") return setGoneDir(n.detached, set);
+  if (n.detached) return fd === undefined || !n.upper ? E.ENOENT : setByFd(n, set, fd);
   let e = 0;
   if (set.size !== undefined) {
     if (n.kind === "dir") return E.EISDIR;
     // a truncate to 0 (an O_TRUNC open on Linux) copies no bytes
     if ((e = copyUp(ov, n, set.size === 0))) return e;
-    e = fd !== undefined && !n.detached ? ftruncate(fd, set.size) : truncate(ov.upper.path(n), set.size);
+    e = fd !== undefined ? ftruncate(fd, set.size) : truncate(ov.upper.path(n), set.size);
     if (e) return e;
   }
   const meta = set.mode !== undefined || set.uid !== undefined || set.gid !== undefined ||
@@ -88,6 +100,41 @@ export function setattr(ov: OverlayParts, n: ONode, set: SetAttr, fd: number | u
   if (e) return e;
   ov.gen++;
   return attrOf(ov, n);
+}
+
+/**
+ * setattr of a file that has lost its last name (ftruncate, fchmod, fchown, futimens of an fd a
+ * process still holds): through the fd only, since its old path may now name another file.
+ */
+function setByFd(n: ONode, set: SetAttr, fd: number): Attr | number {
+  let e = 0;
+  if (set.size !== undefined) e ||= ftruncate(fd, set.size);
+  if (set.mode !== undefined) e ||= fchmod(fd, set.mode);
+  if (set.uid !== undefined || set.gid !== undefined) {
+    e ||= fchown(fd, set.uid ?? 0xffffffff, set.gid ?? 0xffffffff);
+  }
+  if (set.atime !== undefined || set.mtime !== undefined) e ||= utimens(fd, set.atime, set.mtime);
+  if (e) return e;
+  const a = fstat(fd);
+  return typeof a === "number" ? a : { ...a, ino: n.ino };
+}
+
+/**
+ * setattr through the fd of a removed dir (fchmod, fchown, futimens after rmdir): nothing is left
+ * on disk, so the attributes it keeps serving change, as a local disk's would.
+ */
+function setGoneDir(a: Attr, set: SetAttr): Attr | number {
+  if (set.size !== undefined) return E.EISDIR;
+  const ns = (t: bigint | "now") => t === "now" ? BigInt(Date.now()) * 1_000_000n : t;
+  if (set.mode !== undefined) a.mode = (a.mode & ~0o7777) | (set.mode & 0o7777);
+  if (set.uid !== undefined) a.uid = set.uid;
+  if (set.gid !== undefined) a.gid = set.gid;
+  if (set.atime !== undefined) a.atimeNs = ns(set.atime);
+  if (set.mtime !== undefined) a.mtimeNs = ns(set.mtime);
+  a.ctimeNs = BigInt(Date.now()) * 1_000_000n;
+  a.atimeNs ??= BigInt(a.time) * 1_000_000_000n;
+  a.mtimeNs ??= BigInt(a.time) * 1_000_000_000n;
+  return a;
 }
 
 /** Records mode, owner and times of a lower file in its dir's metadata sidecar. */

@@ -5,11 +5,13 @@
  *
  * The kernel does not say when a file is open (Linux sends no OPEN: ffi/fuse/abi.ts `noOpen`), so a
  * scratch file losing its last name while the kernel still knows its inode is kept open here
- * ("pinned") until the kernel forgets the inode: a process may still read or write it.
+ * ("pinned") until the kernel forgets the inode: a process may still read or write it. A lower
+ * file in that state is copied into an unnamed scratch file, pinned the same way, when it is first
+ * written or its attributes set; every change to a detached file goes through that fd, never a path.
  */
 import { E } from "../../../ffi/errno.ts";
 import { fallocate, fstat, openFile, statfs } from "../../../ffi/fsops.ts";
-import { errno, libc, O_RDONLY, O_RDWR, RENAME_EXCHANGE } from "../../../ffi/sys.ts";
+import { errno, libc, O_ACCMODE, O_RDONLY, O_RDWR, O_TRUNC, RENAME_EXCHANGE } from "../../../ffi/sys.ts";
 import type { Attr } from "../../../ffi/stat.ts";
 import type { StatVfs } from "../../../ffi/types.ts";
 import type { Caller, DeferredCopy, DirEntry, Errno, FsBackend, Opened, SetAttr } from "../backend.ts";
@@ -62,6 +64,13 @@ export class OverlayBackend implements FsBackend {
     return typeof n === "number" ? n : this.overlay.attr(n);
   }
 
+  /** Ends the runtime: closes the pins (a lingering process's later forgets find nothing). */
+  dispose(): void {
+    for (const fd of this.#pins.values()) this.release(fd);
+    this.#pins.clear();
+    this.overlay.dispose();
+  }
+
   lookup(parent: number, name: string): Attr | Errno {
     return this.#attrOf(this.overlay.lookup(parent, name));
   }
@@ -94,7 +103,10 @@ export class OverlayBackend implements FsBackend {
   setattr(ino: number, set: SetAttr, fh?: number): Attr | Errno {
     if (ino === ROOT_INO) return E.EPERM;
     const n = this.overlay.node(ino);
-    return n ? this.overlay.setattr(n, set, fh) : E.ENOENT;
+    if (!n) return E.ENOENT;
+    if (!n.detached || n.kind === "dir") return this.overlay.setattr(n, set, fh);
+    const pin = this.#detachedFd(n);
+    return typeof pin === "number" ? pin : this.overlay.setattr(n, set, pin.fd);
   }
   readlink(ino: number): Uint8Array | Errno {
     const n = this.overlay.node(ino);
@@ -103,10 +115,13 @@ export class OverlayBackend implements FsBackend {
   open(ino: number, flags: number): Opened | Errno {
     const n = this.overlay.node(ino);
     if (!n) return E.ENOENT;
-    const pin = n.detached ? this.#pins.get(ino) : undefined;
-    if (pin !== undefined) {
-      this.#handles.get(pin)!.refs++;
-      return { fh: pin };
+    const write = (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
+    const pin = n.detached && (write || n.upper) ? this.#detachedFd(n) : undefined;
+    if (typeof pin === "number") return pin;
+    if (pin) {
+      if (flags & O_TRUNC) libc().ftruncate(pin.fd, 0n);
+      this.#handles.get(pin.fd)!.refs++;
+      return { fh: pin.fd };
     }
     const r = this.overlay.open(n, flags, this.#blobs.open);
     if (typeof r === "number") return r;
@@ -148,6 +163,22 @@ export class OverlayBackend implements FsBackend {
     }
     this.#blobs.closed(fh);
     libc().close(fh);
+  }
+
+  /**
+   * The pinned fd of the detached file `n`; a lower one is first copied into an unnamed scratch
+   * file (see above). ENOENT for a detached node with no pin (the kernel had forgotten it).
+   */
+  #detachedFd(n: ONode): { fd: number } | Errno {
+    const pin = this.#pins.get(n.ino);
+    if (pin !== undefined) return { fd: pin };
+    if (n.upper) return E.ENOENT;
+    const r = this.overlay.orphanCopyUp(n);
+    if (typeof r === "number") return r;
+    n.openFds++;
+    this.#handles.set(r.fd, { node: n, upper: true, refs: 1 });
+    this.#pins.set(n.ino, r.fd);
+    return r;
   }
 
   /**

@@ -14,12 +14,13 @@ import {
   cloneFile,
   createFile,
   lchown,
+  openFile,
   rename,
   symlink,
   unlink,
   utimens,
 } from "../../../ffi/fsops.ts";
-import { errnoOfException, libc, O_WRONLY } from "../../../ffi/sys.ts";
+import { errnoOfException, libc, O_RDWR, O_WRONLY } from "../../../ffi/sys.ts";
 import { readSlice } from "../../store/store.ts";
 import { META_PREFIX } from "../../store/scratch.ts";
 import type { Digest } from "../../store/objects.ts";
@@ -111,16 +112,44 @@ export function endCopyUp(ov: OverlayParts, ino: number, job: CopyJob, err: numb
   return place(ov, n, job.tmp, how);
 }
 
+/**
+ * Copies a detached lower file (its last name unlinked or renamed over while the kernel still knows
+ * it) into an unnamed scratch file: a temp file in work/ with the file's metadata, opened
+ * read-write and unlinked at once, so it never shows in scratch or a commit. Linux sends no OPEN,
+ * so a process that opened the file before its name went may first write it only now.
+ * @returns the fd (the caller keeps it as the node's pin), or an errno
+ */
+export function orphanCopyUp(ov: OverlayParts, n: ONode): { fd: number } | number {
+  if (n.kind !== "file" || n.upper || !n.lower?.digest) return E.ENOENT;
+  const tmp = ov.upper.tmp();
+  const how = copyBlob(ov, n.lower.digest, tmp);
+  if (typeof how === "number") {
+    unlink(tmp);
+    return how;
+  }
+  giveMeta(n, tmp);
+  const fd = openFile(tmp, O_RDWR);
+  unlink(tmp);
+  if (fd < 0) return -fd;
+  ov.onCopyUp?.(how);
+  n.upper = true;
+  n.meta = undefined;
+  return { fd };
+}
+
+/** Gives the copy `tmp` the lower file's mode, owner and times (its sidecar's, when it has one). */
+function giveMeta(n: ONode, tmp: string): void {
+  const c = n.lower!, m = n.meta;
+  chmod(tmp, m?.mode ?? c.mode);
+  if (m?.uid !== undefined || m?.gid !== undefined) lchown(tmp, m.uid ?? -1, m.gid ?? -1);
+  if (m?.atimeNs || m?.mtimeNs) {
+    utimens(tmp, m.atimeNs ? BigInt(m.atimeNs) : undefined, m.mtimeNs ? BigInt(m.mtimeNs) : undefined);
+  }
+}
+
 /** Gives `tmp` the lower file's metadata and renames it into place: 0 or an errno. */
 function place(ov: OverlayParts, n: ONode, tmp: string, how?: CopyUpHow): number {
-  if (how) {
-    const c = n.lower!, m = n.meta;
-    chmod(tmp, m?.mode ?? c.mode);
-    if (m?.uid !== undefined || m?.gid !== undefined) lchown(tmp, m.uid ?? -1, m.gid ?? -1);
-    if (m?.atimeNs || m?.mtimeNs) {
-      utimens(tmp, m.atimeNs ? BigInt(m.atimeNs) : undefined, m.mtimeNs ? BigInt(m.mtimeNs) : undefined);
-    }
-  }
+  if (how) giveMeta(n, tmp);
   const mv = rename(tmp, ov.upper.path(n));
   if (mv) {
     unlink(tmp);

@@ -19,7 +19,7 @@ import { WH_PREFIX } from "../../store/scratch.ts";
 import { type Caller, nameTooLong, type SetAttr } from "../backend.ts";
 import { type Child, ROOT_INO, type Vfs } from "../vfs.ts";
 import { attrOf, lastAttr, setattr } from "./attrs.ts";
-import { beginCopyUp, type CopyJob, copyUp, endCopyUp } from "./copyup.ts";
+import { beginCopyUp, type CopyJob, copyUp, endCopyUp, orphanCopyUp } from "./copyup.ts";
 import { baseName, type Kind, kindOfMode, NodeTable, type ONode, parentPath } from "./nodes.ts";
 import type { CopyUpHow, OverlayParts } from "./parts.ts";
 import { renameNode } from "./rename.ts";
@@ -233,11 +233,18 @@ export class Overlay implements OverlayParts {
    */
   slowCopyUp(n: ONode, flags: number, minBytes: number): CopyJob | number | null {
     const write = (flags & O_ACCMODE) !== O_RDONLY;
-    if (!write || (flags & O_TRUNC) || n.kind !== "file" || n.upper || this.reflink) return null;
+    if (!write || (flags & O_TRUNC) || n.kind !== "file" || n.upper || n.detached || this.reflink) {
+      return null;
+    }
     if ((n.lower?.size ?? 0) < minBytes) return null;
     // a blob in a pack is small (< 1 MiB) and is written in place, not cloned elsewhere
     if (this.vfs.blob(n.lower!.digest!)?.packed) return null;
     return beginCopyUp(this, n);
+  }
+
+  /** An unnamed read-write copy of a detached lower file (copyup.ts orphanCopyUp), or an errno. */
+  orphanCopyUp(n: ONode): { fd: number } | number {
+    return orphanCopyUp(this, n);
   }
 
   /** Publishes a copy-up begun by `slowCopyUp` (copyup.ts endCopyUp): 0 or an errno. */

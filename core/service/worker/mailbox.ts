@@ -125,7 +125,7 @@ export class Mailbox {
     r.mount.overlay = undefined;
     r.mount.backend = new ReadOnlyBackend(this.vfs, r.mount, this.blobs);
     this.files?.dropIf((f) => f.b === ov);
-    ov.overlay.dispose();
+    ov.dispose();
     this.#overlays.delete(r.mount.id);
   }
 

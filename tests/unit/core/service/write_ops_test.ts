@@ -487,13 +487,14 @@ for (const abi of Object.values(FUSE_ABIS)) {
     assert.deepEqual([...Deno.readDirSync(h.work)], []);
     assert.throws(() => Deno.lstatSync(join(h.scratch, "d", "big.bin")), Deno.errors.NotFound);
 
-    // the name is unlinked while its copy runs: the copy is dropped, not resurrected in scratch
+    // the name is unlinked while its copy runs: the copy is dropped, not resurrected in scratch;
+    // the write lands in an unnamed copy, as a write through an fd of an unlinked file does
     assert.equal(startWrite(h, ino, x, 0).fn, "none");
     job = h.posted.at(-1)!;
     assert.deepEqual(h.call("unlink", h.d, z("big.bin")), ok);
     const r = await copyForWorker(job.src, job.dst);
     h.copies.done(job.id, r.errno, r.how);
-    assert.deepEqual(h.replies.at(-1), err(E.ENOENT));
+    assert.equal(h.replies.at(-1)!.fn, abi.noOpen ? "fuse_reply_write" : "fuse_reply_open");
     assert.deepEqual([...Deno.readDirSync(h.work)], []);
     assert.throws(() => Deno.lstatSync(join(h.scratch, "d", "big.bin")), Deno.errors.NotFound);
 
