@@ -413,7 +413,8 @@ function serviceCommands({ program, cfg, act }: Cli): void {
     .description("start the background service that owns the FUSE mount (detached unless --foreground)")
     .option("--mountpoint <dir>", "mount point (env SPFS_MOUNTPOINT, default /spfs)")
     .option("--foreground", "serve in this process until stopped")
-    .option("--stop", "stop the running service and wait for it to exit")
+    .option("--stop", "stop the running service and wait for it to exit (not while runtimes run)")
+    .option("--force", "with --stop: stop even while runtimes run (their commands lose /spfs)")
     .option("--log-file <path>", "log to this file (rotated at 10 MiB)")
     .option(
       "--idle-timeout <seconds>",

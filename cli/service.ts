@@ -8,13 +8,20 @@ import { printJson } from "./output.ts";
 export interface ServiceOpts {
   foreground?: boolean;
   stop?: boolean;
+  /** With `stop`: stop even while runtimes are running. */
+  force?: boolean;
   logFile?: string;
   json?: boolean;
   ifNotRunning?: boolean;
 }
 
 export async function service(cfg: Config, o: ServiceOpts): Promise<number> {
-  if (o.stop) return await stop(cfg, o.json);
+  if (o.force && !o.stop) {
+    throw new SpfsError("UsageError", "--force only goes with --stop", {
+      hint: "spfs service --stop --force",
+    });
+  }
+  if (o.stop) return await stop(cfg, o.json, o.force);
   try {
     return await start(cfg, o);
   } catch (e) {
@@ -79,8 +86,8 @@ async function start(cfg: Config, o: ServiceOpts): Promise<number> {
   return 0;
 }
 
-async function stop(cfg: Config, json?: boolean): Promise<number> {
-  const pid = await stopService(cfg);
+async function stop(cfg: Config, json?: boolean, force?: boolean): Promise<number> {
+  const pid = await stopService(cfg, force);
   if (json) printJson({ stopped: true, pid });
   else console.log(`spfs service (pid ${pid}) stopped`);
   return 0;

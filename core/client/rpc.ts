@@ -19,6 +19,7 @@ import {
   PROTOCOL_VERSION,
   protocolMajor,
   type RpcResponse,
+  type RuntimeInfo,
 } from "../../proto/protocol.ts";
 import { connChunks, readFrames } from "../../proto/framing.ts";
 
@@ -306,13 +307,31 @@ export async function ensureService(cfg: Config): Promise<RpcClient> {
 const STOP_TIMEOUT_MS = 15_000;
 
 /**
- * Asks the service to shut down and waits until its process has exited. Returns its pid.
+ * Asks the service to shut down and waits until its process has exited. Returns its pid. Unless
+ * `force`, refuses while a runtime's command is still running.
  * @throws SpfsError ServiceNotRunning when none runs, ServiceStuck when it does not answer,
- *   ServiceConnectionFailed when it does not exit in time.
+ *   RuntimeInUse when runtimes are running, ServiceConnectionFailed when it does not exit in time.
  */
-export async function stopService(cfg: Config): Promise<number> {
+export async function stopService(cfg: Config, force = false): Promise<number> {
   const { processExited, procInfo } = await import("../../ffi/sys.ts");
   const { client: c, health: h } = await connectAnswering(cfg);
+  if (!force) {
+    // their commands would find an empty /spfs mid-run, and a non-durable runtime's changes go
+    // (a service too broken to list them is stopped all the same)
+    const { runtimes } = await c.call<{ runtimes: RuntimeInfo[] }>("runtimes").catch(() => ({
+      runtimes: [],
+    }));
+    const live = runtimes.filter((r) => r.active && r.root_pid > 0);
+    if (live.length) {
+      c.close();
+      const list = live.map((r) => `${r.name ?? r.id} (pid ${r.root_pid}, ${r.env_spec})`).join(", ");
+      throw new SpfsError(
+        "RuntimeInUse",
+        `${live.length} runtime(s) still running: ${list}; stopping the service would take /spfs away from them`,
+        { hint: "wait for them to exit, or stop anyway with `spfs service --stop --force`" },
+      );
+    }
+  }
   const startTime = procInfo(h.pid)?.startTime;
   await c.call("shutdown");
   c.close();

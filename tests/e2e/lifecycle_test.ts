@@ -229,3 +229,38 @@ fuseTest(
     }
   },
 );
+
+fuseTest("service --stop refuses while a runtime's command runs, naming it; --force stops it", async () => {
+  const sb = Sandbox.create();
+  try {
+    writeTree(join(sb.root, "src"), { "f": "x\n" });
+    await sb.ok(["commit", join(sb.root, "src"), "-t", "busy"]);
+    const ready = join(sb.root, "ready");
+    const run = sb.command([
+      "run",
+      "--name",
+      "long-build",
+      "busy",
+      "--",
+      "sh",
+      "-c",
+      `touch ${ready}; sleep 30`,
+    ]).spawn();
+    await waitFor("the run to start", () => exists(ready));
+    const pid = sb.servicePid()!;
+    const r = await sb.spfs(["service", "--stop", "--json"]);
+    assert.equal(r.code, 1);
+    const err = JSON.parse(r.stderr).error; // --json errors go to stderr
+    assert.equal(err.code, "RuntimeInUse");
+    assert.match(err.message, /1 runtime\(s\) still running: long-build \(pid \d+, busy\)/);
+    assert.match(err.hint, /--stop --force/);
+    assert.ok(!processExited(pid), "the service still runs");
+    assert.equal((await sb.spfs(["service", "--force"])).code, 2, "--force alone is a usage error");
+    await sb.ok(["service", "--stop", "--force"]);
+    assert.ok(processExited(pid), "--force stopped it");
+    run.kill("SIGKILL");
+    await run.status;
+  } finally {
+    await sb.dispose();
+  }
+});

@@ -80,7 +80,7 @@ export class Sandbox {
   /** Stops the service, unmounts whatever is left, and removes the temp dir. Never throws. */
   async dispose(): Promise<void> {
     const pid = this.servicePid();
-    await this.spfs(["service", "--stop"]).catch(() => {});
+    await this.spfs(["service", "--stop", "--force"]).catch(() => {});
     if (pid) {
       try {
         Deno.kill(pid, "SIGKILL");
