@@ -10,8 +10,7 @@ import type { Logger } from "../log.ts";
 import { reportBug } from "../report.ts";
 import { runner } from "../runner.ts";
 import { libc, wakePipe } from "../../ffi/sys.ts";
-import { invalEntryNotice, invalInodeNotice } from "../../ffi/fuse/lowlevel.ts";
-import { ROOT_INO } from "../fs/vfs.ts";
+import { invalInodeNotice } from "../../ffi/fuse/lowlevel.ts";
 import { platform } from "../platform/facts.ts";
 import { allowOther, libfuseCandidates } from "../platform/checks.ts";
 import type { Digest } from "../store/objects.ts";
@@ -94,8 +93,6 @@ export class WorkerHandle {
             return resolve(w);
           case "inval":
             return void w.#invalidate(m.inos);
-          case "inval-entry":
-            return void w.#invalidateRootEntry(m.name);
           case "error":
             return reject(
               new SpfsError("MountFailed", `cannot mount ${cfg.mountpoint}: ${m.message}`, {
@@ -141,17 +138,6 @@ export class WorkerHandle {
       // the inode, and then nothing of it is cached
       await libc().write_off_thread(this.#sessionFd, invalInodeNotice(ino), 40n);
     }
-  }
-
-  /**
-   * Tells the kernel to drop its dentry `name` in the root, off this thread: the notice waits for
-   * the root's lock, which the rename that asked for it holds until the worker has replied.
-   */
-  async #invalidateRootEntry(name: string): Promise<void> {
-    if (this.#stopped || this.#sessionFd < 0) return;
-    const notice = invalEntryNotice(ROOT_INO, new TextEncoder().encode(name));
-    // best effort: ENOENT when the kernel holds no such dentry any more
-    await libc().write_off_thread(this.#sessionFd, notice, BigInt(notice.length));
   }
 
   /** Queues a command and wakes the worker's poll (a byte on the wake pipe). */

@@ -77,16 +77,39 @@ fuseTest(
 );
 
 fuseTest(
-  "a name renamed into the root from below it is not seen by other runtimes (the kernel's dentry moved with its timeout)",
+  "a rename from below the root into it is EXDEV (the kernel would move its cached dentry, timeout and all, where every runtime looks); mv copies instead",
   async () => {
     const sb = Sandbox.create();
     const M = sb.mountpoint;
     try {
-      writeTree(join(sb.root, "src"), { "e/a/x": "x\n", "e/b": "b\n" });
+      writeTree(join(sb.root, "src"), { "e/a/x": "x\n", "e/b": "b\n", "r": "r\n" });
       await sb.ok(["commit", join(sb.root, "src"), "-t", "base"]);
-      // stat first: the kernel then holds e/a and e/b as dentries below the root (cached 60 s)
-      const moves = `cd ${M} && stat e/a e/b >/dev/null && mv e/a z1 && mv e/b z2 && ls -d z1 z2`;
-      assert.equal(await sb.ok(["run", "--edit", "base", "--", "sh", "-c", moves]), "z1\nz2\n");
+      const renames = [["e/a", "z0"], ["e/b", "z0"], ["r", "e/r2"], ["e/r2", "r"], ["e/r2", "e/r4"], [
+        "e",
+        "e5",
+      ]];
+      const py = `import os; os.chdir(${JSON.stringify(M)})
+for a, b in ${JSON.stringify(renames)}:
+    try:
+        os.stat(a)  # the kernel then holds a's dentry, below the root cached 60 s
+        os.rename(a, b)
+        print(a, b, "ok")
+    except OSError as e:
+        print(a, b, e.strerror)`;
+      assert.equal(
+        await sb.ok(["run", "--edit", "base", "--", "python3", "-c", py]),
+        [
+          "e/a z0 Invalid cross-device link",
+          "e/b z0 Invalid cross-device link",
+          "r e/r2 ok", // out of the root, below it and within it, as on a local disk
+          "e/r2 r Invalid cross-device link",
+          "e/r2 e/r4 ok",
+          "e e5 ok",
+        ].join("\n") + "\n",
+      );
+      // mv falls back to copy and unlink on EXDEV, as between two filesystems
+      const moves = `cd ${M} && stat e/a e/b >/dev/null && mv e/a z1 && mv e/b z2 && ls -d z1 z2 && cat z1/x`;
+      assert.equal(await sb.ok(["run", "--edit", "base", "--", "sh", "-c", moves]), "z1\nz2\nx\n");
       for (const edit of [[], ["--edit"]]) {
         const r = await sb.spfs(["run", ...edit, "base", "--", "sh", "-c", `cd ${M} && ls -d z1 z2`]);
         assert.notEqual(r.code, 0, `another runtime saw ${r.stdout.trim()}`);

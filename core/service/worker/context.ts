@@ -96,8 +96,6 @@ export class WorkerContext {
     readonly bug: (op: string, e: unknown) => void = () => {},
     /** Copy-ups in flight on the main thread, and the opens waiting for them. */
     readonly copies: OffThreadCopies = new OffThreadCopies(() => {}),
-    /** Has the main thread drop the kernel's dentry `name` in the root (names.ts `rename`). */
-    readonly invalRootEntry: (name: string) => void = () => {},
   ) {
     this.shared = new ReadOnlyBackend(vfs, null, blobs);
     this.files = new InodeFiles(counters);

@@ -64,8 +64,6 @@ export type FromWorker =
   | { type: "mounted"; libfuse: string; version: string; fd: number }
   /** Drop the kernel's cached pages and attributes of these inodes (lowlevel.ts invalInodeNotice). */
   | { type: "inval"; inos: number[] }
-  /** Drop the kernel's dentry `name` in the root (lowlevel.ts invalEntryNotice). */
-  | { type: "inval-entry"; name: string }
   | { type: "error"; message: string }
   | { type: "log"; level: LogLevel; message: string; fields?: Record<string, unknown> }
   | { type: "exited"; code: number }

@@ -62,7 +62,6 @@ export function buildServer(data: FuseWorkerData, abi: FuseAbi, S: FuseReplies):
     log,
     bug,
     copies,
-    (name) => post({ type: "inval-entry", name }),
   );
   const reply = (reqId: number, result: Parameters<Mailbox["reply"]>[1]) =>
     post({ type: "reply", reqId, result });

@@ -68,14 +68,16 @@ export const rename: Op<"rename"> = (c, req, parent, name, newParent, newName, r
   if (typeof flags === "string") return void c.S.fuse_reply_err(req, E[flags]);
   const b = c.resolve(req, Number(parent));
   if (b.writable && c.resolve(req, Number(newParent)) !== b) return void c.S.fuse_reply_err(req, E.EXDEV);
-  const from = Number(parent), to = Number(newParent), oldName = c.name(name), toName = c.name(newName);
-  const rc = b.rename(from, oldName, to, toName, flags);
-  // The kernel moves the dentry with its timeout: one from below the root keeps its 60 s in the
-  // root, where every runtime would then find it without a LOOKUP. So it is dropped. (An exchange
-  // moves the other one into the root too.)
-  if (rc === 0 && to === ROOT_INO && from !== ROOT_INO) c.invalRootEntry(toName);
-  if (rc === 0 && from === ROOT_INO && to !== ROOT_INO && flags & RENAME_EXCHANGE) c.invalRootEntry(oldName);
-  c.S.fuse_reply_err(req, rc);
+  const from = Number(parent), to = Number(newParent);
+  // The kernel moves the dentry with its timeout: one from below the root would keep its 60 s in
+  // the root, which every runtime shares, and other runtimes would find it there without a LOOKUP.
+  // A notice to drop it could only follow the rename's unlock, after which a path walk may already
+  // have used it. So a move from below into the root (an exchange moves both ways) is refused, as
+  // overlayfs refuses some dir renames: `mv` then copies, and renames within the root work.
+  if ((to === ROOT_INO) !== (from === ROOT_INO) && (to === ROOT_INO || flags & RENAME_EXCHANGE)) {
+    return void c.S.fuse_reply_err(req, E.EXDEV);
+  }
+  c.S.fuse_reply_err(req, b.rename(from, c.name(name), to, c.name(newName), flags));
 };
 
 /** renamex (macFUSE libfuse2 only): a rename with renamex_np(2) flags (RENAME_SWAP, RENAME_EXCL). */
