@@ -10,7 +10,7 @@ import type { Logger } from "../log.ts";
 import { reportBug } from "../report.ts";
 import { runner } from "../runner.ts";
 import { libc, wakePipe } from "../../ffi/sys.ts";
-import { invalInodeNotice } from "../../ffi/fuse/lowlevel.ts";
+import { invalEntryNotice, invalInodeNotice } from "../../ffi/fuse/lowlevel.ts";
 import { platform } from "../platform/facts.ts";
 import { allowOther, libfuseCandidates } from "../platform/checks.ts";
 import type { Digest } from "../store/objects.ts";
@@ -137,6 +137,21 @@ export class WorkerHandle {
       // best effort: it fails (ENOENT, unreadable off this thread) when the kernel has forgotten
       // the inode, and then nothing of it is cached
       await libc().write_off_thread(this.#sessionFd, invalInodeNotice(ino), 40n);
+    }
+  }
+
+  /**
+   * Tells the kernel to drop its dentries (dir inode, name), from here and off this thread: each
+   * notice takes its dir's lock, which a request waiting on the FUSE thread may hold. Resolves once
+   * every notice is written. Never for root entries, which the kernel never keeps.
+   */
+  async invalidateEntries(entries: [number, string][]): Promise<void> {
+    const enc = new TextEncoder();
+    for (const [dir, name] of entries) {
+      if (this.#stopped || this.#sessionFd < 0) return;
+      const notice = invalEntryNotice(dir, enc.encode(name));
+      // best effort: ENOENT when the kernel holds no such dentry
+      await libc().write_off_thread(this.#sessionFd, notice, BigInt(notice.length));
     }
   }
 

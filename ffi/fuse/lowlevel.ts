@@ -140,6 +140,23 @@ export function invalInodeNotice(ino: number): Uint8Array {
   return b;
 }
 
+/**
+ * A FUSE_NOTIFY_INVAL_ENTRY notice: `fuse_out_header` {len, error = notify code 3, unique = 0} +
+ * `fuse_notify_inval_entry_out` {parent u64, namelen u32, flags u32 = 0} + the name and its NUL
+ * (the kernel copies namelen + 1 bytes: Linux fs/fuse/dev.c `fuse_notify_inval_entry`; libfuse
+ * `fuse_lowlevel_notify_inval_entry`). The kernel drops its dentry `name` in dir `parent`.
+ */
+export function invalEntryNotice(parent: number, name: Uint8Array): Uint8Array {
+  const len = 32 + name.length + 1;
+  const b = new Uint8Array(len), v = new DataView(b.buffer);
+  v.setUint32(0, len, true);
+  v.setInt32(4, 3, true);
+  v.setBigUint64(16, BigInt(parent), true);
+  v.setUint32(24, name.length, true);
+  b.set(name, 32);
+  return b;
+}
+
 /** Capability bits for `fuse_conn_info.want` (fuse_common.h). */
 export const CAP = {
   ASYNC_READ: 0x1,

@@ -493,3 +493,35 @@ fuseTest(
     }
   },
 );
+
+fuseTest(
+  "a commit breaks hard links as its layer does, in the running runtime too: a write lands in its own name",
+  async () => {
+    const sb = Sandbox.create();
+    const M = sb.mountpoint;
+    try {
+      writeTree(join(sb.root, "src"), { "keep": "k\n" });
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "base"]);
+      const commit = spfsLine(["commit"]);
+      const live = await sb.ok([
+        "run",
+        "--keep-runtime",
+        "--name",
+        "hl",
+        "base",
+        "--",
+        "sh",
+        "-c",
+        `cd ${M} && echo one > f && ln f g && ${commit} >/dev/null && echo two > f && cat f g && stat -c %h f g`,
+      ]);
+      assert.equal(live, "two\none\n1\n1\n");
+      await sb.ok(["service", "--stop", "--force"]);
+      assert.equal(
+        await sb.ok(["run", "--rerun", "hl", "--", "sh", "-c", `cd ${M} && cat f g`]),
+        "two\none\n",
+      );
+    } finally {
+      await sb.dispose();
+    }
+  },
+);

@@ -6,6 +6,7 @@
  * - One at a time: every op's outcome (ok or errno) and the final tree match the local dir, and so
  *   does the committed environment (but for link counts, xattrs and owners, which a layer drops).
  * - SIGKILL of the service mid-run: the rerun runtime is the local state after its last op.
+ * - Three runtimes of one stack at once: each matches its own local dir (isolation).
  * - Three programs at once with commits in between: the live tree, the tree after a restart and
  *   the committed layer agree, and every commit lands or says why.
  * A failure prints the seed; SPFS_FUZZ_SEEDS=N and SPFS_FUZZ_OPS=N widen it.
@@ -122,6 +123,36 @@ fuseTest("fds kept open while their names go act on their own file, as on a loca
     const localTree = (await runner().run(["python3", FUZZ, local, "dump"])).stdout;
     const kept = (dump: string) => dump.replace(/ (nlink|xattrs|owner)=\S*/g, "");
     assert.equal(kept(tree), kept(localTree), "the commit holds no unnamed file");
+  } finally {
+    await sb.dispose();
+  }
+});
+
+fuseTest("fs fuzz: three editable runtimes of one stack at once each match their own local dir", async () => {
+  // the root is the one inode they share: what one runtime does must never show in another
+  const sb = Sandbox.create();
+  const ROUNDS = Math.max(2, Math.round(SEEDS / 10)), OPS_I = 300;
+  try {
+    const lower = await commitLower(sb);
+    for (let round = 1; round <= ROUNDS; round++) {
+      const seeds = [1, 2, 3].map((k) => 1000 + round * 10 + k);
+      const want = await Promise.all(seeds.map(async (seed) => {
+        const local = join(sb.root, `local-i${seed}`);
+        await runner().run(["cp", "-a", lower, local]);
+        const r = await runner().run(["python3", FUZZ, local, String(seed), String(OPS_I)]);
+        assert.equal(r.code, 0, r.stderr);
+        return r.stdout;
+      }));
+      const got = await Promise.all(
+        seeds.map((seed) =>
+          sb.ok(["run", "--edit", "lower", "--", "python3", FUZZ, sb.mountpoint, String(seed), String(OPS_I)])
+        ),
+      );
+      for (const [k, seed] of seeds.entries()) {
+        assert.ok(got[k] === want[k], `seed ${seed}: ops or tree differ, ${firstDiff(want[k], got[k])}`);
+      }
+    }
+    console.log(`  ${ROUNDS} rounds of 3 runtimes × ${OPS_I} ops at once, each matched its own local dir`);
   } finally {
     await sb.dispose();
   }

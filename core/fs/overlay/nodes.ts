@@ -201,6 +201,10 @@ export class NodeTable {
     this.#byUpperIno.clear();
     return known;
   }
+  /** Forgets the inode number of `path`: its next node gets a new one. */
+  unnumber(path: string): void {
+    this.#inoByPath.delete(path);
+  }
   /** Puts `n` back at `path` after a rebase. */
   place(path: string, n: ONode): void {
     this.#byPath.set(path, n);

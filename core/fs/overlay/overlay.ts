@@ -125,7 +125,9 @@ export class Overlay implements OverlayParts {
       return n;
     }
     const kind = kindOfMode(up.mode);
-    if (kind === "file" && up.nlink > 1) {
+    // any non-dir may have several names (a symlink, a FIFO too): one node, however many
+    const linked = kind !== "dir" && up.nlink > 1;
+    if (linked) {
       const same = this.table.linked(up.ino);
       if (same) {
         this.table.addLink(same, path);
@@ -134,7 +136,7 @@ export class Overlay implements OverlayParts {
     }
     const n = this.table.create(path, kind, true, low ?? null);
     if (kind === "dir" && low?.kind !== "dir") n.lowerSources = null;
-    if (kind === "file" && up.nlink > 1) this.table.noteUpperIno(up.ino, n);
+    if (linked) this.table.noteUpperIno(up.ino, n);
     return n;
   }
 
@@ -336,15 +338,28 @@ export class Overlay implements OverlayParts {
 
   /**
    * After a commit moved scratch into a new top layer: the stack grows, scratch is empty, and every
-   * known path keeps its inode but now resolves to the new layer.
+   * known path keeps its inode but now resolves to the new layer. A layer keeps no hard links, so
+   * of a node's several names only its own path keeps it; each other name becomes a file of its
+   * own, with a new inode at its next lookup.
+   * @returns (dir inode, name) of those other names, whose dentries the kernel must drop: they
+   *   still lead to the node, and a write through them would land in its path's file
    */
-  rebase(layers: Digest[], rootSources: Digest[]): void {
+  rebase(layers: Digest[], rootSources: Digest[]): [number, string][] {
     this.upper.invalidate();
     this.layers = layers;
     this.root.lowerSources = rootSources;
     this.root.state = undefined;
-    for (const [path, n] of this.table.takeForRebase()) {
+    const taken = this.table.takeForRebase();
+    const own = new Map<ONode, string>();
+    for (const [, n] of taken) if (n.links && n.links.size > 1) own.set(n, n.path);
+    const unlinked: [number, string][] = [];
+    for (const [path, n] of taken) {
       const dir = this.table.atPath(parentPath(path));
+      if (own.has(n) && own.get(n) !== path) {
+        this.table.unnumber(path);
+        if (dir) unlinked.push([dir.ino, baseName(path)]);
+        continue;
+      }
       const low = dir ? this.lowerChild(dir, baseName(path)) : undefined;
       if (!low || n.detached) {
         n.detached ??= { ...lastAttr(this, n), nlink: 0 };
@@ -361,5 +376,6 @@ export class Overlay implements OverlayParts {
       this.table.place(path, n);
     }
     this.gen++;
+    return unlinked;
   }
 }

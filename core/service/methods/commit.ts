@@ -48,6 +48,9 @@ export async function commit(s: Service, p: CommitParams): Promise<CommitResult>
       if (r.reason === "changed" && attempt < 3) continue;
       throw busy(rt.id, r.reason);
     }
+    // names that were hard links are files of their own now: the kernel must not lead one to the
+    // other's inode, so their dentries go before the commit returns
+    if ("ok" in r && r.ok && r.unlinked?.length) await s.worker.invalidateEntries(r.unlinked);
     rt.layers = layers;
     if (rt.durable) s.rdb.put(rt);
     // the tag names the environment as committed: the whole stack, so `spfs run TAG` (or a pull

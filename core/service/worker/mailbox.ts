@@ -141,9 +141,9 @@ export class Mailbox {
       Deno.renameSync(ov.scratch, m.trash);
       Deno.mkdirSync(ov.scratch, { mode: 0o755 });
       Deno.chmodSync(ov.scratch, 0o755);
-      ov.rebase(m.layers, view.rootSources);
+      const unlinked = ov.rebase(m.layers, view.rootSources);
       for (const r of this.router.roots()) if (r.mount.overlay === ob) Object.assign(r.mount, view);
-      return { ok: true };
+      return { ok: true, unlinked };
     } catch (e) {
       return { ok: false, reason: String(e) };
     }

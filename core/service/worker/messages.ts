@@ -53,7 +53,8 @@ export type ToWorker =
 /** Answers to requests that carry a `reqId`. */
 export type WorkerReply =
   | { gen: number; copying: number }
-  | { ok: true }
+  /** `unlinked`: after a rebase, (dir inode, name) of names whose dentries the kernel must drop. */
+  | { ok: true; unlinked?: [number, string][] }
   | { ok: false; reason: string };
 
 /** Log levels the worker forwards to the service log. */

@@ -362,6 +362,41 @@ Deno.test("overlay: rebase after a commit keeps inodes and resolves paths in the
   assert.deepEqual(names(f.ov, node(f.ov, "dir").ino), ["sub"]);
 });
 
+Deno.test("overlay: a hard-linked symlink is one node under all its names, after the kernel forgets it", async () => {
+  await using f = await fixture();
+  const l = node(f.ov, "link");
+  assert.equal(f.ov.link(l.ino, node(f.ov, "dir").ino, "l2"), l);
+  assert.equal(f.ov.rename(ROOT_INO, "dir", ROOT_INO, "dir2", 0), 0); // moves the second name
+  // the kernel forgets everything (memory pressure), then looks both names up again
+  for (const n of [...f.ov.nodes.values()]) if (n.ino !== ROOT_INO) f.ov.forget(n.ino, n.nlookup);
+  const a = node(f.ov, "link"), b = node(f.ov, "dir2/l2");
+  assert.equal(a, b, "one node: two would share one inode number, and forgetting one would lose the other");
+  f.ov.forget(a.ino, 1);
+  assert.equal(new TextDecoder().decode(f.ov.readlink(f.ov.node(a.ino)!) as Uint8Array), "a.txt");
+});
+
+Deno.test("overlay: rebase gives each name of a hard-linked file its own file and, at its next lookup, inode", async () => {
+  await using f = await fixture();
+  const a = node(f.ov, "a.txt");
+  assert.equal(f.ov.link(a.ino, node(f.ov, "dir").ino, "a2.txt"), a);
+  const { manifest } = await importDir(f.scratch, f.store, {}, { scratch: true });
+  const layers = [...f.ov.layers, f.store.putBytes(encodeLayer(manifest))];
+  Deno.renameSync(f.scratch, `${f.tmp}/trash`);
+  Deno.mkdirSync(f.scratch);
+  const dir = node(f.ov, "dir");
+  assert.deepEqual(f.ov.rebase(layers, f.vfs.view(layers).rootSources), [[dir.ino, "a2.txt"]]);
+  assert.equal(node(f.ov, "a.txt"), a, "the node keeps its own path");
+  const a2 = node(f.ov, "dir/a2.txt");
+  assert.notEqual(a2.ino, a.ino, "the layer keeps no hard links: the other name is a file of its own");
+  const nlink = (n: ONode) => (f.ov.attr(n) as { nlink: number }).nlink;
+  assert.deepEqual([nlink(a), nlink(a2)], [1, 1]);
+  // a write to one name leaves the other as committed
+  const o = f.ov.open(a, 1, () => -E.EIO) as { fd: number };
+  libc().close(o.fd);
+  f.ov.released(a);
+  assert.deepEqual(scratchTree(f.scratch), ["a.txt"]);
+});
+
 Deno.test("vfs: read-only views share file inodes by content and keep stacks apart", async () => {
   await using f = await fixture();
   const v1 = f.vfs.view(f.ov.layers);

@@ -26,7 +26,7 @@ import { MAC_FUSE_LIBS } from "../../../../ffi/fuse/macfuse.ts";
 import { buildServer } from "../../../../core/service/worker/main.ts";
 import { ObjectStore } from "../../../../core/store/store.ts";
 import { CTR_BYTES, LAT_BUCKETS } from "../../../../core/metrics.ts";
-import { invalInodeNotice, OPS_SLOTS } from "../../../../ffi/fuse/lowlevel.ts";
+import { invalEntryNotice, invalInodeNotice, OPS_SLOTS } from "../../../../ffi/fuse/lowlevel.ts";
 import {
   DARWIN_RENAME,
   DARWIN_ST_FLAGS,
@@ -324,6 +324,21 @@ Deno.test("invalInodeNotice: fuse_out_header + fuse_notify_inval_inode_out as th
   assert.equal(v.getBigUint64(16, true), 0x0102030405n);
   assert.equal(v.getBigInt64(24, true), 0n);
   assert.equal(v.getBigInt64(32, true), 0n);
+});
+
+Deno.test("invalEntryNotice: fuse_out_header + fuse_notify_inval_entry_out + the name and its NUL", () => {
+  // include/uapi/linux/fuse.h: FUSE_NOTIFY_INVAL_ENTRY is 3; body {parent u64, namelen u32, flags
+  // u32}; fs/fuse/dev.c fuse_notify_inval_entry copies namelen + 1 bytes of name after it
+  const b = invalEntryNotice(1, new TextEncoder().encode("z1"));
+  const v = new DataView(b.buffer);
+  assert.equal(b.length, 16 + 16 + 2 + 1);
+  assert.equal(v.getUint32(0, true), b.length);
+  assert.equal(v.getInt32(4, true), 3);
+  assert.equal(v.getBigUint64(8, true), 0n);
+  assert.equal(v.getBigUint64(16, true), 1n);
+  assert.equal(v.getUint32(24, true), 2);
+  assert.equal(v.getUint32(28, true), 0);
+  assert.deepEqual([...b.subarray(32)], [0x7a, 0x31, 0]);
 });
 
 Deno.test("noOpen: only Linux takes ENOSYS from OPEN as 'send no more'; init's want offset per flavour", () => {
