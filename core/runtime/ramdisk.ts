@@ -293,11 +293,20 @@ export function scratchBase(cfg: Config, spec: string, backend = ramdiskBackend)
       },
     );
   }
+  let st: Deno.FileInfo | undefined;
   try {
-    if (!Deno.statSync(spec).isDirectory) throw new Error("not a directory");
+    st = Deno.statSync(spec);
   } catch (e) {
-    throw new SpfsError("UsageError", `--scratch ${spec} is not a directory: ${(e as Error).message}`, {
-      hint: "create it first",
+    const why = e instanceof Deno.errors.NotFound
+      ? "does not exist"
+      : `cannot be read (${(e as Error).message})`;
+    throw new SpfsError("UsageError", `--scratch ${spec} ${why}`, {
+      hint: `create it first: mkdir -p ${spec}`,
+    });
+  }
+  if (!st.isDirectory) {
+    throw new SpfsError("UsageError", `--scratch ${spec} is not a directory`, {
+      hint: "pass a directory (scratch goes in its spfs-runtimes/)",
     });
   }
   return `${spec}/spfs-runtimes`;

@@ -279,7 +279,7 @@ fuseTest(
               /no changes to commit|kept changing during the commit|being copied up/,
               `round ${round}, commit ${i} failed for another reason (exit ${rc}):\n${err}`,
             );
-            const why = err.match(/no changes|\(([^)]*)\)|being copied up/)!;
+            const why = err.match(/no changes|being copied up|during the commit \(([^)]*)\)/)!;
             refused.set(why[1] ?? why[0], (refused.get(why[1] ?? why[0]) ?? 0) + 1);
           }
         }
