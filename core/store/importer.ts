@@ -116,6 +116,8 @@ export async function importDir(
         result.bytes += ls.size;
       } else {
         result.skipped.push(p);
+        // a FIFO or socket in scratch replaced whatever a lower layer had there: keep that gone
+        if (opts.scratch) node.children.push({ kind: "mask", name: e.name });
       }
     }
     return node;

@@ -177,6 +177,11 @@ Deno.test("import keeps modes, symlinks and nesting; skips FIFOs", async () => {
   if (dm.type !== "spfs/manifest@1") throw new Error("not a manifest");
   const link = dm.entries.find((e) => e.name === "link")!;
   assert.equal(new TextDecoder().decode(s.readVerified(link.digest)), "../x.sh");
+  assert.equal(top.entries.find((e) => e.name === "fifo"), undefined, "a plain dir's FIFO leaves no trace");
+  // in a runtime's scratch, a FIFO replaced whatever a lower layer had at its name: that stays gone
+  const scratch = decodeObject(s.readVerified((await importDir(src, s, {}, { scratch: true })).manifest), "");
+  if (scratch.type !== "spfs/manifest@1") throw new Error("not a manifest");
+  assert.equal(scratch.entries.find((e) => e.name === "fifo")?.kind, "mask");
   // same tree, same digest
   assert.equal((await importDir(src, s)).manifest, r.manifest);
   await assert.rejects(
