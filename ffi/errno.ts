@@ -13,6 +13,7 @@ export interface Errnos {
   ESRCH: number;
   EINTR: number;
   EIO: number;
+  ENXIO: number;
   EBADF: number;
   EAGAIN: number;
   ENOMEM: number;
@@ -30,6 +31,7 @@ export interface Errnos {
   EROFS: number;
   ERANGE: number;
   ENAMETOOLONG: number;
+  ELOOP: number;
   ENOSYS: number;
   ENOTEMPTY: number;
   /** getxattr of a missing attribute: ENODATA on Linux (= ENOATTR), ENOATTR on Darwin. */
@@ -47,6 +49,7 @@ export const LINUX_ERRNOS: Errnos = {
   ESRCH: 3,
   EINTR: 4,
   EIO: 5,
+  ENXIO: 6,
   EBADF: 9,
   EAGAIN: 11,
   ENOMEM: 12,
@@ -64,6 +67,7 @@ export const LINUX_ERRNOS: Errnos = {
   EROFS: 30,
   ERANGE: 34,
   ENAMETOOLONG: 36,
+  ELOOP: 40,
   ENOSYS: 38,
   ENOTEMPTY: 39,
   ENOATTR: 61,
@@ -76,6 +80,7 @@ export const DARWIN_ERRNOS: Errnos = {
   ...LINUX_ERRNOS,
   EAGAIN: 35,
   ENAMETOOLONG: 63,
+  ELOOP: 62,
   ENOSYS: 78,
   ENOTEMPTY: 66,
   ENOATTR: 93,

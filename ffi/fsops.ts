@@ -23,6 +23,8 @@ import {
   O_CREAT,
   O_DIRECTORY,
   O_EXCL,
+  O_NOFOLLOW,
+  O_NONBLOCK,
   O_PATH,
   O_RDONLY,
   O_WRONLY,
@@ -96,6 +98,54 @@ export function openFile(path: string, flags: number): number {
   if (flags & O_CREAT) throw new Error("openFile never creates: use createFile");
   const fd = libc().open(cstr(path), flags | O_CLOEXEC);
   return fd < 0 ? -errno() : fd;
+}
+
+/**
+ * Opens the regular file `path` for reading without following a symlink at its last component
+ * (O_NOFOLLOW, and O_NONBLOCK so a FIFO never blocks), then checks with fstat that it is one. A
+ * name another process swapped for a symlink, FIFO or device after the caller's lstat is refused,
+ * never read through: ELOOP for a symlink (open(2)), ENXIO for any other non-regular file.
+ * @returns the fd (read it through `fdPath`, close it with `closeFd`), or -errno
+ */
+export function openRegular(path: string): number {
+  const fd = openFile(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return fd;
+  const a = fstat(fd);
+  if (typeof a === "number" || (a.mode & 0o170000) !== 0o100000) {
+    libc().close(fd);
+    return typeof a === "number" ? -a : -E.ENXIO;
+  }
+  return fd;
+}
+
+/**
+ * A path that opens what the open fd `fd` holds, whatever its name has become since: Linux
+ * procfs `/proc/self/fd/N` (proc(5)), Darwin fdesc `/dev/fd/N` (fd(4)).
+ */
+export function fdPath(fd: number): string {
+  return darwin ? `/dev/fd/${fd}` : `/proc/self/fd/${fd}`;
+}
+
+/**
+ * A path naming `name` inside the directory open as `dirFd`, resolved from that directory whatever
+ * happened to the path it was opened by: Linux procfs `/proc/self/fd/N/name`; null on Darwin,
+ * whose `/dev/fd/N` is no directory.
+ */
+export function nameInDir(dirFd: number, name: string): string | null {
+  return darwin ? null : `/proc/self/fd/${dirFd}/${name}`;
+}
+
+/**
+ * Opens the directory `path` without following a symlink at its last component (O_DIRECTORY |
+ * O_NOFOLLOW). @returns the fd, or -errno (ENOTDIR or ELOOP for a name that is no directory now)
+ */
+export function openDirNoFollow(path: string): number {
+  return openFile(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+}
+
+/** close(2). */
+export function closeFd(fd: number): void {
+  libc().close(fd);
 }
 
 /**

@@ -6,6 +6,8 @@
  */
 import { join } from "node:path";
 import { SpfsError } from "../errors.ts";
+import { closeFd, fdPath, nameInDir, openDirNoFollow, openRegular } from "../../ffi/fsops.ts";
+import { errnoName } from "../../ffi/errno.ts";
 import { byName, type Digest, digestBytes, encodeManifest, type Entry } from "./objects.ts";
 import { PACK_BYTES, PACKED_BELOW } from "./packs.ts";
 import { type ObjectStore, storageError } from "./store.ts";
@@ -34,11 +36,26 @@ interface ScanDir {
   children: ScanNode[];
 }
 type ScanNode =
-  | { kind: "file"; name: string; path: string; mode: number; size: number; digest?: Digest }
+  | {
+    kind: "file";
+    name: string;
+    path: string;
+    mode: number;
+    size: number;
+    digest?: Digest;
+    /** What the scan saw at `path`: a read must find that very file. */
+    id: FileId;
+  }
   | { kind: "symlink"; name: string; target: string }
   | { kind: "mask"; name: string }
   | { kind: "meta"; name: string; meta: MetaOverride }
   | ({ kind: "dir"; name: string } & ScanDir);
+
+/** A file's identity: st_dev and st_ino. */
+export interface FileId {
+  dev: number;
+  ino: number;
+}
 
 const enc = new TextEncoder();
 /** Large files copied into the store at once. */
@@ -71,11 +88,31 @@ export async function importDir(
   }
   const result: ImportResult = { manifest: "", files: 0, dirs: 0, symlinks: 0, bytes: 0, skipped: [] };
 
-  const scan = (path: string, mode: number): ScanDir => {
+  // The tree may change while it is read (a runtime's scratch, as its programs run; the service
+  // may be root). So each dir is opened without following a symlink and checked to be the one
+  // its parent listed, and its entries are reached through that open dir, never by a path a
+  // swapped-in symlink could redirect (Linux; Darwin by path, with the read-time check below).
+  /** Scans the dir `path`, opened as `openAt` (a name in its open parent dir), which must be `id`. */
+  const scan = (path: string, openAt: string, mode: number, id: FileId): ScanDir => {
     const node: ScanDir = { path, mode, children: [] };
     result.dirs++;
-    for (const e of Deno.readDirSync(path)) {
-      const p = join(path, e.name);
+    const dfd = openDirNoFollow(openAt);
+    try {
+      if (dfd < 0) throw new Deno.errors.NotFound(`${path} is no longer a directory (${errnoName(-dfd)})`);
+      if (!sameFile(Deno.statSync(fdPath(dfd)), id)) throw new Deno.errors.NotFound(`${path} was replaced`);
+      scanEntries(node, path, dfd);
+    } catch (e) {
+      if (e instanceof SpfsError) throw e;
+      throw storageError(`importing ${path}`, e);
+    } finally {
+      if (dfd >= 0) closeFd(dfd);
+    }
+    return node;
+  };
+  const scanEntries = (node: ScanDir, path: string, dfd: number): void => {
+    const listed = nameInDir(dfd, "") === null ? path : fdPath(dfd);
+    for (const e of Deno.readDirSync(listed)) {
+      const p = join(path, e.name), at = nameInDir(dfd, e.name) ?? p;
       if (opts.scratch) {
         // a runtime's scratch dir: whiteout names become masks, opaque flags and metadata changes
         const sn = parseScratchName(e.name);
@@ -88,7 +125,7 @@ export async function importDir(
           continue;
         }
         if (sn.kind === "meta") {
-          node.children.push({ kind: "meta", name: sn.name, meta: JSON.parse(Deno.readTextFileSync(p)) });
+          node.children.push({ kind: "meta", name: sn.name, meta: JSON.parse(Deno.readTextFileSync(at)) });
           continue;
         }
       }
@@ -97,12 +134,16 @@ export async function importDir(
           hint: "rename it",
         });
       }
-      const ls = Deno.lstatSync(p);
+      const ls = Deno.lstatSync(at);
       if (ls.isSymlink) {
-        node.children.push({ kind: "symlink", name: e.name, target: linkTargetOf(p) });
+        node.children.push({ kind: "symlink", name: e.name, target: linkTargetOf(at, p) });
         result.symlinks++;
       } else if (ls.isDirectory) {
-        node.children.push({ kind: "dir", name: e.name, ...scan(p, (ls.mode ?? 0o755) & 0o7777) });
+        node.children.push({
+          kind: "dir",
+          name: e.name,
+          ...scan(p, at, (ls.mode ?? 0o755) & 0o7777, idOf(ls)),
+        });
       } else if (ls.isFile) {
         const f = {
           kind: "file" as const,
@@ -110,6 +151,7 @@ export async function importDir(
           path: p,
           mode: (ls.mode ?? 0o644) & 0o7777,
           size: ls.size,
+          id: idOf(ls),
         };
         node.children.push(f);
         result.files++;
@@ -120,9 +162,9 @@ export async function importDir(
         if (opts.scratch) node.children.push({ kind: "mask", name: e.name });
       }
     }
-    return node;
   };
-  const root = scan(dir, (st.mode ?? 0o755) & 0o7777);
+  // the dir given may be reached through symlinks (the caller's choice); nothing below it may
+  const root = scan(dir, Deno.realPathSync(dir), (st.mode ?? 0o755) & 0o7777, idOf(st));
   progress.scanned?.(result.files, result.bytes);
 
   // small files go into packs in the order a walk of the tree reads them (children by name, as
@@ -135,7 +177,7 @@ export async function importDir(
   const worker = async () => {
     while (next < large.length) {
       const f = large[next++];
-      const { digest, size } = await store.putFile(f.path);
+      const { digest, size } = await store.putFile(f.path, undefined, f.id);
       f.digest = digest;
       f.size = size;
       progress.advanced?.(1, size);
@@ -226,11 +268,7 @@ async function packSmall(
   const batched = new Set<Digest>();
   for (let i = 0; i < files.length; i += READ_AHEAD) {
     const group = files.slice(i, i + READ_AHEAD);
-    const read = await Promise.all(group.map((f) =>
-      Deno.readFile(f.path).catch((e) => {
-        throw storageError(`importing ${f.path}`, e);
-      })
-    ));
+    const read = await Promise.all(group.map((f) => readRegularFile(f.path, f.id)));
     const digests = read.map((b) => b.length < PACKED_BELOW ? digestBytes(b) : "");
     const present = store.reuseAll(digests.filter((d) => d && !batched.has(d)));
     for (const [j, f] of group.entries()) {
@@ -258,13 +296,47 @@ async function packSmall(
 }
 
 /**
- * A symlink's target. Deno reads it as a string and throws on one that is not UTF-8, which a
- * layer could not keep either.
+ * The bytes of the regular file `path`, read through an fd opened without following a symlink, so
+ * a name swapped for a symlink after the scan's lstat (by a program in the runtime, racing a
+ * commit) is never read through: the service may run as root.
+ * @throws SpfsError StorageError; its cause is NotFound when the name no longer holds a regular
+ *   file (`scratchChanged` tells the caller the tree changed)
+ */
+async function readRegularFile(path: string, id: FileId): Promise<Uint8Array> {
+  const fd = openRegular(path);
+  if (fd < 0) {
+    const why = new Deno.errors.NotFound(`${path} is no longer a regular file (${errnoName(-fd)})`);
+    throw storageError(`importing ${path}`, why);
+  }
+  try {
+    // a symlink in a dir above it may have been swapped in since the scan: only the scanned file
+    if (!sameFile(Deno.statSync(fdPath(fd)), id)) throw new Deno.errors.NotFound(`${path} was replaced`);
+    return await Deno.readFile(fdPath(fd));
+  } catch (e) {
+    throw storageError(`importing ${path}`, e);
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/** st_dev and st_ino of a stat result. */
+export function idOf(st: Deno.FileInfo): FileId {
+  return { dev: st.dev, ino: st.ino ?? 0 };
+}
+
+/** Whether `st` is the file `id`. */
+export function sameFile(st: Deno.FileInfo, id: FileId): boolean {
+  return st.dev === id.dev && (st.ino ?? 0) === id.ino;
+}
+
+/**
+ * A symlink's target, read at `at` (`p` names it in errors). Deno reads it as a string and throws
+ * on one that is not UTF-8, which a layer could not keep either.
  * @throws SpfsError UsageError naming the link.
  */
-function linkTargetOf(p: string): string {
+function linkTargetOf(at: string, p: string): string {
   try {
-    return Deno.readLinkSync(p);
+    return Deno.readLinkSync(at);
   } catch (e) {
     if (!/not valid UTF-8/.test(String(e))) throw e;
     throw new SpfsError("UsageError", `cannot commit ${p}: its symlink target is not valid UTF-8`, {

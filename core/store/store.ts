@@ -6,7 +6,8 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { processExited } from "../../ffi/sys.ts";
-import { lstat, utimens } from "../../ffi/fsops.ts";
+import { closeFd, fdPath, lstat, openRegular, utimens } from "../../ffi/fsops.ts";
+import { errnoName } from "../../ffi/errno.ts";
 import { storagePaths } from "../config.ts";
 import { encodePackIndex, type PackEntry } from "./pack_index.ts";
 import { encodePack, Packs, type Slice, TarScanner } from "./packs.ts";
@@ -417,12 +418,23 @@ export class ObjectStore {
    * `onBytes` reports progress (bytes since the last call).
    * @throws SpfsError StorageError with no partial object left.
    */
-  async putFile(src: string, onBytes?: (n: number) => void): Promise<{ digest: Digest; size: number }> {
+  async putFile(
+    src: string,
+    onBytes?: (n: number) => void,
+    id?: { dev: number; ino: number },
+  ): Promise<{ digest: Digest; size: number }> {
     const tmp = this.tmpPath();
     const hash = createHash("sha256");
     let size = 0;
+    // never through a symlink swapped in after the caller's lstat: the service may run as root
+    const fd = openRegular(src);
     try {
-      const input = await Deno.open(src, { read: true });
+      if (fd < 0) throw new Deno.errors.NotFound(`${src} is no longer a regular file (${errnoName(-fd)})`);
+      const st = Deno.statSync(fdPath(fd));
+      if (id && (st.dev !== id.dev || st.ino !== id.ino)) {
+        throw new Deno.errors.NotFound(`${src} was replaced`);
+      }
+      const input = await Deno.open(fdPath(fd), { read: true });
       const out = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
       try {
         const buf = new Uint8Array(CHUNK);
@@ -450,6 +462,8 @@ export class ObjectStore {
         Deno.removeSync(tmp);
       } catch { /* never created */ }
       throw storageError(`importing ${src}`, e);
+    } finally {
+      if (fd >= 0) closeFd(fd);
     }
   }
 

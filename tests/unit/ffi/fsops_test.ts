@@ -1,7 +1,7 @@
 /** ffi/fsops.ts calls that tests elsewhere do not reach through the overlay. */
 import assert from "node:assert/strict";
 import { E } from "../../../ffi/errno.ts";
-import { markTopDir } from "../../../ffi/fsops.ts";
+import { closeFd, fdPath, markTopDir, nameInDir, openDirNoFollow, openRegular } from "../../../ffi/fsops.ts";
 import { os } from "../../../ffi/os.ts";
 import { RuntimeDb } from "../../../core/runtime/records.ts";
 
@@ -59,5 +59,33 @@ Deno.test("the runtimes dir of a storage root is marked, so scratch trees spread
     else console.log(`FS_TOPDIR_FL unsupported under ${root}; only that the db opened is checked`);
   } finally {
     Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("openRegular reads only a regular file, never through a symlink; nameInDir follows an open dir", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    Deno.writeTextFileSync(`${dir}/f`, "data");
+    Deno.symlinkSync("f", `${dir}/link`);
+    await new Deno.Command("mkfifo", { args: [`${dir}/fifo`] }).output();
+    assert.equal(openRegular(`${dir}/link`), -E.ELOOP, "a symlink is refused, not followed");
+    assert.equal(openRegular(`${dir}/fifo`), -E.ENXIO, "a FIFO is refused without blocking");
+    assert.equal(openRegular(`${dir}/gone`), -E.ENOENT);
+    const fd = openRegular(`${dir}/f`);
+    assert.ok(fd >= 0);
+    assert.equal(Deno.readTextFileSync(fdPath(fd)), "data");
+    closeFd(fd);
+    assert.ok([-E.ELOOP, -E.ENOTDIR].includes(openDirNoFollow(`${dir}/link`)), "no dir through a symlink");
+    Deno.mkdirSync(`${dir}/d`);
+    Deno.writeTextFileSync(`${dir}/d/x`, "in d");
+    const dfd = openDirNoFollow(`${dir}/d`);
+    assert.ok(dfd >= 0);
+    Deno.renameSync(`${dir}/d`, `${dir}/moved`);
+    Deno.symlinkSync("/etc", `${dir}/d`); // the old path now leads elsewhere
+    if (os === "linux") assert.equal(Deno.readTextFileSync(nameInDir(dfd, "x")!), "in d");
+    else assert.equal(nameInDir(dfd, "x"), null);
+    closeFd(dfd);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
 });

@@ -274,3 +274,43 @@ Deno.test("an import that lost a scratch entry to a rename says the tree changed
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("import never reads through a symlink swapped in after the scan: the tree changed, nothing is stored", async () => {
+  const root = tmp();
+  const secret = join(root, "secret");
+  Deno.writeTextFileSync(secret, "not yours\n");
+  for (
+    const [what, swap] of [
+      ["a file swapped for a symlink", (src: string) => Deno.symlinkSync(secret, join(src, "d/f"))],
+      ["a dir above it swapped for a symlink", (src: string) => {
+        Deno.mkdirSync(join(root, "elsewhere"), { recursive: true });
+        Deno.linkSync(secret, join(root, "elsewhere/f")); // a regular file, reached through the symlink
+        Deno.renameSync(join(src, "d"), join(root, `old-${Date.now()}`));
+        Deno.symlinkSync(join(root, "elsewhere"), join(src, "d"));
+      }],
+      ["a big file swapped for a symlink", (src: string) => Deno.symlinkSync(secret, join(src, "d/big"))],
+    ] as const
+  ) {
+    const src = Deno.makeTempDirSync({ dir: root });
+    Deno.mkdirSync(join(src, "d"));
+    Deno.writeTextFileSync(join(src, "d/f"), "f\n");
+    Deno.writeFileSync(join(src, "d/big"), new Uint8Array(PACKED_BELOW + 1));
+    const s = ObjectStore.open(join(root, `store-${what.length}`));
+    const e = await importDir(src, s, {
+      scanned: () => {
+        for (const n of ["d/f", "d/big"]) {
+          try {
+            Deno.removeSync(join(src, n));
+          } catch { /* moved with d */ }
+        }
+        swap(src);
+      },
+    }, { scratch: true }).catch((e) => e);
+    assert.ok(e instanceof SpfsError && scratchChanged(e), `${what}: ${e}`);
+    const objects = new Deno.Command("grep", {
+      args: ["-rl", "not yours", join(root, `store-${what.length}`)],
+    });
+    assert.equal((await objects.output()).code, 1, `${what}: the secret reached the store`);
+  }
+  Deno.removeSync(root, { recursive: true });
+});

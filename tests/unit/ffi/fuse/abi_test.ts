@@ -46,6 +46,7 @@ Deno.test("errno tables: Darwin differs where bsd/sys/errno.h does; the host tab
       ...LINUX_ERRNOS,
       EAGAIN: 35,
       ENAMETOOLONG: 63,
+      ELOOP: 62,
       ENOSYS: 78,
       ENOTEMPTY: 66,
       ENOATTR: 93,
@@ -60,6 +61,8 @@ Deno.test("errno tables: Darwin differs where bsd/sys/errno.h does; the host tab
   assert.equal(LINUX_ERRNOS.ENOTSUP, 95);
   assert.equal(LINUX_ERRNOS.EDQUOT, 122);
   assert.equal(LINUX_ERRNOS.EILSEQ, 84);
+  assert.equal(LINUX_ERRNOS.ELOOP, 40);
+  assert.deepEqual([LINUX_ERRNOS.ENXIO, DARWIN_ERRNOS.ENXIO], [6, 6]);
   if (Deno.build.os === "linux") assert.deepEqual({ ...E }, LINUX_ERRNOS);
 });
 
