@@ -132,7 +132,7 @@ export function fdPath(fd: number): string {
  * whose `/dev/fd/N` is no directory.
  */
 export function nameInDir(dirFd: number, name: string): string | null {
-  return darwin ? null : `/proc/self/fd/${dirFd}/${name}`;
+  return darwin ? null : `${fdPath(dirFd)}/${name}`;
 }
 
 /**

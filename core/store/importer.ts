@@ -6,11 +6,11 @@
  */
 import { join } from "node:path";
 import { SpfsError } from "../errors.ts";
-import { closeFd, fdPath, nameInDir, openDirNoFollow, openRegular } from "../../ffi/fsops.ts";
+import { closeFd, fdPath, nameInDir, openDirNoFollow } from "../../ffi/fsops.ts";
 import { errnoName } from "../../ffi/errno.ts";
 import { byName, type Digest, digestBytes, encodeManifest, type Entry } from "./objects.ts";
 import { PACK_BYTES, PACKED_BELOW } from "./packs.ts";
-import { type ObjectStore, storageError } from "./store.ts";
+import { type FileId, idOf, type ObjectStore, openScanned, sameFile, storageError } from "./store.ts";
 import { type MetaOverride, parseScratchName } from "./scratch.ts";
 
 /** Totals of an import. `bytes` counts regular-file bytes. */
@@ -50,12 +50,6 @@ type ScanNode =
   | { kind: "mask"; name: string }
   | { kind: "meta"; name: string; meta: MetaOverride }
   | ({ kind: "dir"; name: string } & ScanDir);
-
-/** A file's identity: st_dev and st_ino. */
-export interface FileId {
-  dev: number;
-  ino: number;
-}
 
 const enc = new TextEncoder();
 /** Large files copied into the store at once. */
@@ -110,7 +104,7 @@ export async function importDir(
     return node;
   };
   const scanEntries = (node: ScanDir, path: string, dfd: number): void => {
-    const listed = nameInDir(dfd, "") === null ? path : fdPath(dfd);
+    const listed = nameInDir(dfd, ".") ?? path;
     for (const e of Deno.readDirSync(listed)) {
       const p = join(path, e.name), at = nameInDir(dfd, e.name) ?? p;
       if (opts.scratch) {
@@ -303,30 +297,15 @@ async function packSmall(
  *   file (`scratchChanged` tells the caller the tree changed)
  */
 async function readRegularFile(path: string, id: FileId): Promise<Uint8Array> {
-  const fd = openRegular(path);
-  if (fd < 0) {
-    const why = new Deno.errors.NotFound(`${path} is no longer a regular file (${errnoName(-fd)})`);
-    throw storageError(`importing ${path}`, why);
-  }
+  let fd = -1;
   try {
-    // a symlink in a dir above it may have been swapped in since the scan: only the scanned file
-    if (!sameFile(Deno.statSync(fdPath(fd)), id)) throw new Deno.errors.NotFound(`${path} was replaced`);
+    fd = openScanned(path, id);
     return await Deno.readFile(fdPath(fd));
   } catch (e) {
     throw storageError(`importing ${path}`, e);
   } finally {
-    closeFd(fd);
+    if (fd >= 0) closeFd(fd);
   }
-}
-
-/** st_dev and st_ino of a stat result. */
-export function idOf(st: Deno.FileInfo): FileId {
-  return { dev: st.dev, ino: st.ino ?? 0 };
-}
-
-/** Whether `st` is the file `id`. */
-export function sameFile(st: Deno.FileInfo, id: FileId): boolean {
-  return st.dev === id.dev && (st.ino ?? 0) === id.ino;
 }
 
 /**

@@ -36,6 +36,40 @@ export function storageError(what: string, e: unknown): SpfsError {
   return new SpfsError("StorageError", `${what}: ${msg}`, { cause: e });
 }
 
+/** A file's identity: st_dev and st_ino. */
+export interface FileId {
+  dev: number;
+  ino: number;
+}
+
+/** st_dev and st_ino of a stat result. */
+export function idOf(st: Deno.FileInfo): FileId {
+  return { dev: st.dev, ino: st.ino ?? 0 };
+}
+
+/** Whether `st` is the file `id`. */
+export function sameFile(st: Deno.FileInfo, id: FileId): boolean {
+  return st.dev === id.dev && (st.ino ?? 0) === id.ino;
+}
+
+/**
+ * Opens for reading the regular file at `path`, never through a symlink at its last component,
+ * and (given `id`, what a scan saw there) only if it is that very file: a program may have swapped
+ * the name, or a dir above it, since the scan, and the service may run as root. Read it through
+ * `fdPath`; close it with `closeFd`.
+ * @returns the fd
+ * @throws Deno.errors.NotFound when the name holds anything else now (the tree changed)
+ */
+export function openScanned(path: string, id?: FileId): number {
+  const fd = openRegular(path);
+  if (fd < 0) throw new Deno.errors.NotFound(`${path} is no longer a regular file (${errnoName(-fd)})`);
+  if (id && !sameFile(Deno.statSync(fdPath(fd)), id)) {
+    closeFd(fd);
+    throw new Deno.errors.NotFound(`${path} was replaced`);
+  }
+  return fd;
+}
+
 /**
  * Where a loose object's file is below the objects dir: `ab/cdef…` (a 2-hex fan-out, then the rest
  * of the hex digest). Concatenated, not join()ed: the read path opens a blob through this.
@@ -421,19 +455,14 @@ export class ObjectStore {
   async putFile(
     src: string,
     onBytes?: (n: number) => void,
-    id?: { dev: number; ino: number },
+    id?: FileId,
   ): Promise<{ digest: Digest; size: number }> {
     const tmp = this.tmpPath();
     const hash = createHash("sha256");
     let size = 0;
-    // never through a symlink swapped in after the caller's lstat: the service may run as root
-    const fd = openRegular(src);
+    let fd = -1;
     try {
-      if (fd < 0) throw new Deno.errors.NotFound(`${src} is no longer a regular file (${errnoName(-fd)})`);
-      const st = Deno.statSync(fdPath(fd));
-      if (id && (st.dev !== id.dev || st.ino !== id.ino)) {
-        throw new Deno.errors.NotFound(`${src} was replaced`);
-      }
+      fd = openScanned(src, id);
       const input = await Deno.open(fdPath(fd), { read: true });
       const out = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
       try {

@@ -14,14 +14,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runner } from "../../core/runner.ts";
-import { selfArgv } from "../../core/client/rpc.ts";
 import { Sandbox } from "../support/sandbox.ts";
-import { fuseTest, q, writeTree } from "../support/fuse.ts";
+import { fuseTest, q, spfsLine, writeTree } from "../support/fuse.ts";
 
 const FUZZ = new URL("../support/fixtures/fs_fuzz.py", import.meta.url).pathname;
 const OPEN_FDS = new URL("../support/fixtures/open_fds.py", import.meta.url).pathname;
 const SEEDS = Number(Deno.env.get("SPFS_FUZZ_SEEDS") ?? 25);
 const OPS = Number(Deno.env.get("SPFS_FUZZ_OPS") ?? 80);
+
+/** A dump without what a layer does not keep (README "Store"): link counts, xattrs, owners, FIFOs. */
+const kept = (dump: string) => dump.replace(/ (nlink|xattrs|owner)=\S*/g, "").replace(/^.* fifo .*\n/gm, "");
 
 /** The first line where `got` differs from `want`, with context, for the failure message. */
 function firstDiff(want: string, got: string): string {
@@ -72,7 +74,7 @@ fuseTest("fs fuzz: random ops in an editable runtime and its commit match a loca
       await runner().run(["cp", "-a", lower, local]);
       const want = await runner().run(["python3", FUZZ, local, String(seed), String(OPS)]);
       assert.equal(want.code, 0, want.stderr);
-      const commit = selfArgv(["commit", "-t", `fz${seed}`]).map(q).join(" ");
+      const commit = spfsLine(["commit", "-t", `fz${seed}`]);
       const got = await sb.ok([
         "run",
         "--edit",
@@ -83,9 +85,6 @@ fuseTest("fs fuzz: random ops in an editable runtime and its commit match a loca
         `python3 ${q(FUZZ)} ${q(sb.mountpoint)} ${seed} ${OPS} && ${commit} >/dev/null`,
       ]);
       assert.ok(got === want.stdout, `seed ${seed}: ops or tree differ, ${firstDiff(want.stdout, got)}`);
-      // a layer keeps no hard links, xattrs or owners (README "Store"): those are not compared
-      const kept = (dump: string) =>
-        dump.replace(/ (nlink|xattrs|owner)=\S*/g, "").replace(/^.* fifo .*\n/gm, "");
       const wantDump = kept((await runner().run(["python3", FUZZ, local, "dump"])).stdout);
       const layer = kept(await sb.ok(["run", `fz${seed}`, "--", "python3", FUZZ, sb.mountpoint, "dump"]));
       assert.ok(
@@ -109,7 +108,7 @@ fuseTest("fds kept open while their names go act on their own file, as on a loca
     await runner().run(["cp", "-a", lower, local]);
     const want = await runner().run(["python3", OPEN_FDS, local]);
     assert.equal(want.code, 0, want.stderr);
-    const commit = selfArgv(["commit", "-t", "fds"]).map(q).join(" ");
+    const commit = spfsLine(["commit", "-t", "fds"]);
     const got = await sb.ok([
       "run",
       "--edit",
@@ -122,8 +121,6 @@ fuseTest("fds kept open while their names go act on their own file, as on a loca
     assert.equal(got, want.stdout);
     const tree = await sb.ok(["run", "fds", "--", "python3", FUZZ, sb.mountpoint, "dump"]);
     const localTree = (await runner().run(["python3", FUZZ, local, "dump"])).stdout;
-    const kept = (dump: string) =>
-      dump.replace(/ (nlink|xattrs|owner)=\S*/g, "").replace(/^.* fifo .*\n/gm, "");
     assert.equal(kept(tree), kept(localTree), "the commit holds no unnamed file");
   } finally {
     await sb.dispose();
@@ -215,7 +212,7 @@ fuseTest(
           at.some((i) => allowed.includes(i)),
           `seed ${seed}: after the kill the runtime holds the state after ops [${at}], want one of [${allowed}]`,
         );
-        const commit = selfArgv(["commit", "-t", `k${seed}`]).map(q).join(" ");
+        const commit = spfsLine(["commit", "-t", `k${seed}`]);
         await sb.ok(["run", "--rerun", `k${seed}`, "--", "sh", "-c", `${commit} >/dev/null || true`]);
       }
       const check = await sb.spfs(["check"]);
@@ -236,9 +233,7 @@ fuseTest(
     const ROUNDS = Math.max(2, Math.round(SEEDS / 8)), OPS_C = 500, M = sb.mountpoint;
     try {
       await commitLower(sb, true);
-      const spfs = selfArgv([]).map(q).join(" ");
-      const kept = (dump: string) =>
-        dump.replace(/ (nlink|xattrs|owner)=\S*/g, "").replace(/^.* fifo .*\n/gm, "");
+      const spfs = spfsLine([]);
       let commits = 0;
       const refused = new Map<string, number>();
       for (let round = 1; round <= ROUNDS; round++) {
@@ -289,7 +284,7 @@ fuseTest(
         const live = Deno.readTextFileSync(`${out}/live`);
         const pid = sb.servicePid();
         if (pid) Deno.kill(pid, "SIGKILL");
-        const commit = selfArgv(["commit", "-t", `c${round}`]).map(q).join(" ");
+        const commit = spfsLine(["commit", "-t", `c${round}`]);
         const again = await sb.ok([
           "run",
           "--rerun",

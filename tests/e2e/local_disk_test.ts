@@ -8,9 +8,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runner } from "../../core/runner.ts";
-import { selfArgv } from "../../core/client/rpc.ts";
 import { Sandbox } from "../support/sandbox.ts";
-import { fuseTest, q, waitFor, writeTree } from "../support/fuse.ts";
+import { fuseTest, q, spfsLine, waitFor, writeTree } from "../support/fuse.ts";
 
 const NOBODY = "setpriv --reuid 65534 --regid 65534 --clear-groups";
 
@@ -93,7 +92,7 @@ print(json.dumps({"res": res, "ls": sorted(n.hex() for n in os.listdir(b".")), "
       assert.deepEqual(out.res, Array(7).fill("EILSEQ"));
       assert.deepEqual(out.ls, ["61", "6c6e6b"], "nothing was created but lnk");
       assert.equal(out.link, "74e2869278", "the target's bytes");
-      const commit = selfArgv(["commit", "-t", "linked"]).map(q).join(" ");
+      const commit = spfsLine(["commit", "-t", "linked"]);
       await sb.ok([
         "run",
         "--edit",
@@ -135,7 +134,7 @@ print(sorted(os.listdir(".")), open("moved.txt").read().split(), os.stat("moved.
       await runner().run(["cp", "-a", src, local]);
       const want = await runner().run(["python3", "-c", script, local]);
       assert.equal(want.code, 0, want.stderr);
-      const commit = selfArgv(["commit", "-t", "after"]).map(q).join(" ");
+      const commit = spfsLine(["commit", "-t", "after"]);
       const got = await sb.ok([
         "run",
         "--edit",

@@ -102,6 +102,9 @@ export function setattr(ov: OverlayParts, n: ONode, set: SetAttr, fd: number | u
   return attrOf(ov, n);
 }
 
+/** The time now, ns since the epoch (ms resolution). */
+const nowNs = (): bigint => BigInt(Date.now()) * 1_000_000n;
+
 /**
  * setattr of a file that has lost its last name (ftruncate, fchmod, fchown, futimens of an fd a
  * process still holds): through the fd only, since its old path may now name another file.
@@ -125,13 +128,13 @@ function setByFd(n: ONode, set: SetAttr, fd: number): Attr | number {
  */
 function setGoneDir(a: Attr, set: SetAttr): Attr | number {
   if (set.size !== undefined) return E.EISDIR;
-  const ns = (t: bigint | "now") => t === "now" ? BigInt(Date.now()) * 1_000_000n : t;
+  const ns = (t: bigint | "now") => t === "now" ? nowNs() : t;
   if (set.mode !== undefined) a.mode = (a.mode & ~0o7777) | (set.mode & 0o7777);
   if (set.uid !== undefined) a.uid = set.uid;
   if (set.gid !== undefined) a.gid = set.gid;
   if (set.atime !== undefined) a.atimeNs = ns(set.atime);
   if (set.mtime !== undefined) a.mtimeNs = ns(set.mtime);
-  a.ctimeNs = BigInt(Date.now()) * 1_000_000n;
+  a.ctimeNs = nowNs();
   a.atimeNs ??= BigInt(a.time) * 1_000_000_000n;
   a.mtimeNs ??= BigInt(a.time) * 1_000_000_000n;
   return a;
@@ -142,7 +145,7 @@ function writeSidecar(ov: OverlayParts, n: ONode, set: SetAttr): number {
   const dir = ov.parentOf(n);
   const e = ov.upper.ensure(dir, (m) => ov.parentOf(m));
   if (e) return e;
-  const now = () => String(BigInt(Date.now()) * 1_000_000n);
+  const now = () => String(nowNs());
   const m: MetaOverride = {
     ...(n.meta ?? { digest: n.lower!.digest!, size: n.lower!.size, mode: n.lower!.mode }),
   };

@@ -10,15 +10,15 @@
  * written or its attributes set; every change to a detached file goes through that fd, never a path.
  */
 import { E } from "../../../ffi/errno.ts";
-import { fallocate, fstat, openFile, statfs } from "../../../ffi/fsops.ts";
-import { errno, libc, O_ACCMODE, O_RDONLY, O_RDWR, O_TRUNC, RENAME_EXCHANGE } from "../../../ffi/sys.ts";
+import { fallocate, fstat, ftruncate, openFile, statfs } from "../../../ffi/fsops.ts";
+import { errno, libc, O_RDONLY, O_RDWR, O_TRUNC, RENAME_EXCHANGE } from "../../../ffi/sys.ts";
 import type { Attr } from "../../../ffi/stat.ts";
 import type { StatVfs } from "../../../ffi/types.ts";
 import type { Caller, DeferredCopy, DirEntry, Errno, FsBackend, Opened, SetAttr } from "../backend.ts";
 import type { BlobOpener } from "../blobs.ts";
 import { DT } from "../readonly.ts";
 import { ROOT_INO } from "../vfs.ts";
-import { type ONode, Overlay, type OverlayOptions } from "./overlay.ts";
+import { type ONode, opensToWrite, Overlay, type OverlayOptions } from "./overlay.ts";
 
 /** An open handle of this runtime. */
 interface Handle {
@@ -115,11 +115,10 @@ export class OverlayBackend implements FsBackend {
   open(ino: number, flags: number): Opened | Errno {
     const n = this.overlay.node(ino);
     if (!n) return E.ENOENT;
-    const write = (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
-    const pin = n.detached && (write || n.upper) ? this.#detachedFd(n) : undefined;
+    const pin = n.detached && (opensToWrite(flags) || n.upper) ? this.#detachedFd(n) : undefined;
     if (typeof pin === "number") return pin;
     if (pin) {
-      if (flags & O_TRUNC) libc().ftruncate(pin.fd, 0n);
+      if (flags & O_TRUNC) ftruncate(pin.fd, 0);
       this.#handles.get(pin.fd)!.refs++;
       return { fh: pin.fd };
     }

@@ -44,6 +44,11 @@ export interface OverlayOptions {
   onCopyUp?: (how: CopyUpHow) => void;
 }
 
+/** Whether open(2) `flags` may change the file: write access, or O_TRUNC. */
+export function opensToWrite(flags: number): boolean {
+  return (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
+}
+
 /** One editable runtime's merged view. */
 export class Overlay implements OverlayParts {
   readonly id: string;
@@ -258,7 +263,7 @@ export class Overlay implements OverlayParts {
   open(n: ONode, flags: number, blobOpen: (d: Digest) => number): { fd: number } | number {
     if (n.kind === "dir") return E.EISDIR;
     if (n.kind !== "file") return E.EACCES;
-    const write = (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
+    const write = opensToWrite(flags);
     // an open that raced an unlink: copying it up would bring the name back in scratch
     if (write && n.detached && !n.upper) return E.ENOENT;
     if (write) {
