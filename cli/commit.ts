@@ -23,6 +23,13 @@ async function commitRuntime(
     printJson({ digest: r.layer, ...r });
     return 0;
   }
+  if (r.unchanged) {
+    console.error(
+      `nothing new in runtime ${runtime}; tagged its stack as it is (${r.layers.length} layer(s)) as ${r.tag}`,
+    );
+    console.log(r.layer);
+    return 0;
+  }
   if (r.skipped.length) {
     console.error(
       `spfs: warning: skipped ${r.skipped.length} special file(s) (sockets, FIFOs), e.g. ${r.skipped[0]}`,

@@ -86,6 +86,8 @@ export interface CommitResult {
   bytes: number;
   tag: string | null;
   skipped: string[];
+  /** True when scratch held nothing new and `tag` now names the runtime's stack as it was. */
+  unchanged: boolean;
 }
 
 export interface StatusResult extends HealthResult {

@@ -90,9 +90,31 @@ fuseTest("editable: read-only runs still get EROFS; bad editable use gets clear 
     const roCommit = await sb.spfs(["run", "base", "--", "sh", "-c", spfsLine(["commit", "-t", "x"])]);
     assert.equal(roCommit.code, 2, roCommit.stderr);
     assert.match(roCommit.stderr, /read-only; there is nothing to commit/);
-    const empty = await sb.spfs(["run", "--edit", "base", "--", "sh", "-c", spfsLine(["commit", "-t", "x"])]);
+    const empty = await sb.spfs(["run", "--edit", "base", "--", "sh", "-c", spfsLine(["commit"])]);
     assert.equal(empty.code, 1);
     assert.match(empty.stderr, /no changes to commit/);
+    // with a tag and nothing new, the tag names the stack as it is
+    const same = await sb.spfs([
+      "run",
+      "--edit",
+      "base",
+      "--",
+      "sh",
+      "-c",
+      `${spfsLine(["commit", "-t", "same"])} && ${spfsLine(["commit", "-t", "again", "--json"])}`,
+    ]);
+    assert.equal(same.code, 0, same.stderr);
+    assert.match(
+      same.stderr,
+      /nothing new in runtime .*; tagged its stack as it is \(1 layer\(s\)\) as same/,
+    );
+    const base = (await sb.ok(["info", "base", "--json"])).trim();
+    const j = JSON.parse(same.stdout.slice(same.stdout.indexOf("{")));
+    assert.equal(j.unchanged, true);
+    assert.equal(j.tag, "again");
+    assert.equal(j.platform, null);
+    assert.equal(JSON.parse(base).digest, j.layer);
+    assert.equal(JSON.parse(await sb.ok(["info", "same", "--json"])).digest, j.layer);
     const reserved = await sb.spfs([
       "run",
       "--edit",

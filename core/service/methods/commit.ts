@@ -5,7 +5,8 @@
  */
 import { SpfsError } from "../../errors.ts";
 import { importDir, scratchChanged } from "../../store/importer.ts";
-import { encodeLayer, encodePlatform } from "../../store/objects.ts";
+import { encodeLayer, encodePlatform, type Layer } from "../../store/objects.ts";
+import { readTop } from "../../store/walk.ts";
 import { validateTagName } from "../../store/tags.ts";
 import type { CommitParams, CommitResult } from "../../../proto/protocol.ts";
 import type { WorkerReply } from "../worker/messages.ts";
@@ -26,8 +27,9 @@ export async function commit(s: Service, p: CommitParams): Promise<CommitResult>
       });
     }
     if ([...Deno.readDirSync(d.scratch)].length === 0) {
+      if (p.tag && rt.layers.length) return tagStack(s, rt.layers, p.tag);
       throw new SpfsError("NothingToCommit", `runtime ${rt.id} has no changes to commit`, {
-        hint: "see changes with `spfs diff`",
+        hint: "see changes with `spfs diff`; `spfs commit -t NAME` tags the runtime's stack as it is",
       });
     }
     let result;
@@ -60,8 +62,45 @@ export async function commit(s: Service, p: CommitParams): Promise<CommitResult>
     void Deno.remove(trash, { recursive: true }).catch(() => {});
     s.log.info("committed runtime {runtime} as {layer}", { runtime: rt.id, layer, tag: p.tag });
     const { manifest, files, dirs, symlinks, bytes, skipped } = result;
-    return { layer, platform, manifest, layers, files, dirs, symlinks, bytes, tag: p.tag ?? null, skipped };
+    return {
+      layer,
+      platform,
+      manifest,
+      layers,
+      files,
+      dirs,
+      symlinks,
+      bytes,
+      tag: p.tag ?? null,
+      skipped,
+      unchanged: false,
+    };
   }
+}
+
+/**
+ * A commit with a tag and nothing new: the tag names the runtime's stack as it is, as the same
+ * commit would have after a change (a platform of the stack, or its one layer).
+ */
+function tagStack(s: Service, layers: string[], tag: string): CommitResult {
+  const layer = layers.at(-1)!;
+  const platform = layers.length > 1 ? s.store.putBytes(encodePlatform(layers)) : null;
+  s.store.syncDirs();
+  s.tags.set(tag, platform ?? layer);
+  const { manifest } = readTop(s.store, layer, "the runtime's top layer").obj as Layer;
+  return {
+    layer,
+    platform,
+    manifest,
+    layers,
+    files: 0,
+    dirs: 0,
+    symlinks: 0,
+    bytes: 0,
+    tag,
+    skipped: [],
+    unchanged: true,
+  };
 }
 
 function busy(id: string, reason: string): SpfsError {
