@@ -19,19 +19,29 @@ export function ls(cfg: Config, spec: string, path: string, o: { json?: boolean 
   const view = vfs.view(resolved.layers);
   let cur = { path: "", sources: view.rootSources };
   const stack = view.stackKey;
-  for (const part of path.split("/").filter((p) => p && p !== ".")) {
+  const parts = path.split("/").filter((p) => p && p !== ".");
+  let entries: [string, Child][] | undefined;
+  for (const [i, part] of parts.entries()) {
     const c = vfs.children(stack, cur.path, cur.sources).get(part);
     if (!c) {
+      const parent = parts.slice(0, i).join("/") || "/";
       throw new SpfsError("PathNotFound", `${path} does not exist in ${spec}`, {
-        hint: `list the parent: spfs ls ${spec} /`,
+        hint: `list its parent: spfs ls ${spec} ${parent}`,
       });
     }
     if (c.kind !== "dir") {
-      throw new SpfsError("NotADirectory", `${path} is a ${c.kind} in ${spec}, not a directory`);
+      if (i < parts.length - 1) {
+        throw new SpfsError(
+          "NotADirectory",
+          `${parts.slice(0, i + 1).join("/")} is a ${c.kind} in ${spec}, not a directory`,
+        );
+      }
+      entries = [[part, c]]; // like ls(1) of a file: that one entry
+      break;
     }
     cur = { path: `${cur.path}/${part}`, sources: c.sources! };
   }
-  const entries = [...vfs.children(stack, cur.path, cur.sources)].sort((
+  entries ??= [...vfs.children(stack, cur.path, cur.sources)].sort((
     [a],
     [b],
   ) => (a < b ? -1 : a > b ? 1 : 0));

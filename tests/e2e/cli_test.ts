@@ -48,6 +48,13 @@ Deno.test({
       const badLs = await sb.spfs(["ls", "tool/1", "/nope"]);
       assert.equal(badLs.code, 3);
       assert.match(badLs.stderr, /\/nope does not exist/);
+      // a file lists as itself, as ls(1) does; a path through a file is an error
+      assert.match(await sb.ok(["ls", "tool/1~1", "README"]), /^-rw-r--r--\s+\d+\s+README$/m);
+      const through = await sb.spfs(["ls", "tool/1~1", "README/x"]);
+      assert.equal(through.code, 2);
+      assert.match(through.stderr, /README is a file in tool\/1~1, not a directory/);
+      const deep = await sb.spfs(["ls", "tool/1~1", "bin/nope"]);
+      assert.match(deep.stderr, /hint: list its parent: spfs ls tool\/1~1 bin/);
     } finally {
       await sb.dispose();
     }
