@@ -4,7 +4,7 @@
  * compare two flattened trees.
  */
 import { type Digest, digestBytes, digestFileSync } from "../store/objects.ts";
-import { parseScratchName } from "../store/scratch.ts";
+import { parseScratchName, WH_PREFIX } from "../store/scratch.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { Vfs } from "../fs/vfs.ts";
 
@@ -44,11 +44,12 @@ export function applyScratch(tree: Map<string, FlatEntry>, scratch: string): Map
   };
   const walk = (dir: string, path: string) => {
     const names = [...Deno.readDirSync(dir)].map((e) => e.name);
-    if (names.some((n) => parseScratchName(n).kind === "opaque")) {
+    const parse = (name: string) => parseScratchName(name, () => Deno.readTextFileSync(`${dir}/${name}`));
+    if (names.some((n) => parse(n).kind === "opaque")) {
       for (const k of [...tree.keys()]) if (k.startsWith(path + "/")) tree.delete(k);
     }
     for (const name of names) {
-      const sn = parseScratchName(name);
+      const sn = parse(name);
       if (sn.kind === "mask") dropBelow(`${path}/${sn.name}`);
       else if (sn.kind === "meta") {
         const m = JSON.parse(Deno.readTextFileSync(`${dir}/${name}`));
@@ -56,7 +57,7 @@ export function applyScratch(tree: Map<string, FlatEntry>, scratch: string): Map
       }
     }
     for (const name of names) {
-      if (parseScratchName(name).kind !== "entry") continue;
+      if (name.startsWith(WH_PREFIX)) continue;
       const p = `${path}/${name}`, full = `${dir}/${name}`;
       const st = Deno.lstatSync(full);
       const mode = (st.mode ?? 0) & 0o7777;

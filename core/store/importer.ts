@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { SpfsError } from "../errors.ts";
-import { closeFd, fdPath, nameInDir, openDirNoFollow } from "../../ffi/fsops.ts";
+import { closeFd, fdPath, nameInDir, openDirNoFollow, openRegular } from "../../ffi/fsops.ts";
 import { errnoName } from "../../ffi/errno.ts";
 import { byName, type Digest, digestBytes, encodeManifest, type Entry } from "./objects.ts";
 import { PACK_BYTES, PACKED_BELOW } from "./packs.ts";
@@ -109,7 +109,8 @@ export async function importDir(
       const p = join(path, e.name), at = nameInDir(dfd, e.name) ?? p;
       if (opts.scratch) {
         // a runtime's scratch dir: whiteout names become masks, opaque flags and metadata changes
-        const sn = parseScratchName(e.name);
+        const sn = parseScratchName(e.name, () => readMarker(at));
+        if (sn.kind === "torn") continue;
         if (sn.kind === "opaque") {
           node.opaque = true;
           continue;
@@ -119,7 +120,7 @@ export async function importDir(
           continue;
         }
         if (sn.kind === "meta") {
-          node.children.push({ kind: "meta", name: sn.name, meta: JSON.parse(Deno.readTextFileSync(at)) });
+          node.children.push({ kind: "meta", name: sn.name, meta: JSON.parse(readMarker(at)) });
           continue;
         }
       }
@@ -305,6 +306,21 @@ async function readRegularFile(path: string, id: FileId): Promise<Uint8Array> {
     throw storageError(`importing ${path}`, e);
   } finally {
     if (fd >= 0) closeFd(fd);
+  }
+}
+
+/**
+ * The text of a whiteout marker file at `at` (a metadata sidecar, or the name a hashed mask
+ * holds), read without following a symlink: markers are the service's own files.
+ * @throws Deno.errors.NotFound (the runtime changed) and other Deno errors.
+ */
+function readMarker(at: string): string {
+  const fd = openRegular(at);
+  if (fd < 0) throw new Deno.errors.NotFound(`${at}: ${errnoName(-fd)}`);
+  try {
+    return Deno.readTextFileSync(fdPath(fd));
+  } finally {
+    closeFd(fd);
   }
 }
 

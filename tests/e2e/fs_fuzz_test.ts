@@ -21,6 +21,8 @@ const FUZZ = new URL("../support/fixtures/fs_fuzz.py", import.meta.url).pathname
 const OPEN_FDS = new URL("../support/fixtures/open_fds.py", import.meta.url).pathname;
 const SEEDS = Number(Deno.env.get("SPFS_FUZZ_SEEDS") ?? 25);
 const OPS = Number(Deno.env.get("SPFS_FUZZ_OPS") ?? 80);
+/** fs_fuzz.py's NAME_MAX-long name (255 bytes): a whiteout prefix does not fit in front of it. */
+const LONG = "L".repeat(255);
 
 /** A dump without what a layer does not keep (README "Store"): link counts, xattrs, owners, FIFOs. */
 const kept = (dump: string) => dump.replace(/ (nlink|xattrs|owner)=\S*/g, "").replace(/^.* fifo .*\n/gm, "");
@@ -49,6 +51,8 @@ async function commitLower(sb: Sandbox, big = false): Promise<string> {
     "d/d/c": "lower d/d/c\n",
     "e/a/a": "lower e/a/a\n",
     "e/b": "lower e/b\n",
+    [LONG]: "lower long\n",
+    [`d/${LONG}`]: "lower d/long\n",
   }, { "b": 0o600 });
   Deno.symlinkSync("a", join(lower, "d/e")); // relative to its own dir: it never points out of the tree
   for (const f of big ? ["a", "d/a", "d/d/c", "e/a/a"] : []) {

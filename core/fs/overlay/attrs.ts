@@ -11,13 +11,12 @@ import {
   ftruncate,
   lchown,
   lstat,
-  rename,
   truncate,
   utimens,
 } from "../../../ffi/fsops.ts";
 import { E } from "../../../ffi/errno.ts";
 import type { Attr } from "../../../ffi/stat.ts";
-import { META_PREFIX, type MetaOverride } from "../../store/scratch.ts";
+import { metaName, type MetaOverride } from "../../store/scratch.ts";
 import { LAYER_TIME_S, type SetAttr } from "../backend.ts";
 import { copyUp } from "./copyup.ts";
 import { baseName, type ONode, S_IFDIR, S_IFLNK, S_IFREG } from "./nodes.ts";
@@ -156,9 +155,8 @@ function writeSidecar(ov: OverlayParts, n: ONode, set: SetAttr): number {
   if (set.mtime !== undefined) m.mtimeNs = set.mtime === "now" ? now() : String(set.mtime);
   m.ctimeNs = now(); // any change of metadata is a status change
   const name = baseName(n.path);
-  const tmp = ov.upper.tmp();
-  Deno.writeTextFileSync(tmp, JSON.stringify(m));
-  const rc = rename(tmp, `${ov.upper.path(dir)}/${META_PREFIX}${name}`);
+  const { file, long } = metaName(name);
+  const rc = ov.upper.writeMarker(dir, file, JSON.stringify(long ? { ...m, name } : m));
   if (rc) return rc;
   ov.upper.state(dir)!.meta.set(name, m);
   n.meta = m;

@@ -22,7 +22,7 @@ import {
 } from "../../../ffi/fsops.ts";
 import { errnoOfException, libc, O_RDWR, O_WRONLY } from "../../../ffi/sys.ts";
 import { readSlice } from "../../store/store.ts";
-import { META_PREFIX } from "../../store/scratch.ts";
+import { metaName } from "../../store/scratch.ts";
 import type { Digest } from "../../store/objects.ts";
 import { baseName, type ONode } from "./nodes.ts";
 import type { CopyUpHow, OverlayParts } from "./parts.ts";
@@ -159,7 +159,7 @@ function place(ov: OverlayParts, n: ONode, tmp: string, how?: CopyUpHow): number
   n.upper = true;
   if (n.meta) {
     const dir = ov.parentOf(n);
-    unlink(`${ov.upper.path(dir)}/${META_PREFIX}${baseName(n.path)}`);
+    unlink(`${ov.upper.path(dir)}/${metaName(baseName(n.path)).file}`);
     ov.upper.state(dir)?.meta.delete(baseName(n.path));
     n.meta = undefined;
   }

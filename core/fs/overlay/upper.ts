@@ -4,10 +4,10 @@
  * `work/` for atomic copy-up. Paths here are scratch paths, never under the mount point.
  */
 import { E } from "../../../ffi/errno.ts";
-import { chmod, lchown, mkdir, openDirAnchor, touch, unlink } from "../../../ffi/fsops.ts";
+import { chmod, lchown, mkdir, openDirAnchor, rename, touch, unlink } from "../../../ffi/fsops.ts";
 import { platform } from "../../platform/facts.ts";
 import { libc } from "../../../ffi/sys.ts";
-import { META_PREFIX, OPAQUE_NAME, parseScratchName, WH_PREFIX } from "../../store/scratch.ts";
+import { maskName, metaName, OPAQUE_NAME, parseScratchName, WH_PREFIX } from "../../store/scratch.ts";
 import type { Caller } from "../backend.ts";
 import type { DirState, ONode } from "./nodes.ts";
 
@@ -86,7 +86,7 @@ export class UpperDir {
     if (dir.state) return dir.state;
     const st = emptyState();
     for (const e of Deno.readDirSync(this.path(dir))) {
-      const p = parseScratchName(e.name);
+      const p = parseScratchName(e.name, () => Deno.readTextFileSync(`${this.path(dir)}/${e.name}`));
       if (p.kind === "opaque") st.opaque = true;
       else if (p.kind === "mask") st.masks.add(p.name);
       else if (p.kind === "meta") {
@@ -120,7 +120,7 @@ export class UpperDir {
   removeMask(dir: ONode, name: string): boolean {
     const st = this.state(dir);
     if (!st?.masks.has(name)) return false;
-    unlink(`${this.path(dir)}/${WH_PREFIX}${name}`);
+    unlink(`${this.path(dir)}/${maskName(name).file}`);
     st.masks.delete(name);
     return true;
   }
@@ -129,7 +129,8 @@ export class UpperDir {
   addMask(dir: ONode, name: string, parentOf: (n: ONode) => ONode): number {
     const e = this.ensure(dir, parentOf);
     if (e) return e;
-    const rc = touch(`${this.path(dir)}/${WH_PREFIX}${name}`);
+    const { file, long } = maskName(name);
+    const rc = long ? this.writeMarker(dir, file, name) : touch(`${this.path(dir)}/${file}`);
     if (rc) return rc;
     this.state(dir)!.masks.add(name);
     return 0;
@@ -139,8 +140,26 @@ export class UpperDir {
   dropMeta(dir: ONode, name: string): void {
     const st = this.state(dir);
     if (!st?.meta.has(name)) return;
-    unlink(`${this.path(dir)}/${META_PREFIX}${name}`);
+    unlink(`${this.path(dir)}/${metaName(name).file}`);
     st.meta.delete(name);
+  }
+
+  /**
+   * Writes a marker file `file` of upper dir `dir` holding `text`, atomically (a temp in work/,
+   * then a rename), so a crash never leaves one that says nothing. 0 or an errno.
+   * @throws Deno errors from the write (ENOSPC), with the temp removed.
+   */
+  writeMarker(dir: ONode, file: string, text: string): number {
+    const tmp = this.tmp();
+    try {
+      Deno.writeTextFileSync(tmp, text);
+    } catch (e) {
+      unlink(tmp);
+      throw e;
+    }
+    const rc = rename(tmp, `${this.path(dir)}/${file}`);
+    if (rc) unlink(tmp);
+    return rc;
   }
 
   /** Makes an upper dir opaque: no lower entry below it shows any more. */
