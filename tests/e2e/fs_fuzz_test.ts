@@ -1,7 +1,8 @@
 /**
  * Differential fuzzing of editable runtimes. The same seeded random operations (creates, writes,
  * truncates, renames over files and dirs, hard and symbolic links, chmods, chowns, unlinks, rmdirs,
- * xattrs, O_EXCL creates; some as another uid, so permission checks count too) run on a local copy
+ * xattrs, O_EXCL creates, shared-mmap writes, fallocate, copy_file_range, a 255-byte name; some as
+ * another uid, so permission checks count too) run on a local copy
  * of a lower tree and inside `spfs run --edit` over that tree committed as a layer.
  * - One at a time: every op's outcome (ok or errno) and the final tree match the local dir, and so
  *   does the committed environment (but for link counts, xattrs and owners, which a layer drops).
