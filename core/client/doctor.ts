@@ -214,8 +214,12 @@ async function service(cfg: Config): Promise<DoctorCheck> {
   }
 }
 
-/** Dead or hung spfs mounts anywhere, probed concurrently. */
-async function staleMounts(): Promise<DoctorCheck> {
+/**
+ * Dead or hung spfs mounts, probed concurrently. One at this config's mount point fails (spfs cannot
+ * mount there); others (another storage root, another user's test) only warn: they block nothing
+ * here, but each holds a FUSE connection until unmounted.
+ */
+async function staleMounts(cfg: Config): Promise<DoctorCheck> {
   const name = "stale mounts";
   if (!platform.mountTable) return ok(name, "not checked on this platform");
   const spfs = mounts().filter((m) => m.fstype === "fuse.spfs");
@@ -227,11 +231,14 @@ async function staleMounts(): Promise<DoctorCheck> {
   const n = bad.filter((b) => b[1] === "stale").length, h = bad.length - n;
   const what = [n && `${n} spfs mount${n === 1 ? " is" : "s are"} stale (service killed)`, h && `${h} hung`]
     .filter(Boolean).join(", ");
+  const ours = bad.some((b) => b[0] === cfg.mountpoint);
   return {
     name,
-    status: "fail",
+    status: ours ? "fail" : "warn",
     code: "MountFailed",
-    detail: `${what}: ${bad.map((b) => b[0]).join(", ")}`,
+    detail: `${what}: ${bad.map((b) => b[0]).join(", ")}${
+      ours ? "" : ` (not ${cfg.mountpoint}, so spfs still works)`
+    }`,
     fix: errs.map((e) => e.hint).join(" && "),
   };
 }
@@ -255,6 +262,6 @@ function otherUsers(): DoctorCheck {
  */
 export async function runDoctor(cfg: Config): Promise<DoctorCheck[]> {
   const sync = [libfuse(cfg), device(cfg)];
-  const [mp, svc, stale] = await Promise.all([mountpoint(cfg), service(cfg), staleMounts()]);
+  const [mp, svc, stale] = await Promise.all([mountpoint(cfg), service(cfg), staleMounts(cfg)]);
   return [...sync, mp, otherUsers(), storage(cfg), database(cfg), svc, stale];
 }
