@@ -547,3 +547,39 @@ fuseTest(
     }
   },
 );
+
+fuseTest(
+  "a commit drops FIFOs as its layer does, in the running runtime too: a file made there is a new inode",
+  async () => {
+    const sb = Sandbox.create();
+    const M = sb.mountpoint;
+    try {
+      writeTree(join(sb.root, "src"), { "keep": "k\n" });
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "base"]);
+      const commit = spfsLine(["commit"]);
+      // the kernel had p's entry (60 s) and inode; before the fix p still showed as a FIFO after
+      // the commit, and a file made there took the FIFO's inode number (the kernel then said EIO)
+      const out = await sb.ok([
+        "run",
+        "--edit",
+        "base",
+        "--",
+        "sh",
+        "-c",
+        `cd ${M}/ && mkdir -p d && mkfifo d/p && stat -c %F:%i d/p > ${sb.root}/before && ` +
+        `${commit} >/dev/null 2>&1 && { test -e d/p && echo still there; true; } && ` +
+        // (a FIFO still there would block the write: timeout ends it)
+        `timeout 5 sh -c 'echo x > d/p'; cat d/p; stat -c %F:%i d/p`,
+      ]);
+      const [kind, ino] = Deno.readTextFileSync(join(sb.root, "before")).trim().split(":");
+      assert.equal(kind, "fifo");
+      const lines = out.trim().split("\n");
+      assert.equal(lines[0], "x", out);
+      const [kind2, ino2] = lines[1].split(":");
+      assert.equal(kind2, "regular file");
+      assert.notEqual(ino2, ino, "the file at the FIFO's name has an inode of its own");
+    } finally {
+      await sb.dispose();
+    }
+  },
+);

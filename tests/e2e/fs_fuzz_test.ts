@@ -24,6 +24,8 @@ const SEEDS = Number(Deno.env.get("SPFS_FUZZ_SEEDS") ?? 25);
 const OPS = Number(Deno.env.get("SPFS_FUZZ_OPS") ?? 80);
 /** fs_fuzz.py's NAME_MAX-long name (255 bytes): a whiteout prefix does not fit in front of it. */
 const LONG = "L".repeat(255);
+/** fs_fuzz.py's deep dir: a path in it comes near PATH_MAX. */
+const DEEP = `d/${Array(14).fill("D".repeat(250)).join("/")}`;
 
 /** A dump without what a layer does not keep (README "Store"): link counts, xattrs, owners, FIFOs. */
 const kept = (dump: string) => dump.replace(/ (nlink|xattrs|owner)=\S*/g, "").replace(/^.* fifo .*\n/gm, "");
@@ -54,6 +56,7 @@ async function commitLower(sb: Sandbox, big = false): Promise<string> {
     "e/b": "lower e/b\n",
     [LONG]: "lower long\n",
     [`d/${LONG}`]: "lower d/long\n",
+    [`${DEEP}/a`]: "lower deep a\n",
   }, { "b": 0o600 });
   Deno.symlinkSync("a", join(lower, "d/e")); // relative to its own dir: it never points out of the tree
   for (const f of big ? ["a", "d/a", "d/d/c", "e/a/a"] : []) {

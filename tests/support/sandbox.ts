@@ -87,7 +87,9 @@ export class Sandbox {
       } catch { /* gone */ }
     }
     await runner().run(platform.unmountArgv(this.mountpoint));
-    await runner().run(["rm", "-rf", this.root]);
+    // SPFS_TEST_KEEP=1 keeps the tree (store, scratch, logs) to look at after a failure
+    if (Deno.env.get("SPFS_TEST_KEEP") === "1") console.error(`kept ${this.root}`);
+    else await runner().run(["rm", "-rf", this.root]);
   }
 }
 

@@ -345,9 +345,12 @@ export class Overlay implements OverlayParts {
    * After a commit moved scratch into a new top layer: the stack grows, scratch is empty, and every
    * known path keeps its inode but now resolves to the new layer. A layer keeps no hard links, so
    * of a node's several names only its own path keeps it; each other name becomes a file of its
-   * own, with a new inode at its next lookup.
-   * @returns (dir inode, name) of those other names, whose dentries the kernel must drop: they
-   *   still lead to the node, and a write through them would land in its path's file
+   * own, with a new inode at its next lookup. A node the layer does not hold (a FIFO, a socket, or
+   * something below one) is detached, as by unlink: its path's number is retired, so a new object
+   * made there gets a new inode while the kernel still knows the old one.
+   * @returns (dir inode, name) of those other names and of the names the commit dropped, whose
+   *   dentries the kernel must drop: they still lead to the old node, and a write through them
+   *   would land in its path's file, a stat would show what is gone
    */
   rebase(layers: Digest[], rootSources: Digest[]): [number, string][] {
     this.upper.invalidate();
@@ -367,6 +370,10 @@ export class Overlay implements OverlayParts {
       }
       const low = dir ? this.lowerChild(dir, baseName(path)) : undefined;
       if (!low || n.detached) {
+        if (!n.detached) {
+          this.table.unnumber(path);
+          if (dir) unlinked.push([dir.ino, baseName(path)]);
+        }
         n.detached ??= { ...lastAttr(this, n), nlink: 0 };
         continue;
       }
