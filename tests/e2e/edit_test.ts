@@ -537,6 +537,22 @@ fuseTest(
         `cd ${M} && echo one > f && ln f g && ${commit} >/dev/null && echo two > f && cat f g && stat -c %h f g`,
       ]);
       assert.equal(live, "two\none\n1\n1\n");
+      // the same when the kernel had forgotten both names before the commit: they must not come
+      // back as one inode (before the fix, f read g's bytes and a write to one showed in both)
+      const forgot = await sb.ok([
+        "run",
+        "--keep-runtime",
+        "--name",
+        "hl2",
+        "base",
+        "--",
+        "sh",
+        "-c",
+        `cd ${M} && echo one > f && ln f g && sync && echo 2 > /proc/sys/vm/drop_caches && ` +
+        `${commit} >/dev/null && echo two > f && cat f g && stat -c %h f g && ` +
+        `test "$(stat -c %i f)" != "$(stat -c %i g)" && echo apart`,
+      ]);
+      assert.equal(forgot, "two\none\n1\n1\napart\n");
       await sb.ok(["service", "--stop", "--force"]);
       assert.equal(
         await sb.ok(["run", "--rerun", "hl", "--", "sh", "-c", `cd ${M} && cat f g`]),

@@ -201,6 +201,29 @@ export class NodeTable {
     this.#byUpperIno.clear();
     return known;
   }
+  /**
+   * Paths that share their inode number with another path (names of a hard-linked file), all but
+   * one per number: `keep(ino)` when it names one of them, else its node's path, else the first
+   * seen. A layer keeps no hard links, so after a rebase each of these is a file of its own and
+   * needs a number of its own, even when the kernel had forgotten the node and the table no longer
+   * lists its names.
+   */
+  sharedNumbers(keep: (ino: number) => string | undefined): string[] {
+    const byIno = new Map<number, string[]>();
+    for (const [p, ino] of this.#inoByPath) {
+      const ps = byIno.get(ino);
+      if (ps) ps.push(p);
+      else byIno.set(ino, [p]);
+    }
+    const extra: string[] = [];
+    for (const [ino, ps] of byIno) {
+      if (ps.length < 2) continue;
+      const kept = [keep(ino), this.nodes.get(ino)?.path].find((p) => p !== undefined && ps.includes(p)) ??
+        ps[0];
+      for (const p of ps) if (p !== kept) extra.push(p);
+    }
+    return extra;
+  }
   /** Forgets the inode number of `path`: its next node gets a new one. */
   unnumber(path: string): void {
     this.#inoByPath.delete(path);

@@ -345,9 +345,11 @@ export class Overlay implements OverlayParts {
    * After a commit moved scratch into a new top layer: the stack grows, scratch is empty, and every
    * known path keeps its inode but now resolves to the new layer. A layer keeps no hard links, so
    * of a node's several names only its own path keeps it; each other name becomes a file of its
-   * own, with a new inode at its next lookup. A node the layer does not hold (a FIFO, a socket, or
-   * something below one) is detached, as by unlink: its path's number is retired, so a new object
-   * made there gets a new inode while the kernel still knows the old one.
+   * own, with a new inode at its next lookup; so does a name of a linked file the kernel had
+   * forgotten, which the table no longer lists but whose number it kept. A node the layer does not
+   * hold (a FIFO, a socket, or something below one) is detached, as by unlink: its path's number
+   * is retired, so a new object made there gets a new inode while the kernel still knows the old
+   * one.
    * @returns (dir inode, name) of those other names and of the names the commit dropped, whose
    *   dentries the kernel must drop: they still lead to the old node, and a write through them
    *   would land in its path's file, a stat would show what is gone
@@ -358,8 +360,16 @@ export class Overlay implements OverlayParts {
     this.root.lowerSources = rootSources;
     this.root.state = undefined;
     const taken = this.table.takeForRebase();
-    const own = new Map<ONode, string>();
-    for (const [, n] of taken) if (n.links && n.links.size > 1) own.set(n, n.path);
+    // a linked node keeps its own path, or the first of its names the table still lists
+    const at = new Map(taken), own = new Map<ONode, string>();
+    for (const [path, n] of taken) {
+      if (n.links && n.links.size > 1 && !own.has(n)) own.set(n, at.get(n.path) === n ? n.path : path);
+    }
+    // names of linked files the kernel had forgotten still share a number: one keeps it
+    const shared = this.table.sharedNumbers((ino) => {
+      const n = this.table.nodes.get(ino);
+      return n && own.get(n);
+    });
     const unlinked: [number, string][] = [];
     for (const [path, n] of taken) {
       const dir = this.table.atPath(parentPath(path));
@@ -387,6 +397,7 @@ export class Overlay implements OverlayParts {
       n.path = path;
       this.table.place(path, n);
     }
+    for (const p of shared) this.table.unnumber(p);
     this.gen++;
     return unlinked;
   }
