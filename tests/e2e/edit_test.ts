@@ -553,6 +553,23 @@ fuseTest(
         `test "$(stat -c %i f)" != "$(stat -c %i g)" && echo apart`,
       ]);
       assert.equal(forgot, "two\none\n1\n1\napart\n");
+      // a linked file held open under one name while the kernel forgot the dir of its other: the
+      // commit must find that dir again (before the fix it detached the file, and the open fd
+      // read ENOENT, or EIO once the kernel saw its mode-0 attributes)
+      const held = await sb.ok([
+        "run",
+        "--keep-runtime",
+        "--name",
+        "hl3",
+        "base",
+        "--",
+        "sh",
+        "-c",
+        `cd ${M} && mkdir x y && echo data > x/f && ln x/f y/g && exec 3< y/g && sync && ` +
+        `echo 2 > /proc/sys/vm/drop_caches && ${commit} >/dev/null && cat <&3 && sleep 1.1 && ` +
+        `stat -L -c %F /dev/fd/3 && cat x/f y/g`,
+      ]);
+      assert.equal(held, "data\nregular file\ndata\ndata\n");
       await sb.ok(["service", "--stop", "--force"]);
       assert.equal(
         await sb.ok(["run", "--rerun", "hl", "--", "sh", "-c", `cd ${M} && cat f g`]),

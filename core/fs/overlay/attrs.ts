@@ -19,7 +19,7 @@ import type { Attr } from "../../../ffi/stat.ts";
 import { metaName, type MetaOverride } from "../../store/scratch.ts";
 import { LAYER_TIME_S, type SetAttr } from "../backend.ts";
 import { copyUp } from "./copyup.ts";
-import { baseName, type ONode, S_IFDIR, S_IFLNK, S_IFREG } from "./nodes.ts";
+import { baseName, type ONode, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG } from "./nodes.ts";
 import type { OverlayParts } from "./parts.ts";
 
 /** Attributes of a node, or an errno. */
@@ -178,10 +178,25 @@ function setUpper(ov: OverlayParts, n: ONode, set: SetAttr): number {
   return e;
 }
 
-/** The attributes to keep serving for a node that is going away (zeroes when it has none). */
+/**
+ * The attributes to keep serving for a node that is going away: `attrOf`, else (nothing left to
+ * stat) zeroes under the node's file type. Never a mode without a type: the kernel takes that as
+ * a changed inode and fails every later use of it with EIO (Linux fs/fuse/inode.c
+ * `fuse_invalid_attr`, fs/fuse/dir.c `fuse_do_getattr`).
+ */
 export function lastAttr(ov: OverlayParts, n: ONode): Attr {
   const a = attrOf(ov, n);
-  return typeof a === "number"
-    ? { ino: n.ino, mode: 0, nlink: 0, uid: 0, gid: 0, size: 0, blocks: 0, blksize: 4096, time: 0 }
-    : a;
+  return typeof a === "number" ? goneAttr(n) : a;
+}
+
+/** Zeroed attributes of a node with nothing left to stat, under its file type. */
+export function goneAttr(n: ONode): Attr {
+  const type = n.kind === "dir"
+    ? S_IFDIR
+    : n.kind === "file"
+    ? S_IFREG
+    : n.kind === "symlink"
+    ? S_IFLNK
+    : S_IFIFO;
+  return { ino: n.ino, mode: type, nlink: 0, uid: 0, gid: 0, size: 0, blocks: 0, blksize: 4096, time: 0 };
 }

@@ -79,7 +79,9 @@ export class NodeTable {
   /** A new node, numbered and owned by this runtime. */
   create(path: string, kind: Kind, upper: boolean, lower: Child | null): ONode {
     let ino = this.#inoByPath.get(path);
-    if (ino === undefined) this.#inoByPath.set(path, ino = this.vfs.allocIno());
+    // a number a live node still holds (one the kernel keeps open under another name) is not
+    // this path's any more: two nodes under one number would read each other's file
+    if (ino === undefined || this.nodes.has(ino)) this.#inoByPath.set(path, ino = this.vfs.allocIno());
     const n: ONode = {
       ino,
       path,

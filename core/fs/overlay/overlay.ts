@@ -18,7 +18,7 @@ import type { Digest } from "../../store/objects.ts";
 import { WH_PREFIX } from "../../store/scratch.ts";
 import { type Caller, nameTooLong, type SetAttr } from "../backend.ts";
 import { type Child, ROOT_INO, type Vfs } from "../vfs.ts";
-import { attrOf, lastAttr, setattr } from "./attrs.ts";
+import { attrOf, goneAttr, setattr } from "./attrs.ts";
 import { beginCopyUp, type CopyJob, copyUp, endCopyUp, orphanCopyUp } from "./copyup.ts";
 import { baseName, type Kind, kindOfMode, NodeTable, type ONode, parentPath } from "./nodes.ts";
 import type { CopyUpHow, OverlayParts } from "./parts.ts";
@@ -341,6 +341,18 @@ export class Overlay implements OverlayParts {
     return xattr.removexattr(this, n, name);
   }
 
+  /** The dir node at `path`, resolved from the root when the table has none; undefined if none. */
+  dirAt(path: string): ONode | undefined {
+    const known = this.table.atPath(path);
+    if (known) return known.kind === "dir" ? known : undefined;
+    let cur: ONode | undefined = this.root;
+    for (const part of path.split("/").slice(1)) {
+      cur = this.child(cur, part);
+      if (!cur || cur.kind !== "dir") return undefined;
+    }
+    return cur;
+  }
+
   /**
    * After a commit moved scratch into a new top layer: the stack grows, scratch is empty, and every
    * known path keeps its inode but now resolves to the new layer. A layer keeps no hard links, so
@@ -349,12 +361,14 @@ export class Overlay implements OverlayParts {
    * forgotten, which the table no longer lists but whose number it kept. A node the layer does not
    * hold (a FIFO, a socket, or something below one) is detached, as by unlink: its path's number
    * is retired, so a new object made there gets a new inode while the kernel still knows the old
-   * one.
+   * one; it keeps the attributes it had in the old scratch, now at `trash`. A known path whose dir
+   * the kernel had forgotten (a linked file open under its other name) finds that dir again.
+   * @param trash where the old scratch went (its files give the detached nodes' last attributes)
    * @returns (dir inode, name) of those other names and of the names the commit dropped, whose
    *   dentries the kernel must drop: they still lead to the old node, and a write through them
    *   would land in its path's file, a stat would show what is gone
    */
-  rebase(layers: Digest[], rootSources: Digest[]): [number, string][] {
+  rebase(layers: Digest[], rootSources: Digest[], trash?: string): [number, string][] {
     this.upper.invalidate();
     this.layers = layers;
     this.root.lowerSources = rootSources;
@@ -372,7 +386,7 @@ export class Overlay implements OverlayParts {
     });
     const unlinked: [number, string][] = [];
     for (const [path, n] of taken) {
-      const dir = this.table.atPath(parentPath(path));
+      const dir = this.dirAt(parentPath(path));
       if (own.has(n) && own.get(n) !== path) {
         this.table.unnumber(path);
         if (dir) unlinked.push([dir.ino, baseName(path)]);
@@ -384,7 +398,10 @@ export class Overlay implements OverlayParts {
           this.table.unnumber(path);
           if (dir) unlinked.push([dir.ino, baseName(path)]);
         }
-        n.detached ??= { ...lastAttr(this, n), nlink: 0 };
+        if (!n.detached) {
+          const a = trash === undefined ? E.ENOENT : lstat(trash + path);
+          n.detached = typeof a === "number" ? goneAttr(n) : { ...a, ino: n.ino, nlink: 0 };
+        }
         continue;
       }
       n.upper = false;

@@ -141,7 +141,7 @@ export class Mailbox {
       Deno.renameSync(ov.scratch, m.trash);
       Deno.mkdirSync(ov.scratch, { mode: 0o755 });
       Deno.chmodSync(ov.scratch, 0o755);
-      const unlinked = ov.rebase(m.layers, view.rootSources);
+      const unlinked = ov.rebase(m.layers, view.rootSources, m.trash);
       for (const r of this.router.roots()) if (r.mount.overlay === ob) Object.assign(r.mount, view);
       return { ok: true, unlinked };
     } catch (e) {
