@@ -61,8 +61,16 @@ export function renameNode(
   const lowerAtDst = ndir.lowerSources ? ov.vfs.childrenOf(ndir.lowerSources).get(nname) : undefined;
   if (!exchange && (e = prepareTarget(ov, src, dst, ndir, nname, !!lowerAtDst))) return e;
   const from = `${dir.path}/${name}`, to = `${ndir.path}/${nname}`;
+  // the old name's mask goes first and the new name's after: a scratch entry wins over a mask
+  // (README "Editable runtimes"), so a service killed between the two steps shows the old name,
+  // or the new one, never both or neither
+  const maskSrc = !exchange && lowerAtSrc;
+  if (maskSrc && (e = ov.upper.addMask(dir, name, (m) => ov.parentOf(m)))) return e;
   const rc = renameat2(ov.upper.path(from), ov.upper.path(to), flags & RENAME_EXCHANGE);
-  if (rc) return rc;
+  if (rc) {
+    if (maskSrc) ov.upper.removeMask(dir, name);
+    return rc;
+  }
   ov.upper.invalidate();
   if (exchange) {
     const tmp = `${to}\0swap`;
@@ -70,7 +78,8 @@ export function renameNode(
     ov.table.move(src, from, to);
     ov.table.move(dst!, tmp, from);
   } else {
-    if (lowerAtSrc && (e = ov.upper.addMask(dir, name, (m) => ov.parentOf(m)))) return e;
+    ov.upper.removeMask(ndir, nname);
+    ov.upper.dropMeta(ndir, nname);
     ov.upper.dropMeta(dir, name);
     if (dst) ov.table.detach(dst, to, dstLast, (m) => lastAttr(ov, m));
     ov.table.move(src, from, to);
@@ -82,8 +91,8 @@ export function renameNode(
 }
 
 /**
- * Clears what would show through at the target: its whiteouts, its mask, the metadata change of
- * a lower file there, a lower dir under it.
+ * Clears what would show through at the target before the rename: the whiteouts in a dir it
+ * replaces, a lower dir under it (its mask and a lower file's metadata change go after the rename).
  */
 function prepareTarget(
   ov: OverlayParts,
@@ -95,8 +104,6 @@ function prepareTarget(
 ): number {
   let e = 0;
   if (dst?.upper && dst.kind === "dir" && (e = ov.upper.clearMarkers(dst))) return e;
-  ov.upper.removeMask(ndir, nname);
-  ov.upper.dropMeta(ndir, nname);
   if (src.kind === "dir" && lowerAtDst && !src.state?.opaque) e = ov.upper.markOpaque(src);
   return e;
 }
