@@ -228,6 +228,19 @@ const fuse2Session = {
  * 48 bytes covers every flavour (reference/ffi-abi.md §7).
  */
 export const FUSE_BUF_SIZE = 48;
+/** `enum fuse_buf_flags` FUSE_BUF_IS_FD: the data is in `fd`, not `mem` (fuse_common.h). */
+const FUSE_BUF_IS_FD = 1 << 1;
+
+/**
+ * A `struct fuse_buf` whose `mem` and `size` are `bytes` (libfuse reads the request from there).
+ * `bytes` must stay alive, and unmoved, during the call it is passed to.
+ */
+function memBuf(bytes: Uint8Array): Uint8Array {
+  const b = new Uint8Array(FUSE_BUF_SIZE), v = new DataView(b.buffer);
+  v.setBigUint64(0, BigInt(bytes.length), true);
+  v.setBigUint64(16, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(bytes))), true);
+  return b;
+}
 
 /** The reply functions, the same names and C signatures in every flavour. */
 export type FuseReplies = Deno.DynamicLibrary<typeof replySymbols>["symbols"];
@@ -249,6 +262,13 @@ export interface FuseSession {
   receive(): number;
   /** Runs the op callbacks for the request `receive` read, on this thread. */
   process(): void;
+  /**
+   * The bytes of the request `receive` read: a view of libfuse's buffer, valid until the next
+   * `receive`. Null when libfuse spliced it to a pipe instead (FUSE_BUF_IS_FD).
+   */
+  current(): Uint8Array | null;
+  /** Runs the op callbacks for a request read earlier (a copy of what `current` gave), now. */
+  processBytes(bytes: Uint8Array): void;
   /** True once libfuse has ended the session (unmount, fuse_session_exit). */
   exited(): boolean;
   /** Unmounts (when still mounted) and frees the session. */
@@ -329,6 +349,7 @@ export function mountSession(
     const mem = new Uint8Array(Number(size));
     const fbuf = new Uint8Array(FUSE_BUF_SIZE), fv = new DataView(fbuf.buffer);
     const chp = new BigUint64Array(1);
+    let received = 0;
     return {
       abi,
       name,
@@ -340,9 +361,11 @@ export function mountSession(
         fv.setBigUint64(0, BigInt(size), true);
         fv.setBigUint64(16, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(mem))), true);
         chp[0] = BigInt(Deno.UnsafePointer.value(ch));
-        return S.fuse_session_receive_buf(se, fbuf, new Uint8Array(chp.buffer));
+        return received = S.fuse_session_receive_buf(se, fbuf, new Uint8Array(chp.buffer));
       },
       process: () => S.fuse_session_process_buf(se, fbuf, Deno.UnsafePointer.create(chp[0])),
+      current: () => (received > 0 ? mem.subarray(0, received) : null),
+      processBytes: (bytes) => S.fuse_session_process_buf(se, memBuf(bytes), ch),
       exited: () => S.fuse_session_exited(se) !== 0,
       close: () => {
         if (closed) return;
@@ -377,6 +400,16 @@ export function mountSession(
     fd: S.fuse_session_fd(se),
     receive: () => S.fuse_session_receive_buf(se, fbuf),
     process: () => S.fuse_session_process_buf(se, fbuf),
+    current: () => {
+      const v = new DataView(fbuf.buffer);
+      const mem = Deno.UnsafePointer.create(v.getBigUint64(16, true));
+      if (v.getUint32(8, true) & FUSE_BUF_IS_FD || !mem) return null;
+      // the request's own length (fuse_in_header.len @0), whatever libfuse left in `size`
+      return new Uint8Array(
+        Deno.UnsafePointerView.getArrayBuffer(mem, new Deno.UnsafePointerView(mem).getUint32(0)),
+      );
+    },
+    processBytes: (bytes) => S.fuse_session_process_buf(se, memBuf(bytes)),
     exited: () => S.fuse_session_exited(se) !== 0,
     close: () => {
       if (closed) return;

@@ -616,3 +616,55 @@ fuseTest(
     }
   },
 );
+
+fuseTest(
+  "commit under steady writes: a program that never stops writing does not stop its runtime's commits",
+  async () => {
+    // a log, a language server's cache, an agent's scratch files: the runtime never goes still
+    const sb = Sandbox.create();
+    try {
+      const src = join(sb.root, "src");
+      writeTree(src, { "var/keep": "k\n", "bin/tool": "t\n" });
+      await sb.ok(["commit", src, "-t", "base"]);
+      const M = sb.mountpoint;
+      const writer = [
+        "import os, sys, time",
+        "i = 0",
+        `with open('${M}/var/log', 'a', buffering=1) as f:`,
+        "    while not os.path.exists(sys.argv[1]):",
+        "        f.write(f'line {i}\\n')",
+        `        open(f'${M}/var/cache-{i % 7}', 'w').write(str(i))`,
+        "        i += 1",
+      ].join("\n");
+      Deno.writeTextFileSync(join(sb.root, "writer.py"), writer);
+      const stop = join(sb.root, "stop");
+      const commits = [1, 2, 3, 4].map((i) => `${spfsLine(["commit", "-t", `c${i}`])} >/dev/null || exit 9`);
+      const r = await sb.spfs([
+        "run",
+        "--edit",
+        "base",
+        "--",
+        "sh",
+        "-c",
+        `python3 ${q(join(sb.root, "writer.py"))} ${q(stop)} & sleep 0.5; ${commits.join("; ")}; ` +
+        `touch ${q(stop)}; wait; cat ${M}/var/log | wc -l`,
+      ]);
+      assert.equal(r.code, 0, `a commit failed: ${r.stderr}`);
+      const total = Number(r.stdout.trim());
+      // each commit is one moment of the runtime: the log whole up to some line, nothing torn
+      let last = 0;
+      for (const i of [1, 2, 3, 4]) {
+        const log = await sb.ok(["run", `c${i}`, "--", "cat", `${M}/var/log`]);
+        const lines = log.split("\n").slice(0, -1);
+        assert.ok(log.endsWith("\n"), `c${i}: the log ends mid-line`);
+        lines.forEach((l, k) => assert.equal(l, `line ${k}`, `c${i}: line ${k}`));
+        assert.ok(lines.length >= last, `c${i} has fewer lines than the commit before`);
+        last = lines.length;
+      }
+      assert.ok(last > 0 && last <= total, `${last} committed lines of ${total}`);
+      console.log(`  4 commits landed while a program wrote ${total} lines; the last kept ${last}`);
+    } finally {
+      await sb.dispose();
+    }
+  },
+);

@@ -17,65 +17,106 @@ import type { Service } from "../state.ts";
 export async function commit(s: Service, p: CommitParams): Promise<CommitResult> {
   if (p.tag) validateTagName(p.tag);
   const rt = editableRuntime(s, p.runtime);
-  const d = s.rdb.dirs(rt.id);
   for (let attempt = 1;; attempt++) {
-    const c = await s.worker.ask<Extract<WorkerReply, { gen: number }>>({ type: "commit-check", id: rt.id });
-    if ("ok" in c) throw new SpfsError("RuntimeNotFound", `runtime ${rt.id} is gone`);
-    if (c.copying > 0) {
-      throw new SpfsError("RuntimeBusy", `${c.copying} big file(s) are being copied up in runtime ${rt.id}`, {
-        hint: "commit again in a moment, once those copies finish",
-      });
-    }
-    if ([...Deno.readDirSync(d.scratch)].length === 0) {
-      if (p.tag && rt.layers.length) return tagStack(s, rt.layers, p.tag);
-      throw new SpfsError("NothingToCommit", `runtime ${rt.id} has no changes to commit`, {
-        hint: "see changes with `spfs diff`; `spfs commit -t NAME` tags the runtime's stack as it is",
-      });
-    }
-    let result;
+    // the first try lets the runtime's programs run on; a retry holds their changes back
+    const hold = attempt > 1;
     try {
-      result = await importDir(d.scratch, s.store, {}, { scratch: true });
-    } catch (e) {
-      // a program in the runtime renamed or removed a file mid-import: like "changed" below
-      if (!scratchChanged(e)) throw e;
-      if (attempt < 3) continue;
-      throw busy(rt.id, "files went away during the import");
+      const r = await commitOnce(s, rt, p, hold);
+      if (r !== "changed") return r;
+      if (attempt >= ATTEMPTS) {
+        throw busy(
+          rt.id,
+          `it changed during each of ${ATTEMPTS} tries; changes right in / are never held back`,
+        );
+      }
+    } finally {
+      if (hold) s.worker.send({ type: "thaw", id: rt.id });
     }
-    const layer = s.store.putBytes(encodeLayer(result.manifest, { "spfs.runtime": rt.id }));
-    s.store.syncDirs();
-    const layers = [...rt.layers, layer];
-    const trash = `${d.root}/trash-${Date.now()}`;
-    const r = await s.worker.ask<WorkerReply>({ type: "rebase", id: rt.id, layers, gen: c.gen, trash });
-    if ("ok" in r && !r.ok) {
-      if (r.reason === "changed" && attempt < 3) continue;
-      throw busy(rt.id, r.reason);
-    }
-    // names that were hard links are files of their own now: the kernel must not lead one to the
-    // other's inode, so their dentries go before the commit returns
-    if ("ok" in r && r.ok && r.unlinked?.length) await s.worker.invalidateEntries(r.unlinked);
-    rt.layers = layers;
-    if (rt.durable) s.rdb.put(rt);
-    // the tag names the environment as committed: the whole stack, so `spfs run TAG` (or a pull
-    // of TAG elsewhere) gets the layers below too, not just this one's changes
-    const platform = layers.length > 1 ? s.store.putBytes(encodePlatform(layers)) : null;
-    if (p.tag) s.tags.set(p.tag, platform ?? layer);
-    void Deno.remove(trash, { recursive: true }).catch(() => {});
-    s.log.info("committed runtime {runtime} as {layer}", { runtime: rt.id, layer, tag: p.tag });
-    const { manifest, files, dirs, symlinks, bytes, skipped } = result;
-    return {
-      layer,
-      platform,
-      manifest,
-      layers,
-      files,
-      dirs,
-      symlinks,
-      bytes,
-      tag: p.tag ?? null,
-      skipped,
-      unchanged: false,
-    };
   }
+}
+
+/** Tries in all; the first runs with the runtime live, the others with its changes held. */
+const ATTEMPTS = 3;
+/** Longest a held commit waits for copy-ups already running to finish (ms). */
+const COPY_WAIT_MS = 30_000;
+
+/**
+ * One try at a commit: "changed" when the runtime changed while its scratch was read. With
+ * `hold`, the runtime's requests that would change it (but those naming the root) wait from the
+ * freeze until the caller's thaw; copy-ups already running are waited for.
+ */
+async function commitOnce(
+  s: Service,
+  rt: Runtime,
+  p: CommitParams,
+  hold: boolean,
+): Promise<CommitResult | "changed"> {
+  const d = s.rdb.dirs(rt.id);
+  type Check = Extract<WorkerReply, { gen: number }>;
+  let c = await s.worker.ask<Check>({ type: hold ? "freeze" : "commit-check", id: rt.id });
+  for (
+    const until = Date.now() + COPY_WAIT_MS;
+    hold && !("ok" in c) && c.copying > 0 && Date.now() < until;
+  ) {
+    await new Promise((res) => setTimeout(res, 10));
+    c = await s.worker.ask<Check>({ type: "commit-check", id: rt.id });
+  }
+  if ("ok" in c) throw new SpfsError("RuntimeNotFound", `runtime ${rt.id} is gone`);
+  if (c.copying > 0) {
+    throw new SpfsError("RuntimeBusy", `${c.copying} big file(s) are being copied up in runtime ${rt.id}`, {
+      hint: "commit again in a moment, once those copies finish",
+    });
+  }
+  if ([...Deno.readDirSync(d.scratch)].length === 0) {
+    if (p.tag && rt.layers.length) return tagStack(s, rt.layers, p.tag);
+    throw new SpfsError("NothingToCommit", `runtime ${rt.id} has no changes to commit`, {
+      hint: "see changes with `spfs diff`; `spfs commit -t NAME` tags the runtime's stack as it is",
+    });
+  }
+  let result;
+  try {
+    result = await importDir(d.scratch, s.store, {}, { scratch: true });
+  } catch (e) {
+    // a program in the runtime renamed or removed a file mid-import: like "changed" below
+    if (!scratchChanged(e)) throw e;
+    return "changed";
+  }
+  const layer = s.store.putBytes(encodeLayer(result.manifest, { "spfs.runtime": rt.id }));
+  s.store.syncDirs();
+  const layers = [...rt.layers, layer];
+  const trash = `${d.root}/trash-${Date.now()}`;
+  const r = await s.worker.ask<WorkerReply>({ type: "rebase", id: rt.id, layers, gen: c.gen, trash });
+  if ("ok" in r && !r.ok) {
+    if (r.reason === "changed") return "changed";
+    throw busy(rt.id, r.reason);
+  }
+  // names that were hard links are files of their own now: the kernel must not lead one to the
+  // other's inode, so their dentries go before the commit returns. Each notice takes its dir's
+  // lock, which a held request may hold: thaw first.
+  if (hold) s.worker.send({ type: "thaw", id: rt.id });
+  if ("ok" in r && r.ok && r.unlinked?.length) await s.worker.invalidateEntries(r.unlinked);
+  rt.layers = layers;
+  if (rt.durable) s.rdb.put(rt);
+  // the tag names the environment as committed: the whole stack, so `spfs run TAG` (or a pull
+  // of TAG elsewhere) gets the layers below too, not just this one's changes
+  const platform = layers.length > 1 ? s.store.putBytes(encodePlatform(layers)) : null;
+  if (p.tag) s.tags.set(p.tag, platform ?? layer);
+  void Deno.remove(trash, { recursive: true }).catch(() => {});
+  s.log.info("committed runtime {runtime} as {layer}", { runtime: rt.id, layer, tag: p.tag });
+  const { manifest, files, dirs, symlinks, bytes, skipped } = result;
+  return {
+    layer,
+    platform,
+    manifest,
+    layers,
+    files,
+    dirs,
+    symlinks,
+    bytes,
+    tag: p.tag ?? null,
+    skipped,
+    unchanged: false,
+  };
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
- * The worker's side of the main thread's commands: register and unregister runtimes, and the two
- * steps of a commit. Drained after each wake-up and before each request, so a registration is
- * seen before the registered process's first request.
+ * The worker's side of the main thread's commands: register and unregister runtimes, and the
+ * steps of a commit (check or freeze, rebase, thaw). Drained after each wake-up and before each
+ * request, so a registration is seen before the registered process's first request.
  */
 import { receiveMessageOnPort } from "node:worker_threads";
 import type { MessagePort } from "node:worker_threads";
@@ -15,12 +15,26 @@ import type { MountRec } from "./context.ts";
 import type { InodeFiles } from "./files.ts";
 import type { Digest } from "../../store/objects.ts";
 import type { LogLevel, ToWorker, WorkerReply } from "./messages.ts";
+import { mutationTargets } from "../../../ffi/fuse/request.ts";
+import { ROOT_INO } from "../../fs/vfs.ts";
+
+/**
+ * Longest a runtime's changing requests are held (ms) should the main thread never say "thaw": a
+ * hold then ends by itself, and the commit sees the runtime changed instead.
+ */
+const MAX_HOLD_MS = 60_000;
 
 /** Applies main-thread commands to the router and the editable runtimes. */
 export class Mailbox {
   readonly #overlays = new Map<string, OverlayBackend>();
   readonly #seq: Int32Array;
   #applied = 0;
+  /** Runtimes whose changing requests are held: what was held, oldest first, and since when. */
+  readonly #held = new Map<string, { requests: Uint8Array[]; since: number }>();
+  /** True while any runtime's changing requests are held (serveLoop asks before each request). */
+  holding = false;
+  /** Serves a held request's bytes through libfuse; set once the session is mounted. */
+  replay: (request: Uint8Array) => void = () => {};
 
   constructor(
     readonly port: MessagePort,
@@ -64,11 +78,18 @@ export class Mailbox {
         return this.#register(m);
       case "unregister":
         return this.#unregister(m.pid);
-      case "commit-check": {
+      case "commit-check":
+      case "freeze": {
         const ov = this.#overlays.get(m.id)?.overlay;
         if (!ov) return this.reply(m.reqId, { ok: false, reason: "the runtime is not active" });
+        if (m.type === "freeze" && !this.#held.has(m.id)) {
+          this.#held.set(m.id, { requests: [], since: performance.now() });
+          this.holding = true;
+        }
         return this.reply(m.reqId, { gen: ov.gen, copying: ov.copying });
       }
+      case "thaw":
+        return this.#thaw(m.id);
       case "rebase":
         return this.reply(m.reqId, this.#rebase(m));
       case "corrupt":
@@ -76,6 +97,37 @@ export class Mailbox {
       case "copied":
         return this.copied(m.id, m.errno, m.how);
     }
+  }
+
+  /**
+   * Holds `request` back when it would change a frozen runtime (a commit is reading its scratch),
+   * keeping a copy to serve at the thaw. Never a request naming the root: its lock is every
+   * runtime's, and holding it would stop them all. True when it was held.
+   */
+  hold(request: Uint8Array): boolean {
+    const inos = mutationTargets(request);
+    if (!inos || inos.includes(ROOT_INO)) return false;
+    const owner = this.vfs.owners.get(inos[0]);
+    for (const [id, h] of this.#held) {
+      if (this.#overlays.get(id) !== owner) continue;
+      if (performance.now() - h.since > MAX_HOLD_MS) {
+        this.log("warning", `runtime ${id} was held for a commit over ${MAX_HOLD_MS} ms; serving it again`);
+        this.#thaw(id);
+        return false;
+      }
+      h.requests.push(request.slice());
+      return true;
+    }
+    return false;
+  }
+
+  /** Ends a hold: serves what was held, in the order it came. */
+  #thaw(id: string): void {
+    const h = this.#held.get(id);
+    if (!h) return;
+    this.#held.delete(id);
+    this.holding = this.#held.size > 0;
+    for (const r of h.requests) this.replay(r);
   }
 
   /** A blob found corrupt: refused from now on, its fds closed, its inodes' cached pages dropped. */

@@ -33,6 +33,10 @@ const SPIN_MS = 0.05;
 interface Mail {
   pending(): boolean;
   drain(): void;
+  /** True while some runtime's changing requests are held back (a commit is reading its scratch). */
+  holding: boolean;
+  /** Keeps a copy of `request` to serve later when it is one to hold; true when it did. */
+  hold(request: Uint8Array): boolean;
 }
 
 /**
@@ -83,6 +87,10 @@ export function serveLoop(fuse: FuseSession, wakeFd: number, mail: Mail): number
     if (r === -E.EINTR) continue;
     if (r <= 0) return r;
     if (mail.pending()) mail.drain(); // a registration always lands before its process's request
+    if (mail.holding) {
+      const req = fuse.current();
+      if (req && mail.hold(req)) continue;
+    }
     fuse.process();
   }
   return 0;
@@ -98,6 +106,7 @@ function serve(data: FuseWorkerData): void {
     post({ type: "error", message: `cannot mount with libfuse (${data.libfuse.join(", ")}): ${e}` });
     return;
   }
+  server!.mailbox.replay = fuse.processBytes;
   server!.mailbox.drain();
   post({ type: "mounted", libfuse: fuse.name, version: fuse.version, fd: fuse.fd });
   const rc = serveLoop(fuse, data.wakeFd, server!.mailbox);

@@ -44,6 +44,13 @@ export type ToWorker =
   | { type: "unregister"; pid: number }
   /** Commit support: read the change counter, then swap scratch for a new top layer. */
   | { type: "commit-check"; reqId: number; id: string }
+  /**
+   * commit-check that also holds back the runtime's requests that would change it (but those
+   * naming the root) until "thaw", so a commit can read scratch while programs keep writing.
+   */
+  | { type: "freeze"; reqId: number; id: string }
+  /** Serves what "freeze" held, in order, and holds no more. */
+  | { type: "thaw"; id: string }
   | { type: "rebase"; reqId: number; id: string; layers: Digest[]; gen: number; trash: string }
   /** The verifier found this blob corrupt: refuse it from now on. */
   | { type: "corrupt"; digest: Digest }
