@@ -59,7 +59,7 @@ export function renameNode(
     ov.upper.ensure(ndir, (m) => ov.parentOf(m));
   if (e) return e;
   const lowerAtDst = ndir.lowerSources ? ov.vfs.childrenOf(ndir.lowerSources).get(nname) : undefined;
-  if (!exchange && (e = prepareTarget(ov, src, dst, ndir, nname, !!lowerAtDst))) return e;
+  if (!exchange && (e = prepareTarget(ov, src, dst, !!lowerAtDst))) return e;
   const from = `${dir.path}/${name}`, to = `${ndir.path}/${nname}`;
   // the old name's mask goes first and the new name's after: a scratch entry wins over a mask
   // (README "Editable runtimes"), so a service killed between the two steps shows the old name,
@@ -98,8 +98,6 @@ function prepareTarget(
   ov: OverlayParts,
   src: ONode,
   dst: ONode | undefined,
-  ndir: ONode,
-  nname: string,
   lowerAtDst: boolean,
 ): number {
   let e = 0;
