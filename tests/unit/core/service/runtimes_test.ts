@@ -32,8 +32,12 @@ Deno.test("reap ends runtimes whose root is gone, a zombie or a reused pid, and 
     const gone = new Deno.Command("true").spawn();
     const gonePid = gone.pid, goneStart = procInfo(gonePid)?.startTime ?? 0;
     await gone.status;
-    // a zombie: exited, not yet waited for by its parent (sh, busy in sleep)
-    const parent = new Deno.Command("sh", { args: ["-c", "true & echo $!; exec sleep 5"], stdout: "piped" })
+    // a zombie: exited, not yet waited for by its parent (sh, then sleep in its place). The child
+    // outlives the exec: a `true` could end first, and sh reap it, before its pid is read
+    const parent = new Deno.Command("sh", {
+      args: ["-c", "sleep 0.3 & echo $!; exec sleep 5"],
+      stdout: "piped",
+    })
       .spawn();
     const reader = parent.stdout.getReader();
     const zombiePid = Number(new TextDecoder().decode((await reader.read()).value).trim());
