@@ -141,6 +141,18 @@ export class WorkerHandle {
   }
 
   /**
+   * Tells the kernel to drop its cached attributes of `inos` (not their pages), from here and off
+   * this thread, as #invalidate does. Resolves once every notice is written.
+   */
+  async invalidateAttrs(inos: number[]): Promise<void> {
+    for (const ino of inos) {
+      if (this.#stopped || this.#sessionFd < 0) return;
+      // best effort: ENOENT when the kernel has forgotten the inode meanwhile
+      await libc().write_off_thread(this.#sessionFd, invalInodeNotice(ino, true), 40n);
+    }
+  }
+
+  /**
    * Tells the kernel to drop its dentries (dir inode, name), from here and off this thread: each
    * notice takes its dir's lock, which a request waiting on the FUSE thread may hold. Resolves once
    * every notice is written. Never for root entries, which the kernel never keeps.

@@ -130,13 +130,16 @@ export const OP_SIGNATURES = {
  * A FUSE_NOTIFY_INVAL_INODE notice, written to the session fd as is: `fuse_out_header` {len u32,
  * error i32 = notify code 2, unique u64 = 0} + `fuse_notify_inval_inode_out` {ino u64, off i64 = 0,
  * len i64 = 0: every page}; 40 bytes (Linux include/uapi/linux/fuse.h, libfuse fuse_lowlevel.c
- * `fuse_lowlevel_notify_inval_inode`). The kernel drops the inode's cached pages and attributes.
+ * `fuse_lowlevel_notify_inval_inode`). The kernel drops the inode's cached pages and attributes;
+ * with `attrsOnly`, off = -1 and it keeps the pages (Linux fs/fuse/inode.c
+ * `fuse_reverse_inval_inode`: pages only when offset >= 0).
  */
-export function invalInodeNotice(ino: number): Uint8Array {
+export function invalInodeNotice(ino: number, attrsOnly = false): Uint8Array {
   const b = new Uint8Array(40), v = new DataView(b.buffer);
   v.setUint32(0, 40, true);
   v.setInt32(4, 2, true);
   v.setBigUint64(16, BigInt(ino), true);
+  if (attrsOnly) v.setBigInt64(24, -1n, true);
   return b;
 }
 

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runner } from "../../core/runner.ts";
+import { LAYER_TIME_S } from "../../core/fs/backend.ts";
 import { npmPackageDir, Sandbox } from "../support/sandbox.ts";
 import { exists, fuseTest, q, spfsLine, waitFor, writeTree } from "../support/fuse.ts";
 
@@ -575,6 +576,36 @@ fuseTest(
         await sb.ok(["run", "--rerun", "hl", "--", "sh", "-c", `cd ${M} && cat f g`]),
         "two\none\n",
       );
+    } finally {
+      await sb.dispose();
+    }
+  },
+);
+
+fuseTest(
+  "right after a commit, stat shows what the layer kept: owners and times it dropped are gone at once",
+  async () => {
+    const sb = Sandbox.create();
+    const M = sb.mountpoint;
+    try {
+      writeTree(join(sb.root, "src"), { "keep": "k\n" });
+      await sb.ok(["commit", join(sb.root, "src"), "-t", "base"]);
+      // before the commit invalidated the kernel's cached attributes (1 s), stat still said
+      // 65534 and today's year right after it
+      const out = await sb.ok([
+        "run",
+        "--edit",
+        "base",
+        "--",
+        "sh",
+        "-c",
+        // a stat every 50 ms keeps the kernel's attributes fresh up to the swap
+        // (below the root: a root entry is looked up afresh each time, with its attributes)
+        `cd ${M} && mkdir d && echo x > d/f && chown 65534 d/f && stat -c %u d/f || exit 1; ` +
+        `(while :; do stat d/f >/dev/null; sleep 0.05; done) & ` +
+        `${spfsLine(["commit"])} >/dev/null && stat -c '%u %Y' d/f; kill $!`,
+      ]);
+      assert.equal(out, `65534\n${Deno.uid()} ${LAYER_TIME_S}\n`);
     } finally {
       await sb.dispose();
     }

@@ -267,8 +267,6 @@ fuseTest(
         ).join(" ");
         const commitLoop = `for i in 1 2 3 4 5 6; do ${spfs} commit > /dev/null 2> ${out}/commit$i; ` +
           `echo $? >> ${out}/commit$i; done &`;
-        // after the last commit's swap, attributes the kernel cached (1 s) may still show owners
-        // the layer dropped: the dump waits them out
         await sb.ok([
           "run",
           "--keep-runtime",
@@ -278,7 +276,7 @@ fuseTest(
           "--",
           "sh",
           "-c",
-          `${fuzzers} ${commitLoop} wait; echo end > ${q(M)}/end; sleep 1.2; python3 ${q(FUZZ)} ${
+          `${fuzzers} ${commitLoop} wait; echo end > ${q(M)}/end; python3 ${q(FUZZ)} ${
             q(M)
           } dump > ${out}/live`,
         ]);

@@ -341,6 +341,13 @@ export class Overlay implements OverlayParts {
     return xattr.removexattr(this, n, name);
   }
 
+  /** Inode numbers of this runtime's nodes the kernel holds (looked up and not yet forgotten). */
+  kernelInodes(): number[] {
+    const out: number[] = [];
+    for (const n of this.table.nodes.values()) if (n.nlookup > 0) out.push(n.ino);
+    return out;
+  }
+
   /** The dir node at `path`, resolved from the root when the table has none; undefined if none. */
   dirAt(path: string): ONode | undefined {
     const known = this.table.atPath(path);

@@ -95,6 +95,9 @@ async function commitOnce(
   // lock, which a held request may hold: thaw first.
   if (hold) s.worker.send({ type: "thaw", id: rt.id });
   if ("ok" in r && r.ok && r.unlinked?.length) await s.worker.invalidateEntries(r.unlinked);
+  // the layer dropped owners, times and split links' counts: the kernel's cached attributes (1 s)
+  // would still show them, so a stat right after the commit would not match a restart
+  if ("ok" in r && r.ok && r.known?.length) await s.worker.invalidateAttrs(r.known);
   rt.layers = layers;
   if (rt.durable) s.rdb.put(rt);
   // the tag names the environment as committed: the whole stack, so `spfs run TAG` (or a pull

@@ -195,7 +195,7 @@ export class Mailbox {
       Deno.chmodSync(ov.scratch, 0o755);
       const unlinked = ov.rebase(m.layers, view.rootSources, m.trash);
       for (const r of this.router.roots()) if (r.mount.overlay === ob) Object.assign(r.mount, view);
-      return { ok: true, unlinked };
+      return { ok: true, unlinked, known: ov.kernelInodes() };
     } catch (e) {
       return { ok: false, reason: String(e) };
     }

@@ -60,8 +60,11 @@ export type ToWorker =
 /** Answers to requests that carry a `reqId`. */
 export type WorkerReply =
   | { gen: number; copying: number }
-  /** `unlinked`: after a rebase, (dir inode, name) of names whose dentries the kernel must drop. */
-  | { ok: true; unlinked?: [number, string][] }
+  /**
+   * `unlinked`: after a rebase, (dir inode, name) of names whose dentries the kernel must drop;
+   * `known`: the runtime's inodes the kernel holds, whose cached attributes are now stale.
+   */
+  | { ok: true; unlinked?: [number, string][]; known?: number[] }
   | { ok: false; reason: string };
 
 /** Log levels the worker forwards to the service log. */

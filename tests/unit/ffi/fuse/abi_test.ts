@@ -327,6 +327,11 @@ Deno.test("invalInodeNotice: fuse_out_header + fuse_notify_inval_inode_out as th
   assert.equal(v.getBigUint64(16, true), 0x0102030405n);
   assert.equal(v.getBigInt64(24, true), 0n);
   assert.equal(v.getBigInt64(32, true), 0n);
+  // attributes only: off -1 (fs/fuse/inode.c fuse_reverse_inval_inode drops pages when off >= 0)
+  const a = new DataView(invalInodeNotice(7, true).buffer);
+  assert.equal(a.getBigUint64(16, true), 7n);
+  assert.equal(a.getBigInt64(24, true), -1n);
+  assert.equal(a.getBigInt64(32, true), 0n);
 });
 
 Deno.test("invalEntryNotice: fuse_out_header + fuse_notify_inval_entry_out + the name and its NUL", () => {
