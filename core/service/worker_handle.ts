@@ -131,12 +131,12 @@ export class WorkerHandle {
    * Tells the kernel to drop its cached pages of `inos`, from here and off this thread: never from
    * the FUSE thread, which must stay free to answer the reads the kernel may be waiting on.
    */
-  async #invalidate(inos: number[]): Promise<void> {
+  async #invalidate(inos: number[], attrsOnly = false): Promise<void> {
     for (const ino of inos) {
       if (this.#stopped || this.#sessionFd < 0) return;
       // best effort: it fails (ENOENT, unreadable off this thread) when the kernel has forgotten
       // the inode, and then nothing of it is cached
-      await libc().write_off_thread(this.#sessionFd, invalInodeNotice(ino), 40n);
+      await libc().write_off_thread(this.#sessionFd, invalInodeNotice(ino, attrsOnly), 40n);
     }
   }
 
@@ -144,12 +144,8 @@ export class WorkerHandle {
    * Tells the kernel to drop its cached attributes of `inos` (not their pages), from here and off
    * this thread, as #invalidate does. Resolves once every notice is written.
    */
-  async invalidateAttrs(inos: number[]): Promise<void> {
-    for (const ino of inos) {
-      if (this.#stopped || this.#sessionFd < 0) return;
-      // best effort: ENOENT when the kernel has forgotten the inode meanwhile
-      await libc().write_off_thread(this.#sessionFd, invalInodeNotice(ino, true), 40n);
-    }
+  invalidateAttrs(inos: number[]): Promise<void> {
+    return this.#invalidate(inos, true);
   }
 
   /**

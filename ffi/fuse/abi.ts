@@ -232,14 +232,16 @@ export const FUSE_BUF_SIZE = 48;
 const FUSE_BUF_IS_FD = 1 << 1;
 
 /**
- * A `struct fuse_buf` whose `mem` and `size` are `bytes` (libfuse reads the request from there).
- * `bytes` must stay alive, and unmoved, during the call it is passed to.
+ * Fills `buf` as a `struct fuse_buf` {size u64 @0, flags @8, mem ptr @16, …} over the first `size`
+ * bytes of `mem` (libfuse reads or writes the request there), and returns it. `mem` must stay
+ * alive, and unmoved, during the call `buf` is passed to.
  */
-function memBuf(bytes: Uint8Array): Uint8Array {
-  const b = new Uint8Array(FUSE_BUF_SIZE), v = new DataView(b.buffer);
-  v.setBigUint64(0, BigInt(bytes.length), true);
-  v.setBigUint64(16, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(bytes))), true);
-  return b;
+function memBuf(mem: Uint8Array, size = mem.length, buf = new Uint8Array(FUSE_BUF_SIZE)): Uint8Array {
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  buf.fill(0);
+  v.setBigUint64(0, BigInt(size), true);
+  v.setBigUint64(16, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(mem))), true);
+  return buf;
 }
 
 /** The reply functions, the same names and C signatures in every flavour. */
@@ -347,7 +349,7 @@ export function mountSession(
     // libfuse 2.9's fuse_session_loop: a caller-owned buffer of fuse_chan_bufsize, reset per read
     const size = S.fuse_chan_bufsize(ch);
     const mem = new Uint8Array(Number(size));
-    const fbuf = new Uint8Array(FUSE_BUF_SIZE), fv = new DataView(fbuf.buffer);
+    const fbuf = new Uint8Array(FUSE_BUF_SIZE);
     const chp = new BigUint64Array(1);
     let received = 0;
     return {
@@ -357,9 +359,7 @@ export function mountSession(
       reply: replies.symbols,
       fd: S.fuse_chan_fd(ch),
       receive: () => {
-        fbuf.fill(0);
-        fv.setBigUint64(0, BigInt(size), true);
-        fv.setBigUint64(16, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(mem))), true);
+        memBuf(mem, Number(size), fbuf);
         chp[0] = BigInt(Deno.UnsafePointer.value(ch));
         return received = S.fuse_session_receive_buf(se, fbuf, new Uint8Array(chp.buffer));
       },

@@ -517,124 +517,94 @@ fuseTest(
   },
 );
 
+/**
+ * Runs `body` on a fresh sandbox where tag `base` (one file) is committed, then disposes of it;
+ * `sh(script, opts)` runs `sh -c script` in a runtime of `base` started with `opts`.
+ */
+async function withBase(
+  body: (sb: Sandbox, M: string, sh: (script: string, opts?: string[]) => Promise<string>) => Promise<void>,
+): Promise<void> {
+  const sb = Sandbox.create();
+  try {
+    writeTree(join(sb.root, "src"), { "keep": "k\n" });
+    await sb.ok(["commit", join(sb.root, "src"), "-t", "base"]);
+    await body(
+      sb,
+      sb.mountpoint,
+      (script, opts = ["--edit"]) => sb.ok(["run", ...opts, "base", "--", "sh", "-c", script]),
+    );
+  } finally {
+    await sb.dispose();
+  }
+}
+
 fuseTest(
   "a commit breaks hard links as its layer does, in the running runtime too: a write lands in its own name",
-  async () => {
-    const sb = Sandbox.create();
-    const M = sb.mountpoint;
-    try {
-      writeTree(join(sb.root, "src"), { "keep": "k\n" });
-      await sb.ok(["commit", join(sb.root, "src"), "-t", "base"]);
+  () =>
+    withBase(async (sb, M, sh) => {
       const commit = spfsLine(["commit"]);
-      const live = await sb.ok([
-        "run",
-        "--keep-runtime",
-        "--name",
-        "hl",
-        "base",
-        "--",
-        "sh",
-        "-c",
+      const live = await sh(
         `cd ${M} && echo one > f && ln f g && ${commit} >/dev/null && echo two > f && cat f g && stat -c %h f g`,
-      ]);
+        ["--keep-runtime", "--name", "hl"],
+      );
       assert.equal(live, "two\none\n1\n1\n");
       // the same when the kernel had forgotten both names before the commit: they must not come
       // back as one inode (before the fix, f read g's bytes and a write to one showed in both)
-      const forgot = await sb.ok([
-        "run",
-        "--keep-runtime",
-        "--name",
-        "hl2",
-        "base",
-        "--",
-        "sh",
-        "-c",
+      const forgot = await sh(
         `cd ${M} && echo one > f && ln f g && sync && echo 2 > /proc/sys/vm/drop_caches && ` +
-        `${commit} >/dev/null && echo two > f && cat f g && stat -c %h f g && ` +
-        `test "$(stat -c %i f)" != "$(stat -c %i g)" && echo apart`,
-      ]);
+          `${commit} >/dev/null && echo two > f && cat f g && stat -c %h f g && ` +
+          `test "$(stat -c %i f)" != "$(stat -c %i g)" && echo apart`,
+        ["--keep-runtime", "--name", "hl2"],
+      );
       assert.equal(forgot, "two\none\n1\n1\napart\n");
       // a linked file held open under one name while the kernel forgot the dir of its other: the
       // commit must find that dir again (before the fix it detached the file, and the open fd
       // read ENOENT, or EIO once the kernel saw its mode-0 attributes)
-      const held = await sb.ok([
-        "run",
-        "--keep-runtime",
-        "--name",
-        "hl3",
-        "base",
-        "--",
-        "sh",
-        "-c",
+      const held = await sh(
         `cd ${M} && mkdir x y && echo data > x/f && ln x/f y/g && exec 3< y/g && sync && ` +
-        `echo 2 > /proc/sys/vm/drop_caches && ${commit} >/dev/null && cat <&3 && sleep 1.1 && ` +
-        `stat -L -c %F /dev/fd/3 && cat x/f y/g`,
-      ]);
+          `echo 2 > /proc/sys/vm/drop_caches && ${commit} >/dev/null && cat <&3 && sleep 1.1 && ` +
+          `stat -L -c %F /dev/fd/3 && cat x/f y/g`,
+        ["--keep-runtime", "--name", "hl3"],
+      );
       assert.equal(held, "data\nregular file\ndata\ndata\n");
       await sb.ok(["service", "--stop", "--force"]);
       assert.equal(
         await sb.ok(["run", "--rerun", "hl", "--", "sh", "-c", `cd ${M} && cat f g`]),
         "two\none\n",
       );
-    } finally {
-      await sb.dispose();
-    }
-  },
+    }),
 );
 
 fuseTest(
   "right after a commit, stat shows what the layer kept: owners and times it dropped are gone at once",
-  async () => {
-    const sb = Sandbox.create();
-    const M = sb.mountpoint;
-    try {
-      writeTree(join(sb.root, "src"), { "keep": "k\n" });
-      await sb.ok(["commit", join(sb.root, "src"), "-t", "base"]);
+  () =>
+    withBase(async (_sb, M, sh) => {
       // before the commit invalidated the kernel's cached attributes (1 s), stat still said
       // 65534 and today's year right after it
-      const out = await sb.ok([
-        "run",
-        "--edit",
-        "base",
-        "--",
-        "sh",
-        "-c",
+      const out = await sh(
         // a stat every 50 ms keeps the kernel's attributes fresh up to the swap
         // (below the root: a root entry is looked up afresh each time, with its attributes)
         `cd ${M} && mkdir d && echo x > d/f && chown 65534 d/f && stat -c %u d/f || exit 1; ` +
-        `(while :; do stat d/f >/dev/null; sleep 0.05; done) & ` +
-        `${spfsLine(["commit"])} >/dev/null && stat -c '%u %Y' d/f; kill $!`,
-      ]);
+          `(while :; do stat d/f >/dev/null; sleep 0.05; done) & ` +
+          `${spfsLine(["commit"])} >/dev/null && stat -c '%u %Y' d/f; kill $!`,
+      );
       assert.equal(out, `65534\n${Deno.uid()} ${LAYER_TIME_S}\n`);
-    } finally {
-      await sb.dispose();
-    }
-  },
+    }),
 );
 
 fuseTest(
   "a commit drops FIFOs as its layer does, in the running runtime too: a file made there is a new inode",
-  async () => {
-    const sb = Sandbox.create();
-    const M = sb.mountpoint;
-    try {
-      writeTree(join(sb.root, "src"), { "keep": "k\n" });
-      await sb.ok(["commit", join(sb.root, "src"), "-t", "base"]);
+  () =>
+    withBase(async (sb, M, sh) => {
       const commit = spfsLine(["commit"]);
       // the kernel had p's entry (60 s) and inode; before the fix p still showed as a FIFO after
       // the commit, and a file made there took the FIFO's inode number (the kernel then said EIO)
-      const out = await sb.ok([
-        "run",
-        "--edit",
-        "base",
-        "--",
-        "sh",
-        "-c",
+      const out = await sh(
         `cd ${M}/ && mkdir -p d && mkfifo d/p && stat -c %F:%i d/p > ${sb.root}/before && ` +
-        `${commit} >/dev/null 2>&1 && { test -e d/p && echo still there; true; } && ` +
-        // (a FIFO still there would block the write: timeout ends it)
-        `timeout 5 sh -c 'echo x > d/p'; cat d/p; stat -c %F:%i d/p`,
-      ]);
+          `${commit} >/dev/null 2>&1 && { test -e d/p && echo still there; true; } && ` +
+          // (a FIFO still there would block the write: timeout ends it)
+          `timeout 5 sh -c 'echo x > d/p'; cat d/p; stat -c %F:%i d/p`,
+      );
       const [kind, ino] = Deno.readTextFileSync(join(sb.root, "before")).trim().split(":");
       assert.equal(kind, "fifo");
       const lines = out.trim().split("\n");
@@ -642,10 +612,7 @@ fuseTest(
       const [kind2, ino2] = lines[1].split(":");
       assert.equal(kind2, "regular file");
       assert.notEqual(ino2, ino, "the file at the FIFO's name has an inode of its own");
-    } finally {
-      await sb.dispose();
-    }
-  },
+    }),
 );
 
 fuseTest(

@@ -19,7 +19,7 @@ import type { Attr } from "../../../ffi/stat.ts";
 import { metaName, type MetaOverride } from "../../store/scratch.ts";
 import { LAYER_TIME_S, type SetAttr } from "../backend.ts";
 import { copyUp } from "./copyup.ts";
-import { baseName, type ONode, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG } from "./nodes.ts";
+import { baseName, type ONode, typeOfKind } from "./nodes.ts";
 import type { OverlayParts } from "./parts.ts";
 
 /** Attributes of a node, or an errno. */
@@ -31,7 +31,7 @@ export function attrOf(ov: OverlayParts, n: ONode): Attr | number {
     return { ...a, ino: n.ino, nlink: n.kind === "dir" ? 2 + subdirs(ov, n, a.nlink) : a.nlink };
   }
   const c = n.lower!;
-  const type = c.kind === "dir" ? S_IFDIR : c.kind === "file" ? S_IFREG : S_IFLNK;
+  const type = typeOfKind(c.kind);
   const m = n.meta;
   const ns = (t: string | undefined) => t !== undefined ? BigInt(t) : undefined;
   return {
@@ -191,12 +191,15 @@ export function lastAttr(ov: OverlayParts, n: ONode): Attr {
 
 /** Zeroed attributes of a node with nothing left to stat, under its file type. */
 export function goneAttr(n: ONode): Attr {
-  const type = n.kind === "dir"
-    ? S_IFDIR
-    : n.kind === "file"
-    ? S_IFREG
-    : n.kind === "symlink"
-    ? S_IFLNK
-    : S_IFIFO;
-  return { ino: n.ino, mode: type, nlink: 0, uid: 0, gid: 0, size: 0, blocks: 0, blksize: 4096, time: 0 };
+  return {
+    ino: n.ino,
+    mode: typeOfKind(n.kind),
+    nlink: 0,
+    uid: 0,
+    gid: 0,
+    size: 0,
+    blocks: 0,
+    blksize: 4096,
+    time: 0,
+  };
 }

@@ -58,6 +58,10 @@ export const kindOfMode = (mode: number): Kind =>
     ? "symlink"
     : "other";
 
+/** The st_mode file-type bits of a node kind; "other" (a FIFO or socket in scratch) as a FIFO. */
+export const typeOfKind = (kind: Kind): number =>
+  kind === "dir" ? S_IFDIR : kind === "file" ? S_IFREG : kind === "symlink" ? S_IFLNK : S_IFIFO;
+
 export const parentPath = (p: string) => p.slice(0, p.lastIndexOf("/"));
 export const baseName = (p: string) => p.slice(p.lastIndexOf("/") + 1);
 

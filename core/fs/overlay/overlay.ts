@@ -404,8 +404,6 @@ export class Overlay implements OverlayParts {
         if (!n.detached) {
           this.table.unnumber(path);
           if (dir) unlinked.push([dir.ino, baseName(path)]);
-        }
-        if (!n.detached) {
           const a = trash === undefined ? E.ENOENT : lstat(trash + path);
           n.detached = typeof a === "number" ? goneAttr(n) : { ...a, ino: n.ino, nlink: 0 };
         }

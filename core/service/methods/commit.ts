@@ -94,10 +94,11 @@ async function commitOnce(
   // other's inode, so their dentries go before the commit returns. Each notice takes its dir's
   // lock, which a held request may hold: thaw first.
   if (hold) s.worker.send({ type: "thaw", id: rt.id });
-  if ("ok" in r && r.ok && r.unlinked?.length) await s.worker.invalidateEntries(r.unlinked);
+  const { unlinked = [], known = [] } = "ok" in r && r.ok ? r : {};
+  await s.worker.invalidateEntries(unlinked);
   // the layer dropped owners, times and split links' counts: the kernel's cached attributes (1 s)
   // would still show them, so a stat right after the commit would not match a restart
-  if ("ok" in r && r.ok && r.known?.length) await s.worker.invalidateAttrs(r.known);
+  await s.worker.invalidateAttrs(known);
   rt.layers = layers;
   if (rt.durable) s.rdb.put(rt);
   // the tag names the environment as committed: the whole stack, so `spfs run TAG` (or a pull
