@@ -197,7 +197,7 @@ export class OverlayBackend implements FsBackend {
     this.#pins.set(n.ino, fd);
   }
   list(ino: number): DirEntry[] | Errno {
-    const list = this.overlay.list(ino);
+    const list = this.overlay.list(ino, true);
     if (typeof list === "number") return list;
     return list.map(([name, n]) => {
       let type = DT[n.kind];

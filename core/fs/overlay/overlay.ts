@@ -186,8 +186,13 @@ export class Overlay implements OverlayParts {
     return attrOf(this, n);
   }
 
-  /** The merged listing of a dir: lower entries not masked, then scratch entries (which win). */
-  list(ino: number): [string, ONode][] | number {
+  /**
+   * The merged listing of a dir: lower entries not masked, then scratch entries (which win). With
+   * `transient` (a readdir), the nodes made only for it are dropped again: the kernel holds no
+   * reference to a listed name, and keeping one node per name would grow the table by every tree
+   * a runtime lists. Their paths keep their numbers, so a later lookup returns the listed inode.
+   */
+  list(ino: number, transient = false): [string, ONode][] | number {
     const dir = this.node(ino);
     if (!dir) return E.ENOENT;
     if (dir.kind !== "dir") return E.ENOTDIR;
@@ -203,11 +208,15 @@ export class Overlay implements OverlayParts {
         if (!e.name.startsWith(WH_PREFIX)) names.add(e.name);
       }
     }
-    const out: [string, ONode][] = [];
+    const out: [string, ONode][] = [], made: ONode[] = [];
     for (const name of names) {
+      const fresh = transient && !this.table.atPath(`${dir.path}/${name}`);
       const n = this.child(dir, name);
-      if (n) out.push([name, n]);
+      if (!n) continue;
+      out.push([name, n]);
+      if (fresh) made.push(n);
     }
+    for (const n of made) if (n.nlookup <= 0 && n.openFds <= 0) this.table.drop(n);
     return out;
   }
 

@@ -563,6 +563,49 @@ Deno.test("inode numbers survive the kernel forgetting them, in editable and rea
   assert.equal((f.vfs.lookup(view, ROOT_INO, "dir") as { ino: number }).ino, r1.ino);
 });
 
+Deno.test("a readdir keeps no node for the names it lists; a later lookup returns the listed inode", async () => {
+  await using f = await fixture();
+  const b = backend(f);
+  const table = b.overlay.table;
+  const before = table.nodes.size;
+  const dir = b.lookup(ROOT_INO, "dir") as Attr;
+  const listed = b.list(dir.ino);
+  assert.notEqual(typeof listed, "number");
+  const entries = listed as { name: string; ino: number; type: number }[];
+  assert.deepEqual(entries.map((e) => e.name).sort(), ["b.txt", "sub"]);
+  assert.equal(table.nodes.size, before + 1, "only `dir`, which the kernel looked up");
+  assert.equal(table.atPath("/dir/b.txt"), undefined);
+  for (const e of entries) {
+    const a = b.lookup(dir.ino, e.name) as Attr;
+    assert.equal(a.ino, e.ino, `${e.name}: the dirent's inode is the lookup's`);
+  }
+  // a listed name that is already a node (looked up, or open) stays one
+  b.list(dir.ino);
+  assert.equal(table.atPath("/dir/b.txt")?.nlookup, 1);
+  assert.equal(table.nodes.size, before + 3);
+});
+
+Deno.test("a lower dir comes into scratch whole with its own mode, whatever the umask", async () => {
+  await using f = await fixture({
+    populate: async (src) => {
+      for (const [d, mode] of [["open", 0o777], ["ro", 0o555], ["priv", 0o700]] as const) {
+        await Deno.mkdir(`${src}/${d}/deep`, { recursive: true });
+        await Deno.writeTextFile(`${src}/${d}/deep/x`, d);
+        await Deno.chmod(`${src}/${d}`, mode);
+      }
+    },
+  });
+  for (const [d, mode] of [["open", 0o777], ["ro", 0o555], ["priv", 0o700]] as const) {
+    const deep = node(f.ov, `${d}/deep`);
+    const made = f.ov.create(deep.ino, "new", 0o644, me) as { node: ONode; fd: number };
+    assert.equal(typeof made, "object", `${d}: ${made}`);
+    libc().close(made.fd);
+    assert.equal(Deno.statSync(`${f.scratch}/${d}`).mode! & 0o7777, mode, `${d}: the lower dir's mode`);
+    assert.equal(readUpper(f, `${d}/deep/new`), "");
+  }
+  assert.deepEqual([...Deno.readDirSync(`${f.tmp}/rt/work`)], [], "nothing left in work/");
+});
+
 Deno.test("ctime of a lower file moves to now on chmod, chown and utimensat; layers show 1980", async () => {
   await using f = await fixture();
   const a = node(f.ov, "a.txt");
