@@ -4,7 +4,7 @@
  * `work/` for atomic copy-up. Paths here are scratch paths, never under the mount point.
  */
 import { E } from "../../../ffi/errno.ts";
-import { chmod, lchown, mkdir, openDirAnchor, rename, touch, unlink } from "../../../ffi/fsops.ts";
+import { chmod, lchown, mkdir, openDirAnchor, rename, rmdir, touch, unlink } from "../../../ffi/fsops.ts";
 import { platform } from "../../platform/facts.ts";
 import { libc } from "../../../ffi/sys.ts";
 import { maskName, metaName, OPAQUE_NAME, parseScratchName, WH_PREFIX } from "../../store/scratch.ts";
@@ -107,10 +107,14 @@ export class UpperDir {
     if (e) return e;
     const path = this.path(dir);
     const mode = dir.lower?.mode ?? 0o755;
-    let rc = mkdir(path, mode);
-    if (rc === E.EEXIST) rc = 0;
+    // made in work/ with its mode, then renamed into place, so a crash never leaves the umask's
+    // mode; moving a dir rewrites its "..", which takes u+wx on it (rename(2) EACCES) until the end
+    const tmp = this.tmp();
+    let rc = mkdir(tmp, mode | 0o300) || chmod(tmp, mode | 0o300) || rename(tmp, path);
+    if (rc) rmdir(tmp);
+    if (!rc && (mode & 0o300) !== 0o300) rc = chmod(path, mode);
+    else if (rc === E.EEXIST || rc === E.ENOTEMPTY) rc = chmod(path, mode);
     if (rc) return rc;
-    chmod(path, mode);
     dir.upper = true;
     dir.state = emptyState();
     return 0;
