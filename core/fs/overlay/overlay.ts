@@ -99,6 +99,14 @@ export class Overlay implements OverlayParts {
     return this.table.nodes;
   }
 
+  /**
+   * How many nodes made by readdirs are kept, oldest dropped first when nobody looked them up
+   * (16,384 nodes: about 4 MB). Tests lower it.
+   */
+  listedMax = 16_384;
+  /** Nodes made by readdirs, oldest first. */
+  readonly #listed = new Set<ONode>();
+
   /** The node of an inode of this runtime (the shared root inode maps to this runtime's root). */
   node(ino: number): ONode | undefined {
     return ino === ROOT_INO ? this.root : this.table.nodes.get(ino);
@@ -188,9 +196,10 @@ export class Overlay implements OverlayParts {
 
   /**
    * The merged listing of a dir: lower entries not masked, then scratch entries (which win). With
-   * `transient` (a readdir), the nodes made only for it are dropped again: the kernel holds no
-   * reference to a listed name, and keeping one node per name would grow the table by every tree
-   * a runtime lists. Their paths keep their numbers, so a later lookup returns the listed inode.
+   * `transient` (a readdir), the nodes made only for it are kept for a later lookup (a `find` then
+   * a `cat`), but only the last `listedMax` of them: the kernel holds no reference to a listed name,
+   * and keeping one node per name would grow the table by every tree a runtime lists. A dropped
+   * path keeps its number, so a later lookup still returns the listed inode.
    */
   list(ino: number, transient = false): [string, ONode][] | number {
     const dir = this.node(ino);
@@ -216,7 +225,12 @@ export class Overlay implements OverlayParts {
       out.push([name, n]);
       if (fresh) made.push(n);
     }
-    for (const n of made) if (n.nlookup <= 0 && n.openFds <= 0) this.table.drop(n);
+    for (const n of made) this.#listed.add(n);
+    for (const n of this.#listed) {
+      if (this.#listed.size <= this.listedMax) break;
+      this.#listed.delete(n);
+      if (n.nlookup <= 0 && n.openFds <= 0 && this.table.nodes.get(n.ino) === n) this.table.drop(n);
+    }
     return out;
   }
 

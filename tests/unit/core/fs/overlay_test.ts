@@ -563,9 +563,10 @@ Deno.test("inode numbers survive the kernel forgetting them, in editable and rea
   assert.equal((f.vfs.lookup(view, ROOT_INO, "dir") as { ino: number }).ino, r1.ino);
 });
 
-Deno.test("a readdir keeps no node for the names it lists; a later lookup returns the listed inode", async () => {
+Deno.test("readdirs keep at most listedMax nodes nobody looked up; a later lookup returns the listed inode", async () => {
   await using f = await fixture();
   const b = backend(f);
+  b.overlay.listedMax = 0;
   const table = b.overlay.table;
   const before = table.nodes.size;
   const dir = b.lookup(ROOT_INO, "dir") as Attr;
@@ -583,6 +584,15 @@ Deno.test("a readdir keeps no node for the names it lists; a later lookup return
   b.list(dir.ino);
   assert.equal(table.atPath("/dir/b.txt")?.nlookup, 1);
   assert.equal(table.nodes.size, before + 3);
+
+  // the newest listedMax of them stay
+  b.overlay.listedMax = 1;
+  const sub = b.lookup(dir.ino, "sub") as Attr;
+  b.list(sub.ino);
+  assert.notEqual(table.atPath("/dir/sub/c.txt"), undefined, "kept: one within listedMax");
+  b.list(ROOT_INO);
+  assert.equal(table.atPath("/dir/sub/c.txt"), undefined, "dropped: the oldest beyond listedMax");
+  assert.equal((b.lookup(sub.ino, "c.txt") as Attr).ino, (b.list(sub.ino) as { ino: number }[])[0].ino);
 });
 
 Deno.test("a lower dir comes into scratch whole with its own mode, whatever the umask", async () => {
