@@ -15,6 +15,22 @@ while time.time() < end:
     t = time.perf_counter_ns(); os.stat(sys.argv[1]); lat.append(time.perf_counter_ns() - t)
 lat.sort(); print(lat[int(len(lat) * 0.99)], lat[-1])`;
 
+/** Times `a` then `b` (into `seq`), then both at once (into `par`), in ms. */
+async function oneThenBoth(
+  a: () => Promise<unknown>,
+  b: () => Promise<unknown>,
+  seq: number[],
+  par: number[],
+): Promise<void> {
+  const t0 = performance.now();
+  await a();
+  await b();
+  seq.push(performance.now() - t0);
+  const t1 = performance.now();
+  await Promise.all([a(), b()]);
+  par.push(performance.now() - t1);
+}
+
 /**
  * @param sb a sandbox whose store has tags "big" (a 1 GiB big.bin) and "tenk" (10,000 files under t/)
  */
@@ -59,22 +75,8 @@ export async function concurrencyRows(sb: Sandbox): Promise<void> {
       await p99max(busy);
       await copy;
 
-      const t0 = performance.now();
-      await readIn("tenk");
-      await readIn("tenk-b");
-      seq.push(performance.now() - t0);
-      const t1 = performance.now();
-      await Promise.all([readIn("tenk"), readIn("tenk-b")]);
-      par.push(performance.now() - t1);
-      if (ov.code === 0) {
-        const t2 = performance.now();
-        await readOvl("a");
-        await readOvl("b");
-        seqO.push(performance.now() - t2);
-        const t3 = performance.now();
-        await Promise.all([readOvl("a"), readOvl("b")]);
-        parO.push(performance.now() - t3);
-      }
+      await oneThenBoth(() => readIn("tenk"), () => readIn("tenk-b"), seq, par);
+      if (ov.code === 0) await oneThenBoth(() => readOvl("a"), () => readOvl("b"), seqO, parO);
     }
   } finally {
     if (ov.code === 0) await runner().run(["fusermount3", "-u", "-z", ovl]);

@@ -523,10 +523,11 @@ fuseTest(
  */
 async function withBase(
   body: (sb: Sandbox, M: string, sh: (script: string, opts?: string[]) => Promise<string>) => Promise<void>,
+  tree: Record<string, string> = { "keep": "k\n" },
 ): Promise<void> {
   const sb = Sandbox.create();
   try {
-    writeTree(join(sb.root, "src"), { "keep": "k\n" });
+    writeTree(join(sb.root, "src"), tree);
     await sb.ok(["commit", join(sb.root, "src"), "-t", "base"]);
     await body(
       sb,
@@ -617,14 +618,9 @@ fuseTest(
 
 fuseTest(
   "commit under steady writes: a program that never stops writing does not stop its runtime's commits",
-  async () => {
+  () =>
     // a log, a language server's cache, an agent's scratch files: the runtime never goes still
-    const sb = Sandbox.create();
-    try {
-      const src = join(sb.root, "src");
-      writeTree(src, { "var/keep": "k\n", "bin/tool": "t\n" });
-      await sb.ok(["commit", src, "-t", "base"]);
-      const M = sb.mountpoint;
+    withBase(async (sb, M) => {
       const writer = [
         "import os, sys, time",
         "i = 0",
@@ -661,8 +657,5 @@ fuseTest(
       }
       assert.ok(last > 0 && last <= total, `${last} committed lines of ${total}`);
       console.log(`  4 commits landed while a program wrote ${total} lines; the last kept ${last}`);
-    } finally {
-      await sb.dispose();
-    }
-  },
+    }, { "var/keep": "k\n", "bin/tool": "t\n" }),
 );

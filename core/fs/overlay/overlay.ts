@@ -217,15 +217,14 @@ export class Overlay implements OverlayParts {
         if (!e.name.startsWith(WH_PREFIX)) names.add(e.name);
       }
     }
-    const out: [string, ONode][] = [], made: ONode[] = [];
+    const out: [string, ONode][] = [];
     for (const name of names) {
-      const fresh = transient && !this.table.atPath(`${dir.path}/${name}`);
+      const known = this.table.nodes.size;
       const n = this.child(dir, name);
       if (!n) continue;
       out.push([name, n]);
-      if (fresh) made.push(n);
+      if (transient && this.table.nodes.size > known) this.#listed.add(n); // made for this listing
     }
-    for (const n of made) this.#listed.add(n);
     for (const n of this.#listed) {
       if (this.#listed.size <= this.listedMax) break;
       this.#listed.delete(n);

@@ -109,11 +109,10 @@ export class UpperDir {
     const mode = dir.lower?.mode ?? 0o755;
     // made in work/ with its mode, then renamed into place, so a crash never leaves the umask's
     // mode; moving a dir rewrites its "..", which takes u+wx on it (rename(2) EACCES) until the end
-    const tmp = this.tmp();
-    let rc = mkdir(tmp, mode | 0o300) || chmod(tmp, mode | 0o300) || rename(tmp, path);
+    const tmp = this.tmp(), movable = mode | 0o300;
+    let rc = mkdir(tmp, movable) || chmod(tmp, movable) || rename(tmp, path);
     if (rc) rmdir(tmp);
-    if (!rc && (mode & 0o300) !== 0o300) rc = chmod(path, mode);
-    else if (rc === E.EEXIST || rc === E.ENOTEMPTY) rc = chmod(path, mode);
+    if (rc === E.EEXIST || rc === E.ENOTEMPTY || (!rc && movable !== mode)) rc = chmod(path, mode);
     if (rc) return rc;
     dir.upper = true;
     dir.state = emptyState();
