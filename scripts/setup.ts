@@ -2,8 +2,8 @@
  * Installs what spfs needs on a Debian-like machine: fuse3 (libfuse3 + fusermount3); with
  * `--bench` also fuse-overlayfs and skopeo; with `--test` the tools the real workloads use (git,
  * python3 with venv, xfsprogs for the reflink test on an XFS image, systemd for `systemd-analyze
- * verify`, docker-registry for push/pull against a real registry). As root it runs apt-get; otherwise it prints the exact command
- * and exits 1. Also pre-fetches the npm dependencies so the first run does not pay for it.
+ * verify`, docker-registry for push/pull against a real registry, strace for the crash tests).
+ * As root it runs apt-get; otherwise it prints the exact command and exits 1. Also pre-fetches the npm dependencies so the first run does not pay for it.
  */
 import { loadConfig } from "../core/config.ts";
 import { checkLibfuse } from "../core/platform/checks.ts";
@@ -46,6 +46,8 @@ if (test || bench) {
   if (!(await have("systemd-analyze"))) missing.push("systemd");
   // a real OCI registry (CNCF distribution) on 127.0.0.1 for push/pull tests
   if (!(await have("docker-registry"))) missing.push("docker-registry");
+  // the overlay crash tests kill an op at each of its syscalls by strace's fault injection
+  if (!(await have("strace"))) missing.push("strace");
 }
 // the bench compares pull and push with skopeo copy
 if (bench && !(await have("skopeo"))) missing.push("skopeo");

@@ -175,8 +175,9 @@ export function deepCopyUp(ov: OverlayParts, n: ONode): number {
   const l = ov.list(n.ino);
   if (typeof l === "number") return l;
   for (const [, c] of l) if ((e = deepCopyUp(ov, c))) return e;
+  // opaque first: a crash before the masks are gone leaves them redundant, not the lower entries back
   if (n.lowerSources) {
-    e = ov.upper.clearMarkers(n) || ov.upper.markOpaque(n);
+    e = ov.upper.markOpaque(n) || ov.upper.clearMarkers(n, true);
     if (e) return e;
   }
   return 0;

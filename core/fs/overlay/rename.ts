@@ -59,18 +59,28 @@ export function renameNode(
     ov.upper.ensure(ndir, (m) => ov.parentOf(m));
   if (e) return e;
   const lowerAtDst = ndir.lowerSources ? ov.vfs.childrenOf(ndir.lowerSources).get(nname) : undefined;
-  if (!exchange && (e = prepareTarget(ov, src, dst, !!lowerAtDst))) return e;
+  const target = exchange ? {} : prepareTarget(ov, ndir, nname, src, dst, !!lowerAtDst);
+  if (typeof target === "number") return target;
+  const undoTarget = () => {
+    if (target.away) ov.upper.restore(dst!, target.away);
+    if (target.masked) ov.upper.removeMask(ndir, nname);
+  };
   const from = `${dir.path}/${name}`, to = `${ndir.path}/${nname}`;
   // the old name's mask goes first and the new name's after: a scratch entry wins over a mask
   // (README "Editable runtimes"), so a service killed between the two steps shows the old name,
   // or the new one, never both or neither
   const maskSrc = !exchange && lowerAtSrc;
-  if (maskSrc && (e = ov.upper.addMask(dir, name, (m) => ov.parentOf(m)))) return e;
+  if (maskSrc && (e = ov.upper.addMask(dir, name, (m) => ov.parentOf(m)))) {
+    undoTarget();
+    return e;
+  }
   const rc = renameat2(ov.upper.path(from), ov.upper.path(to), flags & RENAME_EXCHANGE);
   if (rc) {
     if (maskSrc) ov.upper.removeMask(dir, name);
+    undoTarget();
     return rc;
   }
+  if (target.away) ov.upper.discard(target.away);
   ov.upper.invalidate();
   if (exchange) {
     const tmp = `${to}\0swap`;
@@ -91,17 +101,35 @@ export function renameNode(
 }
 
 /**
- * Clears what would show through at the target before the rename: the whiteouts in a dir it
- * replaces, a lower dir under it (its mask and a lower file's metadata change go after the rename).
+ * Makes way at the target before the rename. A dir moving over a lower dir is made opaque first
+ * (harmless if the rename fails: nothing lower shows at its own name). A scratch dir it replaces
+ * that holds whiteouts goes into work/ whole (rename(2) replaces only an empty dir), behind a mask
+ * of its name when a lower entry is there: a crash in between shows the target gone, never the
+ * lower entries its whiteouts hid. Returns what to undo if the rename fails, or an errno.
  */
 function prepareTarget(
   ov: OverlayParts,
+  ndir: ONode,
+  nname: string,
   src: ONode,
   dst: ONode | undefined,
   lowerAtDst: boolean,
-): number {
-  let e = 0;
-  if (dst?.upper && dst.kind === "dir" && (e = ov.upper.clearMarkers(dst))) return e;
-  if (src.kind === "dir" && lowerAtDst && !src.state?.opaque) e = ov.upper.markOpaque(src);
-  return e;
+): { away?: string; masked?: boolean } | number {
+  if (src.kind === "dir" && lowerAtDst && !src.state?.opaque) {
+    const e = ov.upper.markOpaque(src);
+    if (e) return e;
+  }
+  if (!dst?.upper || dst.kind !== "dir") return {};
+  let masked = false;
+  if (lowerAtDst && !ov.upper.state(ndir)?.masks.has(nname)) {
+    const e = ov.upper.addMask(ndir, nname, (m) => ov.parentOf(m));
+    if (e) return e;
+    masked = true;
+  }
+  const away = ov.upper.moveAway(dst);
+  if (typeof away === "number") {
+    if (masked) ov.upper.removeMask(ndir, nname);
+    return away;
+  }
+  return { away, masked };
 }

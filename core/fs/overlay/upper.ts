@@ -167,22 +167,60 @@ export class UpperDir {
 
   /** Makes an upper dir opaque: no lower entry below it shows any more. */
   markOpaque(n: ONode): number {
+    const st = this.state(n)!;
     const rc = touch(`${this.path(n)}/${OPAQUE_NAME}`);
     if (rc) return rc;
-    n.state!.opaque = true;
+    st.opaque = true;
     n.lowerSources = null;
     return 0;
   }
 
-  /** Deletes the whiteout files of an upper dir whose merged listing is empty. */
-  clearMarkers(n: ONode): number {
+  /**
+   * Deletes the whiteout files of an upper dir whose merged listing is empty, or with `keepOpaque`
+   * those of an opaque dir but its opaque marker (they hide nothing any more).
+   */
+  clearMarkers(n: ONode, keepOpaque = false): number {
     for (const e of Deno.readDirSync(this.path(n))) {
-      if (!e.name.startsWith(WH_PREFIX)) continue;
+      if (!e.name.startsWith(WH_PREFIX) || (keepOpaque && e.name === OPAQUE_NAME)) continue;
       const rc = unlink(`${this.path(n)}/${e.name}`);
       if (rc) return rc;
     }
-    n.state = emptyState();
+    n.state = { ...emptyState(), opaque: keepOpaque };
     return 0;
+  }
+
+  /**
+   * Moves upper dir `n` into work/ when it holds whiteouts, ahead of a rename over it (rename(2)
+   * replaces only an empty dir). Returns its work path, undefined when it held nothing (it stays),
+   * or an errno. Pair with `discard` after the rename, or `restore` when the rename failed.
+   */
+  moveAway(n: ONode): string | undefined | number {
+    const path = this.path(n);
+    let empty: boolean;
+    try {
+      empty = Deno.readDirSync(path)[Symbol.iterator]().next().done === true;
+    } catch (e) {
+      return e instanceof Deno.errors.NotFound ? E.ENOENT : E.EIO;
+    }
+    if (empty) return undefined;
+    const tmp = this.tmp();
+    const rc = rename(path, tmp);
+    if (rc) return rc;
+    this.invalidate();
+    n.state = emptyState();
+    return tmp;
+  }
+
+  /** Puts back a dir moveAway took, after the step it made way for failed. */
+  restore(n: ONode, tmp: string): void {
+    if (!rename(tmp, this.path(n))) n.state = undefined; // read again from disk when next needed
+  }
+
+  /** Removes a tree moveAway put in work/; what fails here the restart sweep removes. */
+  discard(tmp: string): void {
+    try {
+      Deno.removeSync(tmp, { recursive: true });
+    } catch { /* left for the sweep of work/ */ }
   }
 
   /** A root service creates entries as their caller, as a local disk would. */
