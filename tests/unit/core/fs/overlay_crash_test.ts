@@ -1,6 +1,6 @@
 /**
  * Crash points of the overlay ops that change more than one scratch entry (rmdir of a dir holding
- * whiteouts, rename over one). Each op runs in a child process (tests/support/overlay_op.ts) that
+ * whiteouts, rename over one, rename of a lower file or tree). Each op runs in a child process (tests/support/overlay_op.ts) that
  * strace kills with SIGKILL at one of its scratch syscalls, in turn at every one of them; a fresh
  * overlay over what is left (work/ emptied, as the restart sweep does) must show the state before
  * the op or one on the way to after it, and never a lower entry that a whiteout had hidden.
@@ -9,10 +9,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { importDir } from "../../../../core/store/importer.ts";
 import { encodeLayer } from "../../../../core/store/objects.ts";
-import { type ONode, Overlay } from "../../../../core/fs/overlay/overlay.ts";
+import type { ONode } from "../../../../core/fs/overlay/overlay.ts";
 import { ObjectStore } from "../../../../core/store/store.ts";
 import { ROOT_INO, Vfs } from "../../../../core/fs/vfs.ts";
 import { runner } from "../../../../core/runner.ts";
+import { overlayIn } from "../../../support/overlay_op.ts";
 
 const me = { uid: Deno.uid() ?? 0, gid: Deno.gid() ?? 0 };
 const PROBE = new URL("../../../support/overlay_op.ts", import.meta.url).pathname;
@@ -42,31 +43,17 @@ async function prepared(tmp: string): Promise<{ store: string; layer: string; vf
   const layer = store.putBytes(encodeLayer(manifest));
   const vfs = new Vfs(store, me.uid, me.gid);
   const scratch = join(tmp, "prepared");
-  const ov = overlay(vfs, layer, scratch);
+  const ov = overlayIn(vfs, layer, scratch);
   const d = ov.lookup(ROOT_INO, "d") as ONode;
   for (const name of ["x", "y"]) assert.equal(ov.unlink(d.ino, name), 0);
   assert.equal(ov.unlink((ov.lookup(ROOT_INO, "s") as ONode).ino, "g"), 0);
   return { store: join(tmp, "store"), layer, vfs, scratch };
 }
 
-function overlay(vfs: Vfs, layer: string, scratch: string): Overlay {
-  Deno.mkdirSync(join(scratch, "scratch"), { recursive: true });
-  Deno.mkdirSync(join(scratch, "work"), { recursive: true });
-  return new Overlay({
-    id: "t",
-    scratch: join(scratch, "scratch"),
-    work: join(scratch, "work"),
-    vfs,
-    layers: [layer],
-    rootSources: vfs.view([layer]).rootSources,
-    reflink: false,
-  });
-}
-
 /** The merged tree as "path" lines (dirs end in /), as a restarted service would show it. */
 function view(vfs: Vfs, layer: string, dir: string): string[] {
   Deno.removeSync(join(dir, "work"), { recursive: true }); // the restart sweep
-  const ov = overlay(vfs, layer, dir);
+  const ov = overlayIn(vfs, layer, dir);
   const out: string[] = [];
   const walk = (ino: number, prefix: string) => {
     const l = ov.list(ino);
@@ -105,8 +92,7 @@ async function crashViews(p: Awaited<ReturnType<typeof prepared>>, tmp: string, 
       PROBE,
       p.store,
       p.layer,
-      join(dir, "scratch"),
-      join(dir, "work"),
+      dir,
       ...op,
     ]);
     return { dir, r };
