@@ -506,13 +506,13 @@ export function readlinkBytes(path: string): Uint8Array | number {
 }
 
 /**
- * Probes whether `dir`'s filesystem supports reflinks: clones a small file with FICLONE (Linux)
- * or clonefile(2) (Darwin).
+ * Probes whether a file in `srcDir` can be reflinked into `dstDir` (which may be the same dir):
+ * clones a small file with FICLONE (Linux) or clonefile(2) (Darwin).
  * Returns true, or the errno that refused it (EOPNOTSUPP, EXDEV, EINVAL…).
  */
 export function probeReflink(srcDir: string, dstDir: string): true | number {
   const tag = `.spfs-probe-${Deno.pid}-${Date.now()}`;
-  const a = `${srcDir}/${tag}`, b = `${dstDir}/${tag}`;
+  const a = `${srcDir}/${tag}`, b = `${dstDir}/${tag}.clone`;
   try {
     Deno.writeFileSync(a, new Uint8Array(4096).fill(7));
     if (darwin) {

@@ -72,15 +72,6 @@ export interface FsBackend {
   readonly attrTimeout: number;
   /** Whether a directory listing below the root may stay in the kernel's readdir cache. */
   readonly cacheListings: boolean;
-  /**
-   * Whether readdirplus hands the kernel an inode for each file it lists (directories always get
-   * one), which spares the LOOKUP of a later open or stat. Worth it where file inodes are shared
-   * by environments, since the kernel likely holds them already. Not where they belong to one
-   * runtime: each costs a kernel inode, and the next environment's root lookup prunes them all
-   * again with one FORGET each (a `find` of 10,000 lower files in an editable runtime took about
-   * 1.8x as long with them linked).
-   */
-  readonly linkListedFiles: boolean;
   /** Whether writes can succeed here (decides EROFS vs EXDEV for cross-backend link/rename). */
   readonly writable: boolean;
   /** lookup: the child `name` of dir `parent`, counting one kernel reference. */

@@ -32,8 +32,6 @@ export class ReadOnlyBackend implements FsBackend {
   readonly attrTimeout = 60;
   readonly writable = false;
   readonly cacheListings = true;
-  /** File inodes are (blob, mode), shared by every stack that holds the blob. */
-  readonly linkListedFiles = true;
   constructor(readonly vfs: Vfs, readonly view: View | null, readonly blobs: BlobOpener) {}
 
   lookup(parent: number, name: string): Attr | Errno {

@@ -93,6 +93,8 @@ export class WorkerHandle {
             return resolve(w);
           case "inval":
             return void w.#invalidate(m.inos);
+          case "inval-entries":
+            return void w.invalidateEntries(m.entries);
           case "error":
             return reject(
               new SpfsError("MountFailed", `cannot mount ${cfg.mountpoint}: ${m.message}`, {
@@ -151,7 +153,8 @@ export class WorkerHandle {
   /**
    * Tells the kernel to drop its dentries (dir inode, name), from here and off this thread: each
    * notice takes its dir's lock, which a request waiting on the FUSE thread may hold. Resolves once
-   * every notice is written. Never for root entries, which the kernel never keeps.
+   * every notice is written. Root entries only once the runtime they lead into has ended: each
+   * prunes the kernel's whole cached subtree below it, whichever runtime last looked the name up.
    */
   async invalidateEntries(entries: [number, string][]): Promise<void> {
     const enc = new TextEncoder();

@@ -47,8 +47,6 @@ export class OverlayBackend implements FsBackend {
    * A commit keeps names and inodes as they were.
    */
   readonly cacheListings = true;
-  /** This runtime's file inodes are its own (a write may copy any of them up). */
-  readonly linkListedFiles = false;
   readonly overlay: Overlay;
   readonly #handles = new Map<number, Handle>();
   /** ino → the fd pinning an unlinked scratch file (see above). */

@@ -68,6 +68,13 @@ export class WorkerContext {
    */
   readonly dirHandles = new Map<number, { ino: number; entries: DirEntry[] }>();
   nextDirHandle = 1;
+  /**
+   * Root name → the inode of the last entry handed out for it. The kernel keeps that dentry (and
+   * what it cached below) until a later lookup of the name returns another inode, so an ended
+   * runtime's tree would stay in its caches until the next runtime walked that name, and that
+   * runtime would pay for pruning it. `endedRootEntries` finds them when the runtime ends.
+   */
+  readonly rootEntries = new Map<string, number>();
   /** Serves inodes below the root that no editable runtime owns, and outsiders at the root. */
   readonly shared: ReadOnlyBackend;
   readonly entryBuf: Uint8Array;
@@ -171,10 +178,24 @@ export class WorkerContext {
     this.entryBuf.set(stat, 16);
     return this.entryBuf;
   }
-  /** Replies to a request that creates or finds a name: the entry, or the errno. */
-  replyEntry(req: Ptr, b: FsBackend, a: Attr | number, parent: number): void {
+  /** Replies to a request that creates or finds `name` in `parent`: the entry, or the errno. */
+  replyEntry(req: Ptr, b: FsBackend, a: Attr | number, parent: number, name: string): void {
     if (typeof a === "number") return void this.S.fuse_reply_err(req, a);
+    if (parent === ROOT_INO) this.rootEntries.set(name, a.ino);
     this.S.fuse_reply_entry(req, this.entry(b, a, parent));
+  }
+  /**
+   * The root entries last handed out into runtime `b` (forgotten here): the dentries the kernel
+   * may still hold into it, as (root inode, name) for an invalidation notice.
+   */
+  endedRootEntries(b: FsBackend): [number, string][] {
+    const out: [number, string][] = [];
+    for (const [name, ino] of this.rootEntries) {
+      if (this.vfs.owners.get(ino) !== b) continue;
+      this.rootEntries.delete(name);
+      out.push([ROOT_INO, name]);
+    }
+    return out;
   }
   /** Replies with attributes, or the errno. */
   replyAttr(req: Ptr, a: Attr | number, timeout: number): void {

@@ -55,6 +55,8 @@ export class Mailbox {
      * where no OPEN comes to refuse a corrupt blob at (abi.ts `noOpen`).
      */
     readonly invalidate?: (inos: number[]) => void,
+    /** Told when an editable runtime ends, before its overlay goes: drops its root dentries. */
+    readonly ended: (b: OverlayBackend) => void = () => {},
   ) {
     this.#seq = new Int32Array(seq);
   }
@@ -177,6 +179,7 @@ export class Mailbox {
     r.mount.overlay = undefined;
     r.mount.backend = new ReadOnlyBackend(this.vfs, r.mount, this.blobs);
     this.files?.dropIf((f) => f.b === ov);
+    this.ended(ov);
     ov.dispose();
     this.#overlays.delete(r.mount.id);
   }

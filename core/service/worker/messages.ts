@@ -75,6 +75,8 @@ export type FromWorker =
   | { type: "mounted"; libfuse: string; version: string; fd: number }
   /** Drop the kernel's cached pages and attributes of these inodes (lowlevel.ts invalInodeNotice). */
   | { type: "inval"; inos: number[] }
+  /** Drop these dentries, (dir inode, name): the root names an ended runtime leaves behind. */
+  | { type: "inval-entries"; entries: [number, string][] }
   | { type: "error"; message: string }
   | { type: "log"; level: LogLevel; message: string; fields?: Record<string, unknown> }
   | { type: "exited"; code: number }

@@ -77,6 +77,10 @@ export function buildServer(data: FuseWorkerData, abi: FuseAbi, S: FuseReplies):
     copies.done,
     ctx.files,
     abi.noOpen ? (inos) => post({ type: "inval", inos }) : undefined,
+    (ov) => {
+      const entries = ctx.endedRootEntries(ov);
+      if (entries.length) post({ type: "inval-entries", entries });
+    },
   );
 
   const latency = new Int32Array(data.latency);

@@ -100,13 +100,15 @@ export const readdir: Op<"readdir"> = (c, req, _ino, size, off, fi) =>
  * lookup reference (Linux fs/fuse/readdir.c `fuse_direntplus_link`, which FORGETs the ones it
  * cannot link): each is counted here exactly once, by `lookup`, and uncounted when it does not fit.
  * Entries of the root go out with ino 0 (not linked): nothing at the root is cached, because the
- * root is what differs between environments. Neither are files of a backend whose file inodes are
- * private (`FsBackend.linkListedFiles`).
+ * root is what differs between environments. Files of an editable runtime are linked too, though
+ * each then holds a kernel inode: a `find` then `cat` of 10,000 lower files there took 0.8 s
+ * instead of 1.3 s. An ended runtime's dentries are dropped at once (context.ts
+ * `endedRootEntries`), so the next runtime that walks the same root name does not pay a FORGET
+ * for each of them.
  */
 export const readdirplus: Op<"readdirplus"> = (c, req, _ino, size, off, fi) =>
   fillDir(c, req, size, off, fi, (b, dir, e, rest, next) => {
-    const linked = dir !== ROOT_INO && e.name !== "." && e.name !== ".." &&
-      (b.linkListedFiles || e.type === S_IFDIR);
+    const linked = dir !== ROOT_INO && e.name !== "." && e.name !== "..";
     const a = linked ? b.lookup(dir, e.name) : E.ENOENT;
     // an entry gone since the listing (or not linked) still lists, with ino 0 in its entry
     const param = typeof a === "number" ? c.unlinkedEntry(direntStat(c, e)) : c.entry(b, a, dir);

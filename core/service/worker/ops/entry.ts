@@ -14,10 +14,10 @@ import type { WorkerContext } from "../context.ts";
 export const lookup: Op<"lookup"> = (c, req, parent, name) => {
   c.counters[CTR.lookups]++;
   const p = Number(parent);
-  const b = c.resolve(req, p);
-  const a = b.lookup(p, c.name(name));
+  const b = c.resolve(req, p), n = c.name(name);
+  const a = b.lookup(p, n);
   if (a === E.ENOENT && p !== ROOT_INO) return void c.S.fuse_reply_entry(req, c.negativeEntry);
-  c.replyEntry(req, b, a, p);
+  c.replyEntry(req, b, a, p, n);
 };
 
 /** forget: the kernel dropped `nlookup` references to `ino`; at none, its fd is closed. */

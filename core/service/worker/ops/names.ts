@@ -21,32 +21,35 @@ export const readlink: Op<"readlink"> = (c, req, ino) => {
  * comes here (see `create`): a regular file is made with an fd kept as the inode's.
  */
 export const mknod: Op<"mknod"> = (c, req, parent, name, mode, rdev) => {
-  const p = Number(parent), m = Number(mode);
+  const p = Number(parent), m = Number(mode), n = c.name(name);
   const b = c.resolve(req, p);
   const a = c.abi.noOpen && (m & S_IFMT) === S_IFREG
-    ? createFile(c, b, p, c.name(name), m, c.caller(req))
-    : b.mknod(p, c.name(name), m, BigInt(rdev), c.caller(req));
-  c.replyEntry(req, b, a, p);
+    ? createFile(c, b, p, n, m, c.caller(req))
+    : b.mknod(p, n, m, BigInt(rdev), c.caller(req));
+  c.replyEntry(req, b, a, p, n);
 };
 
 /** mkdir. */
 export const mkdir: Op<"mkdir"> = (c, req, parent, name, mode) => {
-  const b = c.resolve(req, Number(parent));
-  c.replyEntry(req, b, b.mkdir(Number(parent), c.name(name), Number(mode), c.caller(req)), Number(parent));
+  const p = Number(parent), n = c.name(name);
+  const b = c.resolve(req, p);
+  c.replyEntry(req, b, b.mkdir(p, n, Number(mode), c.caller(req)), p, n);
 };
 
 /** symlink: `link` is the target, kept byte for byte; it must be UTF-8 (EILSEQ otherwise). */
 export const symlink: Op<"symlink"> = (c, req, link, parent, name) => {
-  const b = c.resolve(req, Number(parent));
+  const p = Number(parent), n = c.name(name);
+  const b = c.resolve(req, p);
   const target = linkTarget(link);
-  c.replyEntry(req, b, b.symlink(Number(parent), c.name(name), target, c.caller(req)), Number(parent));
+  c.replyEntry(req, b, b.symlink(p, n, target, c.caller(req)), p, n);
 };
 
 /** link: both names must belong to one runtime (EXDEV otherwise). */
 export const link: Op<"link"> = (c, req, ino, parent, name) => {
-  const b = c.resolve(req, Number(parent));
+  const p = Number(parent), n = c.name(name);
+  const b = c.resolve(req, p);
   if (b.writable && c.byOwner(Number(ino)) !== b) return void c.S.fuse_reply_err(req, E.EXDEV);
-  c.replyEntry(req, b, b.link(Number(ino), Number(parent), c.name(name)), Number(parent));
+  c.replyEntry(req, b, b.link(Number(ino), p, n), p, n);
 };
 
 /** unlink. */
