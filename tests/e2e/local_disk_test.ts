@@ -172,6 +172,51 @@ fuseTest("inode numbers stay the same when the kernel drops its caches, editable
   }
 });
 
+fuseTest(
+  "tar -x sets modes, owners and times through its open files as on a local disk; a commit keeps the modes",
+  async () => {
+    const sb = Sandbox.create();
+    const M = sb.mountpoint;
+    try {
+      // a tree with odd modes, owners and times, archived with numeric owners
+      const src = join(sb.root, "src"), tar = join(sb.root, "t.tar"), local = join(sb.root, "local");
+      writeTree(src, { "a/x": "x\n", "a/ro": "ro\n", "a/b/big": "y".repeat(70_000), "setuid": "s\n" });
+      const prep = [
+        `cd ${q(src)}`,
+        "chmod 0444 a/ro && chmod 4755 setuid && chmod 0750 a/b",
+        "chown 65534:65534 a/x && chown 123:456 a/b/big",
+        "touch -h -d '2001-02-03 04:05:06.789' a/x a/ro a/b/big setuid a/b a",
+        `tar --format=posix --numeric-owner -cf ${q(tar)} .`,
+        `mkdir ${q(local)} && tar -xpf ${q(tar)} -C ${q(local)}`,
+      ];
+      assert.equal((await runner().run(["sh", "-ec", prep.join("\n")])).code, 0);
+      const list = (dir: string) =>
+        `cd ${dir} && find . -mindepth 1 -printf '%p %y %m %U:%G %s %T@\\n' | sort`;
+      const want = (await runner().run(["sh", "-c", list(q(local))])).stdout;
+      assert.ok(want.includes("./a/x f 644 65534:65534 2 981173106.7890000000"), want);
+      Deno.mkdirSync(join(sb.root, "empty"));
+      await sb.ok(["commit", join(sb.root, "empty"), "-t", "empty"]);
+      const got = await sb.ok([
+        "run",
+        "--edit",
+        "empty",
+        "--",
+        "sh",
+        "-ec",
+        `mkdir ${M}/t && tar -xpf ${q(tar)} -C ${M}/t && ${list(`${M}/t`)} && ${
+          spfsLine(["commit", "-t", "untarred"])
+        } >/dev/null`,
+      ]);
+      assert.equal(got, want);
+      // a layer keeps names, types and modes; owners and times are normalized (see the next test)
+      const modes = (l: string) => l.split("\n").map((e) => e.split(" ").slice(0, 3).join(" ")).join("\n");
+      assert.equal(modes(await sb.ok(["run", "untarred", "--", "sh", "-c", list(`${M}/t`)])), modes(want));
+    } finally {
+      await sb.dispose();
+    }
+  },
+);
+
 fuseTest("layer files show 1980-01-01 as their times, which zip and wheel tools accept", async () => {
   const sb = Sandbox.create();
   const M = sb.mountpoint;

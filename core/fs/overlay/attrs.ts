@@ -85,6 +85,13 @@ function subdirs(ov: OverlayParts, dir: ONode, upperNlink?: number): number {
 export function setattr(ov: OverlayParts, n: ONode, set: SetAttr, fd: number | undefined): Attr | number {
   if (n.detached && n.kind === "dir") return setGoneDir(n.detached, set);
   if (n.detached) return fd === undefined || !n.upper ? E.ENOENT : setByFd(n, set, fd);
+  // a scratch file open for writing (tar, cp -p and install set attributes right after writing):
+  // through its fd, sparing two walks of its scratch path
+  if (fd !== undefined && n.upper && n.kind === "file") {
+    const a = setByFd(n, set, fd);
+    if (typeof a !== "number") ov.gen++;
+    return a;
+  }
   let e = 0;
   if (set.size !== undefined) {
     if (n.kind === "dir") return E.EISDIR;
@@ -105,8 +112,9 @@ export function setattr(ov: OverlayParts, n: ONode, set: SetAttr, fd: number | u
 const nowNs = (): bigint => BigInt(Date.now()) * 1_000_000n;
 
 /**
- * setattr of a file that has lost its last name (ftruncate, fchmod, fchown, futimens of an fd a
- * process still holds): through the fd only, since its old path may now name another file.
+ * setattr through an fd of the file's scratch copy: the only way for a file that has lost its last
+ * name (ftruncate, fchmod, fchown, futimens of an fd a process still holds), since its old path may
+ * now name another file.
  */
 function setByFd(n: ONode, set: SetAttr, fd: number): Attr | number {
   let e = 0;
