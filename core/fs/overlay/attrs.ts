@@ -81,7 +81,10 @@ function subdirs(ov: OverlayParts, dir: ONode, upperNlink?: number): number {
   return n;
 }
 
-/** setattr(2)-side changes of a node; `fd` is the open handle the kernel passed, if any. */
+/**
+ * setattr(2)-side changes of a node. `fd`, the inode's fd open for writing if any, is always one
+ * of its scratch file: every change then goes through it.
+ */
 export function setattr(ov: OverlayParts, n: ONode, set: SetAttr, fd: number | undefined): Attr | number {
   if (n.detached && n.kind === "dir") return setGoneDir(n.detached, set);
   if (n.detached) return fd === undefined || !n.upper ? E.ENOENT : setByFd(n, set, fd);
@@ -97,7 +100,7 @@ export function setattr(ov: OverlayParts, n: ONode, set: SetAttr, fd: number | u
     if (n.kind === "dir") return E.EISDIR;
     // a truncate to 0 (an O_TRUNC open on Linux) copies no bytes
     if ((e = copyUp(ov, n, set.size === 0))) return e;
-    e = fd !== undefined ? ftruncate(fd, set.size) : truncate(ov.upper.path(n), set.size);
+    e = truncate(ov.upper.path(n), set.size);
     if (e) return e;
   }
   const meta = set.mode !== undefined || set.uid !== undefined || set.gid !== undefined ||
